@@ -1,0 +1,2 @@
+"""g2h_edge.export"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""g2h_edge.firmware_bridge"""
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+from g2h_edge.cli import main
+
+main()

@@ -1,0 +1,2 @@
+"""g2h_edge.engines"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""g2h_edge.gait"""
+__all__: list[str] = []

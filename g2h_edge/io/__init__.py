@@ -1,0 +1,2 @@
+"""g2h_edge.io"""
+__all__: list[str] = []

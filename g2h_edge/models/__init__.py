@@ -1,0 +1,2 @@
+"""g2h_edge.models"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""g2h_edge.runtime"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""g2h_edge.sources"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""g2h_edge.train"""
+__all__: list[str] = []
