@@ -91,7 +91,7 @@ cli.add_command(bench)
 def main(argv=None):
     """Entry point: G2HError becomes a one-line error message and exit status 2."""
     try:
-        cli.main(args=argv, prog_name="g2h-edge", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="g2h-edge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         raise SystemExit(130)
@@ -101,6 +101,6 @@ def main(argv=None):
     except G2HError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2)
-    except SystemExit:
-        raise
+    if isinstance(rv, int) and rv != 0:
+        raise SystemExit(rv)
     return 0
