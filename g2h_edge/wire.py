@@ -26,7 +26,8 @@ from g2h_edge.errors import WireError
 from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAX_MESSAGE_BYTES", "MAX_FRAMES_PER_MESSAGE", "MAX_IC_PER_MESSAGE",
+    "PROTOCOL_VERSION", "MAX_MESSAGE_BYTES", "MAX_OUTPUT_BYTES", "MAX_FRAMES_PER_MESSAGE",
+    "MAX_IC_PER_MESSAGE",
     "MAX_COUNTERS", "MIN_RATE_HZ", "MAX_RATE_HZ", "MIN_BODY_MASS_KG", "MAX_BODY_MASS_KG",
     "STREAM_ID_PATTERN", "STATUS_TOPIC", "NO_STREAM_TOPIC", "REASONS", "UNITS",
     "Meta", "Frames", "End", "SourceStatus",
@@ -38,6 +39,8 @@ __all__ = [
 PROTOCOL_VERSION: int = 1
 #: largest accepted body (bytes); a 1000-frame message is about 50 kB
 MAX_MESSAGE_BYTES: int = 256 * 1024
+#: largest output message (status with many streams can be big; outputs are trusted)
+MAX_OUTPUT_BYTES: int = 64 * 1024 * 1024
 #: most frames in one ``frames`` message
 MAX_FRAMES_PER_MESSAGE: int = 1000
 #: most external events in one ``frames`` message
@@ -152,14 +155,16 @@ def _check_channels(channels) -> tuple[str, ...]:
 
 
 def _check_times(t: np.ndarray) -> None:
-    if not np.isfinite(t).all():
+    # a float64 sum is finite iff every element is (cheaper than isfinite().all())
+    if not math.isfinite(float(t.sum())):
         raise _err("non_finite", "field 't' contains NaN or infinity")
-    if t.shape[0] > 1 and not (np.diff(t) > 0).all():
+    if t.shape[0] > 1 and not (t[1:] > t[:-1]).all():
         raise _err("time_not_increasing", "times in 't' must be strictly increasing")
 
 
 def _check_q(q: np.ndarray) -> None:
-    if not np.isfinite(q).all():
+    # float32 values summed in float64 cannot overflow: NaN/inf in q <=> non-finite sum
+    if not math.isfinite(float(q.sum(dtype=np.float64))):
         raise _err("non_finite", "field 'q' contains NaN or infinity")
 
 
@@ -189,11 +194,11 @@ def _check_counters(counters) -> dict:
     return dict(counters)
 
 
-def _pack(topic: str, body: dict) -> list[bytes]:
+def _pack(topic: str, body: dict, limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
     data = msgpack.packb(body, use_bin_type=True)
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise _err("oversize", f"message of {len(data)} bytes exceeds MAX_MESSAGE_BYTES="
-                   f"{MAX_MESSAGE_BYTES}; send fewer frames per message")
+    if len(data) > limit:
+        raise _err("oversize", f"message of {len(data)} bytes exceeds the limit of {limit} "
+                   "bytes; send fewer frames per message")
     return [topic.encode("utf-8"), data]
 
 
@@ -260,16 +265,16 @@ def encode(msg) -> list[bytes]:
 
 
 # --------------------------------------------------------------------------- decoding
-def _unpack(parts) -> tuple[str, dict]:
+def _unpack(parts, limit: int = MAX_MESSAGE_BYTES) -> tuple[str, dict]:
     """Common envelope checks; returns (topic, body map)."""
     if not isinstance(parts, (list, tuple)) or len(parts) != 2:
         n = len(parts) if isinstance(parts, (list, tuple)) else "?"
         raise _err("bad_multipart", f"expected 2 message parts [topic, body], got {n}")
     topic_b, data = parts
     data = bytes(data) if not isinstance(data, bytes) else data
-    if len(data) > MAX_MESSAGE_BYTES or len(topic_b) > 256:
-        raise _err("oversize", f"message of {len(data)} bytes exceeds MAX_MESSAGE_BYTES="
-                   f"{MAX_MESSAGE_BYTES}")
+    if len(data) > limit or len(topic_b) > 256:
+        raise _err("oversize", f"message of {len(data)} bytes exceeds the limit of {limit} "
+                   "bytes (MAX_MESSAGE_BYTES for inputs)")
     try:
         topic = bytes(topic_b).decode("utf-8")
         body = msgpack.unpackb(data, raw=False, strict_map_key=True)
@@ -407,7 +412,7 @@ def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: f
         body["body_mass_kg"] = float(body_mass_kg)
         body["unit_abs"] = unit.replace("/kg", "")
         body["y_abs"] = (y * np.float32(body_mass_kg)).astype("<f4").tobytes()
-    return _pack(stream, body)
+    return _pack(stream, body, MAX_OUTPUT_BYTES)
 
 
 def encode_reject(stream: str | None, reason: str, detail: str = "", **extra) -> list[bytes]:
@@ -417,19 +422,19 @@ def encode_reject(stream: str | None, reason: str, detail: str = "", **extra) ->
     for k, v in extra.items():
         body[k] = v.item() if isinstance(v, np.generic) else v
     topic = stream if stream else NO_STREAM_TOPIC.decode()
-    return _pack(topic, body)
+    return _pack(topic, body, MAX_OUTPUT_BYTES)
 
 
 def encode_status(status: dict) -> list[bytes]:
     """``status`` output (once a second) on topic ``$status``; ``status`` holds the counters."""
     body = {"v": PROTOCOL_VERSION, "type": "status"}
     body.update(status)
-    return _pack(STATUS_TOPIC.decode(), body)
+    return _pack(STATUS_TOPIC.decode(), body, MAX_OUTPUT_BYTES)
 
 
 def decode_output(parts) -> dict:
     """Decode a server output message; ``y``/``y_abs`` become (T, K) float32 arrays."""
-    topic, body = _unpack(parts)
+    topic, body = _unpack(parts, MAX_OUTPUT_BYTES)
     if body.get("v") != PROTOCOL_VERSION:
         raise _err("unknown_version", f"protocol version {body.get('v')!r} is not supported")
     if body.get("type") not in ("cycle", "reject", "status"):

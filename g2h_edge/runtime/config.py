@@ -1,0 +1,124 @@
+"""The server's one frozen configuration (units in the field names)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from g2h_edge.errors import ConfigError
+from g2h_edge.gait.config import CycleConfig, ICDetectorConfig
+from g2h_edge.schema import SIDES
+from g2h_edge.wire import MAX_BODY_MASS_KG, MAX_RATE_HZ, MIN_BODY_MASS_KG, MIN_RATE_HZ
+
+__all__ = ["ServerConfig", "DEFAULT_LISTEN", "DEFAULT_PUBLISH", "server_config"]
+
+#: default addresses: loopback only (nothing is exposed to the network unless asked)
+DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+
+
+def _num(obj, name, lo, hi, *, optional=False):
+    v = getattr(obj, name)
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+            or not lo <= v <= hi:
+        raise ConfigError(f"ServerConfig.{name} = {v!r} must be a number in [{lo}, {hi}]")
+    object.__setattr__(obj, name, float(v))
+
+
+def _int(obj, name, lo, hi):
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"ServerConfig.{name} = {v!r} must be an integer in [{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``g2h-edge serve`` needs. Addresses are ZeroMQ endpoints.
+
+    ``listen`` binds the SUB socket for inputs; give ``connect`` instead to connect the SUB
+    socket to one or more publishers. ``publish`` binds the PUB socket of results. A port
+    of ``*`` lets the OS pick one (see ``Server.endpoints``).
+    """
+
+    engines: tuple[str, ...]
+    listen: str | None = DEFAULT_LISTEN
+    connect: tuple[str, ...] = ()
+    publish: str = DEFAULT_PUBLISH
+    #: hips to predict: "R" (right cycles) and/or "L" (left cycles, mirrored inputs)
+    sides: tuple[str, ...] = SIDES
+    #: used for streams whose meta gives no body mass (None: per-kg values only)
+    body_mass_kg: float | None = None
+    #: streams that send frames without a meta: assume this rate (None: reject them)
+    default_rate_hz: float | None = None
+    record_path: str | None = None
+    allow_synthetic: bool = False
+    #: a stream with no message for this long is forgotten (reported as stream_expired)
+    stream_timeout_s: float = 10.0
+    status_interval_s: float = 1.0
+    #: most cycles in one engine call (larger groups are split)
+    max_batch: int = 256
+    #: most input messages handled before ready cycles are inferred and published
+    max_drain: int = 512
+    #: SUB receive high-water mark (messages); large so bursts are queued, not dropped
+    rcv_hwm: int = 2_000_000
+    #: run the convention check (radians, gait2354 knee sign) on early windows and cycles
+    check_convention: bool = True
+    #: seconds of a stream's first frames checked for convention before trusting it
+    convention_window_s: float = 2.0
+    #: intra-op threads per engine (None: the engine's default)
+    engine_threads: int | None = None
+    cycle: CycleConfig = field(default_factory=CycleConfig)
+    detector: ICDetectorConfig = field(default_factory=ICDetectorConfig)
+
+    def __post_init__(self):
+        engines = self.engines
+        if isinstance(engines, str) or not isinstance(engines, (tuple, list)) or not engines \
+                or not all(isinstance(e, str) and e for e in engines):
+            raise ConfigError(f"ServerConfig.engines = {engines!r} must be a non-empty list "
+                              "of engine file paths (.pt, .onnx, .plan)")
+        object.__setattr__(self, "engines", tuple(engines))
+        connect = (self.connect,) if isinstance(self.connect, str) else tuple(self.connect)
+        object.__setattr__(self, "connect", connect)
+        if bool(self.listen) == bool(connect):
+            raise ConfigError("give exactly one of ServerConfig.listen (bind) and "
+                              f"ServerConfig.connect (connect), got {self.listen!r} and "
+                              f"{connect!r}")
+        for addr in (self.listen, self.publish, *connect):
+            if addr is not None and (not isinstance(addr, str) or "://" not in addr):
+                raise ConfigError(f"address {addr!r} is not a ZeroMQ endpoint such as "
+                                  "tcp://127.0.0.1:5555 or ipc:///tmp/g2h.sock")
+        sides = tuple(self.sides)
+        if not sides or len(set(sides)) != len(sides) or not set(sides) <= set(SIDES):
+            raise ConfigError(f"ServerConfig.sides = {self.sides!r} must be R, L or R,L")
+        object.__setattr__(self, "sides", sides)
+        _num(self, "body_mass_kg", MIN_BODY_MASS_KG, MAX_BODY_MASS_KG, optional=True)
+        _num(self, "default_rate_hz", MIN_RATE_HZ, MAX_RATE_HZ, optional=True)
+        _num(self, "stream_timeout_s", 0.1, 86400.0)
+        _num(self, "status_interval_s", 0.01, 3600.0)
+        _num(self, "convention_window_s", 0.5, 60.0)
+        _int(self, "max_batch", 1, 65536)
+        _int(self, "max_drain", 1, 1_000_000)
+        _int(self, "rcv_hwm", 0, 2**31 - 1)
+        if self.engine_threads is not None:
+            _int(self, "engine_threads", 1, 256)
+        for name in ("allow_synthetic", "check_convention"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ServerConfig.{name} must be true or false")
+        if self.record_path is not None and not isinstance(self.record_path, str):
+            raise ConfigError(f"ServerConfig.record_path = {self.record_path!r} must be a path")
+        if not isinstance(self.cycle, CycleConfig) or not isinstance(self.detector,
+                                                                        ICDetectorConfig):
+            raise ConfigError("ServerConfig.cycle / .detector must be CycleConfig / "
+                              "ICDetectorConfig instances")
+
+
+def server_config(values: Mapping[str, Any]) -> ServerConfig:
+    """Build a ServerConfig from a mapping; unknown keys raise ConfigError."""
+    known = {f.name for f in dataclasses.fields(ServerConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown ServerConfig key(s) {unknown}; known: {sorted(known)}")
+    return ServerConfig(**dict(values))
