@@ -21,7 +21,8 @@ import msgpack
 
 from g2h_edge.errors import DataError
 
-__all__ = ["RECORD_MAGIC", "RecordWriter", "RecordContents", "read_record", "iter_record"]
+__all__ = ["RECORD_MAGIC", "RecordWriter", "RecordContents", "read_record", "iter_record",
+           "print_record", "export_cycles"]
 
 RECORD_MAGIC = b"G2HREC1\n"
 _LEN = struct.Struct("<I")
@@ -106,3 +107,72 @@ def read_record(path: str) -> RecordContents:
             break
         records.append(rec)
     return RecordContents(records, truncated, nbytes)
+
+
+def _jsonable(o):
+    import numpy as np
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, bytes):
+        return o.hex()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _summary_line(wall: float, msg: dict) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
+    kind = msg.get("type")
+    if kind == "cycle":
+        peaks = " ".join(f"{c}={v:.3g}" for c, v in zip(msg["outputs"],
+                                                         msg["y"].max(axis=0)))
+        return (f"{stamp} cycle  {msg['stream']} {msg['side']} #{msg['cycle']} "
+                f"{msg['t_start']:.3f}-{msg['t_end']:.3f}s {msg['model']} "
+                f"[{msg['unit']}] peak {peaks} latency {msg['latency_ms']:.2f} ms")
+    if kind == "reject":
+        return f"{stamp} reject {msg.get('stream') or '?'} {msg['reason']}: {msg['detail']}"
+    tot = msg.get("totals", {})
+    return (f"{stamp} status streams={tot.get('live_streams', 0)} frames={tot.get('frames', 0)}"
+            f" cycles={tot.get('cycles', 0)} rejects={sum(msg.get('rejects', {}).values())}")
+
+
+def print_record(path: str, *, as_json: bool = False, echo=print) -> list:
+    """Print every message of a record file (a summary line each, or JSON lines); returns
+    the decoded messages. Reports a truncated tail at the end."""
+    import json
+
+    from g2h_edge.wire import decode_output
+
+    contents = read_record(path)
+    out = []
+    for wall, parts in contents.records:
+        msg = decode_output(parts)
+        msg["recorded_at"] = wall
+        out.append(msg)
+        echo(json.dumps(msg, default=_jsonable) if as_json else _summary_line(wall, msg))
+    kinds = {k: sum(m["type"] == k for m in out) for k in ("cycle", "reject", "status")}
+    tail = (f"; truncated tail of {contents.truncated_bytes} bytes ignored (the writer "
+            "stopped mid-record)" if contents.truncated else "")
+    echo(f"# {len(out)} messages: {kinds['cycle']} cycles, {kinds['reject']} rejects, "
+         f"{kinds['status']} status{tail}")
+    return out
+
+
+def export_cycles(messages: list, path: str) -> int:
+    """Write the cycle messages to an NPZ: per-kg ``y`` (N, T, K) for the first model's
+    output set, with stream/side/cycle/t_start/t_end/model/latency_ms columns."""
+    import numpy as np
+
+    cycles = [m for m in messages if m["type"] == "cycle"]
+    if not cycles:
+        raise DataError("the record holds no cycle messages to export", reason="no_cycles")
+    cols = cycles[0]["outputs"]
+    cycles = [m for m in cycles if m["outputs"] == cols]
+    np.savez(path, y=np.stack([m["y"] for m in cycles]).astype(np.float32),
+             out_cols=np.array(cols), unit=np.array(cycles[0]["unit"]),
+             stream=np.array([m["stream"] for m in cycles]),
+             side=np.array([m["side"] for m in cycles]),
+             cycle=np.array([m["cycle"] for m in cycles]),
+             t_start=np.array([m["t_start"] for m in cycles]),
+             t_end=np.array([m["t_end"] for m in cycles]),
+             model=np.array([m["model"] for m in cycles]),
+             latency_ms=np.array([m["latency_ms"] for m in cycles]))
+    return len(cycles)

@@ -1,0 +1,155 @@
+"""``g2h-edge serve | replay | record | demo``: thin click commands over the runtime."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH
+
+__all__ = ["serve_cmd", "replay_cmd", "record_cmd", "demo_cmd"]
+
+
+def _sides(value: str) -> tuple[str, ...]:
+    sides = tuple(s.strip().upper() for s in value.split(",") if s.strip())
+    if not sides or not set(sides) <= {"R", "L"}:
+        raise click.BadParameter(f"{value!r}: use R, L or R,L")
+    return sides
+
+
+@click.command("serve")
+@click.option("--engine", "engines", multiple=True, required=True, type=click.Path(exists=True,
+              dir_okay=False), help="Model file: .pt (torch), .onnx (ONNX Runtime), "
+              ".plan/.engine (TensorRT). Repeat to publish every cycle from several models.")
+@click.option("--listen", default=None, help=f"Bind the input SUB socket here "
+              f"[default {DEFAULT_LISTEN}].")
+@click.option("--connect", multiple=True, help="Connect the input SUB socket to a publisher "
+              "that binds (instead of --listen). Repeatable.")
+@click.option("--publish", default=DEFAULT_PUBLISH, show_default=True,
+              help="Bind the output PUB socket here.")
+@click.option("--sides", default="R,L", show_default=True, help="Hips to predict.")
+@click.option("--body-mass", "body_mass_kg", type=float, default=None,
+              help="Body mass (kg) for streams whose meta has none: adds y_abs (N, Nm).")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False), default=None,
+              help="Append every published message to this file (read it with "
+                   "g2h-edge record FILE).")
+@click.option("--allow-synthetic", is_flag=True, help="Serve models trained on synthetic "
+              "data (their numbers are not physiology).")
+@click.option("--rate-hz", "default_rate_hz", type=float, default=None, help="Accept frames "
+              "from streams without a meta, assuming this rate, IN_COLS order, degrees.")
+@click.option("--stream-timeout", "stream_timeout_s", type=float, default=10.0,
+              show_default=True, help="Forget a stream after this many silent seconds.")
+@click.option("--threads", "engine_threads", type=int, default=None,
+              help="Intra-op threads per engine.")
+@click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
+              "knee-sign checks (not recommended).")
+def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
+              allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads,
+              no_convention_check):
+    """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
+
+    Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
+    the record file is flushed before exit 0.
+    """
+    from g2h_edge.runtime.config import ServerConfig
+    from g2h_edge.runtime.server import serve
+
+    if connect and listen:
+        raise click.UsageError("give --listen or --connect, not both")
+    cfg = ServerConfig(engines=tuple(engines), listen=None if connect else
+                       (listen or DEFAULT_LISTEN), connect=tuple(connect), publish=publish,
+                       sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
+                       allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
+                       stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
+                       check_convention=not no_convention_check)
+
+    def ready(server):
+        names = ", ".join(f"{e.name} [{e.backend}{', SYNTHETIC' if e.synthetic else ''}]"
+                          for e in server.engines)
+        ep = server.endpoints
+        src = ep.get("listen") or "connect " + ", ".join(cfg.connect)
+        click.echo(f"g2h-edge serve: inputs {src} -> outputs {ep['publish']}; engines: "
+                   f"{names}; Ctrl-C to stop", err=True)
+
+    return serve(cfg, on_ready=ready)
+
+
+def _default_stream(path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.:/-]", "_", Path(path).stem)[:64]
+    return stem if stem and stem[0].isalnum() else "s" + stem[:63]
+
+
+@click.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--connect", "connect", default=None, help=f"Connect to a server that binds "
+              f"[default {DEFAULT_LISTEN}].")
+@click.option("--bind", "bind", default=None, help="Bind here instead (the server uses "
+              "--connect).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Playback speed (2 = twice real time).")
+@click.option("--max-rate", is_flag=True, help="Send as fast as possible (no pacing).")
+@click.option("--stream", default=None, help="Stream id [default: the file name].")
+@click.option("--with-events", is_flag=True, help="Send the trial's IC events (force "
+              "plates) in the frames, so the server uses them instead of detecting.")
+@click.option("--frames-per-message", type=int, default=10, show_default=True)
+@click.option("--rate-hz", "npz_rate_hz", type=float, default=100.0, show_default=True,
+              help="Sampling rate of the stream made from a Gait2Hip NPZ.")
+@click.option("--body-mass", "body_mass_kg", type=float, default=None,
+              help="Body mass (kg) sent in the meta (overrides the trial's).")
+@click.option("--convert-gait2354", is_flag=True, help="Flip the old gait2354 knee sign.")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a subscriber.")
+def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames_per_message,
+               npz_rate_hz, body_mass_kg, convert_gait2354, wait_s):
+    """Publish a recorded trial (.mot/.sto/.csv or Gait2Hip .npz) as protocol-v1 frames.
+
+    Waits for a subscriber, paces at the trial's clock, sends `end` last; loses nothing.
+    """
+    from g2h_edge.sources.replay import ReplayConfig, load_trial_file, replay
+
+    if connect and bind:
+        raise click.UsageError("give --connect or --bind, not both")
+    trial = load_trial_file(file, npz_rate_hz=npz_rate_hz, convert_gait2354=convert_gait2354)
+    cfg = ReplayConfig(address=bind or connect or DEFAULT_LISTEN, bind=bool(bind),
+                       stream=stream or _default_stream(file), speed=speed, max_rate=max_rate,
+                       with_events=with_events, frames_per_message=frames_per_message,
+                       body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s)
+    click.echo(f"replaying {file} as stream {cfg.stream!r}: {trial.q.shape[0]} frames at "
+               f"{trial.rate_hz:g} Hz -> {cfg.address}; waiting for a subscriber...", err=True)
+    st = replay(trial, cfg)
+    click.echo(f"sent {st.messages} messages, {st.frames} frames, {st.events} events in "
+               f"{st.wall_s:.2f} s", err=True)
+
+
+@click.command("record")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message "
+              "(arrays as lists).")
+@click.option("--export", "export_npz", type=click.Path(dir_okay=False), default=None,
+              help="Write the cycles to an NPZ (y, stream, side, cycle, t_start, t_end...).")
+def record_cmd(file, as_json, export_npz):
+    """Read back a `serve --record` file (a truncated tail from a crash is tolerated)."""
+    from g2h_edge.runtime.record import export_cycles, print_record
+
+    out = print_record(file, as_json=as_json, echo=click.echo)
+    if export_npz:
+        n = export_cycles(out, export_npz)
+        click.echo(f"wrote {n} cycles to {export_npz}", err=True)
+
+
+@click.command("demo")
+@click.option("--out-dir", type=click.Path(file_okay=False), default="g2h_demo",
+              show_default=True, help="Where the plot and the record go.")
+@click.option("--speed", type=float, default=2.0, show_default=True,
+              help="Replay speed of the example trial.")
+@click.option("--backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto",
+              show_default=True, help="auto: ONNX Runtime on the CPU when export works.")
+@click.option("--no-plot", is_flag=True, help="Skip the PNG.")
+def demo_cmd(out_dir, speed, backend, no_plot):
+    """Run the main job on the bundled example: serve + replay + live table + plot."""
+    from g2h_edge.runtime.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out_dir=out_dir, speed=speed, backend=backend, plot=not no_plot),
+             echo=click.echo)
+

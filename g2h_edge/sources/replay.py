@@ -1,0 +1,194 @@
+"""Replay a recorded trial as protocol-v1 frames over ZeroMQ (``g2h-edge replay``).
+
+Loses nothing: the publisher is an XPUB socket that waits until a subscriber's
+subscription reaches it (no slow-joiner loss), never drops on a full queue
+(``XPUB_NODROP``: sends block instead), sends ``end`` last and lingers until everything
+is delivered. Paced at the trial's own clock times ``speed``, or as fast as possible.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from g2h_edge.errors import ConfigError, DataError
+from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, encode_frames,
+                           encode_meta)
+
+__all__ = ["ReplayConfig", "ReplayStats", "replay", "load_trial_file", "build_messages",
+           "wait_for_subscriber", "RECOMMENDED_FRAMES_PER_MESSAGE"]
+
+#: frames per message we recommend to publishers: ~50 ms of data at 200 Hz, one message per
+#: 10 frames keeps per-message overhead small without adding noticeable latency
+RECOMMENDED_FRAMES_PER_MESSAGE = 10
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Where and how to replay. ``bind=False`` connects to a server that binds (default)."""
+    address: str = "tcp://127.0.0.1:5555"
+    bind: bool = False
+    stream: str = "replay"
+    speed: float = 1.0
+    max_rate: bool = False
+    with_events: bool = False
+    frames_per_message: int = RECOMMENDED_FRAMES_PER_MESSAGE
+    #: a meta is repeated every this many seconds of trial time (late joiners)
+    meta_interval_s: float = 1.0
+    #: give up if no subscriber appears within this many seconds
+    wait_subscriber_s: float = 30.0
+    #: overrides the trial's body mass (None: use the trial's, if any)
+    body_mass_kg: float | None = None
+    send_end: bool = True
+    #: how long to keep delivering queued messages after the last send
+    linger_s: float = 30.0
+
+    def __post_init__(self):
+        check_stream_id(self.stream)
+        if not isinstance(self.address, str) or "://" not in self.address:
+            raise ConfigError(f"ReplayConfig.address {self.address!r} is not a ZeroMQ endpoint")
+        if not (isinstance(self.speed, (int, float)) and math.isfinite(self.speed)
+                and self.speed > 0):
+            raise ConfigError(f"ReplayConfig.speed = {self.speed!r} must be > 0")
+        fpm = self.frames_per_message
+        if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= \
+                MAX_FRAMES_PER_MESSAGE:
+            raise ConfigError(f"ReplayConfig.frames_per_message = {fpm!r} must be an integer "
+                              f"in 1..{MAX_FRAMES_PER_MESSAGE}")
+        for name in ("meta_interval_s", "wait_subscriber_s", "linger_s"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"ReplayConfig.{name} = {v!r} must be > 0")
+
+
+@dataclass
+class ReplayStats:
+    messages: int = 0
+    frames: int = 0
+    events: int = 0
+    wall_s: float = 0.0
+
+
+def load_trial_file(path, *, npz_rate_hz: float = 100.0, convert_gait2354: bool = False):
+    """A Trial from .mot/.sto/.csv (g2h_edge.io.read_trial) or a Gait2Hip NPZ (cycles strung
+    into one continuous stream with known ICs, g2h_edge.io.synth.cycles_to_stream)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", reason="missing_file")
+    if path.suffix.lower() == ".npz":
+        from g2h_edge.io.npz import read_gait2hip_npz
+        from g2h_edge.io.synth import cycles_to_stream
+        return cycles_to_stream(read_gait2hip_npz(path, require_meta=False), npz_rate_hz)
+    from g2h_edge.io.trial import read_trial
+    return read_trial(path, convert_gait2354=convert_gait2354)
+
+
+def build_messages(trial, config: ReplayConfig, *, stream: str | None = None):
+    """[(send_time_s trial clock, [topic, body]), ...] for the whole trial, meta first,
+    meta repeated every meta_interval_s, ``end`` last (when config.send_end)."""
+    stream = stream or config.stream
+    t = np.asarray(trial.t, dtype=np.float64)
+    q = np.asarray(trial.q, dtype=np.float32)
+    if t.ndim != 1 or q.shape != (t.shape[0], 10) or t.shape[0] == 0:
+        raise DataError(f"trial has t {t.shape} and q {q.shape}: expected (n,) and (n, 10)")
+    mass = config.body_mass_kg if config.body_mass_kg is not None else \
+        getattr(trial, "body_mass_kg", None)
+    meta = encode_meta(stream, float(trial.rate_hz), body_mass_kg=mass)
+    events = _events(trial) if config.with_events else []
+    out, ev_i, next_meta = [(float(t[0]), meta)], 0, float(t[0]) + config.meta_interval_s
+    step = config.frames_per_message
+    for seq, i in enumerate(range(0, t.shape[0], step)):
+        tm = t[i:i + step]
+        t_send = float(tm[-1])
+        if t_send >= next_meta:
+            out.append((t_send, meta))
+            next_meta += config.meta_interval_s
+        ic = []
+        while ev_i < len(events) and events[ev_i][0] <= t_send:
+            ic.append(events[ev_i])
+            ev_i += 1
+        out.append((t_send, encode_frames(stream, seq, tm, q[i:i + step], ic=ic or None)))
+    if config.send_end:
+        out.append((float(t[-1]), encode_end(stream)))
+    return out
+
+
+def _events(trial) -> list:
+    ev = getattr(trial, "events", None) or {}
+    if not ev:
+        raise DataError("--with-events: this trial has no IC events (for .mot/.csv a sibling "
+                        "<stem>_events.json with foot_strike_R/L is needed)",
+                        reason="no_events")
+    pairs = [(float(x), side) for side in ("R", "L") for x in np.asarray(ev.get(side, []))]
+    return sorted(pairs)
+
+
+def wait_for_subscriber(sock, timeout_s: float) -> None:
+    """Block until the XPUB ``sock`` receives a subscription (a subscriber is connected)."""
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DataError(f"no subscriber connected within {timeout_s:g} s; start the "
+                            "server (g2h-edge serve) or check the address",
+                            reason="no_subscriber")
+        if poller.poll(int(left * 1000) + 1):
+            msg = sock.recv()
+            if msg[:1] == b"\x01":          # subscribe (b"\x00" is unsubscribe)
+                return
+
+
+def open_publisher(ctx, config: ReplayConfig):
+    """An XPUB socket that blocks rather than drops, bound or connected per config."""
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_NODROP, 1)
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.LINGER, int(config.linger_s * 1000))
+    try:
+        (sock.bind if config.bind else sock.connect)(config.address)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise ConfigError(f"cannot {'bind' if config.bind else 'connect'} {config.address}: "
+                          f"{exc}", reason="bad_address") from None
+    return sock
+
+
+def send_paced(sock, messages, config: ReplayConfig, stats: ReplayStats, stop=None) -> None:
+    """Send ``[(trial_time, parts)]`` in order, paced at trial time / speed (or max rate)."""
+    t0 = messages[0][0] if messages else 0.0
+    wall0 = time.perf_counter()
+    for t_msg, parts in messages:
+        if stop is not None and stop():
+            break
+        if not config.max_rate:
+            delay = wall0 + (t_msg - t0) / config.speed - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        sock.send_multipart(parts)          # blocks when the queue is full (NODROP)
+        stats.messages += 1
+
+
+def replay(trial, config: ReplayConfig, *, context=None, on_progress=None) -> ReplayStats:
+    """Publish ``trial`` (a g2h_edge.io Trial) as stream ``config.stream``; returns counts."""
+    messages = build_messages(trial, config)
+    stats = ReplayStats(frames=int(np.asarray(trial.t).shape[0]))
+    if config.with_events:
+        stats.events = len(_events(trial))
+    ctx = context or zmq.Context()
+    sock = open_publisher(ctx, config)
+    try:
+        wait_for_subscriber(sock, config.wait_subscriber_s)
+        start = time.perf_counter()
+        send_paced(sock, messages, config, stats)
+        stats.wall_s = time.perf_counter() - start
+    finally:
+        sock.close()                         # lingers until delivered (config.linger_s)
+        if context is None:
+            ctx.term()
+    return stats
