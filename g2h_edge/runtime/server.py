@@ -203,7 +203,7 @@ class Server:
                 st.last_seen_ = arrival
             elif isinstance(msg, End):
                 if st is not None:
-                    st.finish(arrival, self.rejects_)
+                    st.finish(arrival, self.ready_, self.rejects_)
                     self._retire(st, "ended")
             elif isinstance(msg, SourceStatus):
                 self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
@@ -253,7 +253,7 @@ class Server:
     def _expire(self, now: float) -> None:
         timeout = self.config.stream_timeout_s
         for st in [s for s in self.streams_.values() if now - s.last_seen_ > timeout]:
-            st.finish(now, self.rejects_)
+            st.finish(now, self.ready_, self.rejects_)
             st._reject(self.rejects_, "stream_expired", f"no message for {timeout:g} s: "
                        "stream state dropped (send 'end' to close a stream cleanly)")
             self._retire(st, "expired")

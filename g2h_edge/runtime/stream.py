@@ -46,7 +46,10 @@ class Reject:
 
 def make_detector(config, rate_hz: float):
     """Online IC detector of one stream (g2h_edge.gait.OnlineICDetector)."""
-    from g2h_edge.gait import OnlineICDetector
+    try:
+        from g2h_edge.gait import OnlineICDetector
+    except ImportError:  # older g2h_edge.gait without the re-export
+        from g2h_edge.gait.detector import OnlineICDetector
     return OnlineICDetector(config, rate_hz)
 
 
@@ -185,8 +188,15 @@ class StreamState:
                                 np.ascontiguousarray(x, dtype=np.float32), dict(cyc.quality),
                                 arrival, self.body_mass_kg))
 
-    def finish(self, arrival: float, rejects: list) -> None:
-        """End of stream: external ICs beyond the last frame can never close a cycle."""
+    def finish(self, arrival: float, ready: list, rejects: list) -> None:
+        """End of stream: the detector's last confirmed ICs close their cycles; external ICs
+        beyond the last frame can never close one (rejected)."""
+        if self.detector_ is not None and hasattr(self.detector_, "flush"):
+            try:
+                for t_ic, side in sorted(self.detector_.flush()):
+                    self._close(t_ic, side, arrival, ready, rejects)
+            except G2HError as exc:
+                self._reject(rejects, exc.reason, str(exc))
         for t_ic, side in self.pending_ic_:
             if side in self.cfg.sides:
                 self._reject(rejects, "ic_after_data", f"{side} IC at {t_ic:.4f} s is after "
