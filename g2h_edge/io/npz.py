@@ -216,7 +216,7 @@ def _check_ranges(d: Gait2HipData, label: str) -> None:
         if v is not None and ((v < lo) | (v > hi)).any():
             i = int(np.argmax((v < lo) | (v > hi)))
             raise DataError(f"{label}: {key}[{i}] = {v[i]:g} is outside the plausible "
-                            f"{lo:g}..{hi:g} {unit} (wrong unit, e.g. lb or cm?)",
+                            f"{lo:g}..{hi:g} {unit} (wrong unit, e.g. g or cm?)",
                             reason="units")
     if d.speed_label is not None:
         bad = sorted(set(d.speed_label.tolist()) - set(SPEED_LABELS))

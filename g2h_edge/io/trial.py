@@ -88,7 +88,8 @@ def _map_columns(header: list[str], label: str) -> tuple[int, list[int], list[bo
     lookup: dict[str, tuple[int, bool]] = {}
     for i, h in enumerate(names):
         # accept "name", "name_deg", "name_rad" and OpenSim 4 paths ".../name/value"
-        m = re.fullmatch(r"(?:.*/)?([A-Za-z0-9_]+?)(?:/value)?(_deg|_rad)?", h)
+        base = h[:-len("/value")] if h.endswith("/value") else h
+        m = re.fullmatch(r"([A-Za-z0-9_]+?)(_deg|_rad)?", base.rsplit("/", 1)[-1])
         if m and m.group(1) in IN_COLS:
             lookup.setdefault(m.group(1), (i, m.group(2) == "_rad"))
     missing = [c for c in IN_COLS if c not in lookup]
