@@ -6,7 +6,8 @@ look numerically harmless but give meaningless predictions:
 
 - ``radians_as_degrees``: angles exported in radians. A walking trial in degrees always has
   some angle beyond +-pi (the knee reaches ~60 deg in swing); in radians every angle stays
-  within +-pi while the knee still moves by ~1 unit.
+  within +-pi while the knee still moves by ~1 unit, and by much more than the hip's
+  adduction/rotation (which tells walking from sway or noise of someone standing still).
 - ``knee_sign_gait2354``: the older gait2354/gait2392 OpenSim models define knee_angle
   NEGATIVE in flexion (-70..0 deg). Detected as a knee that is mostly negative and reaches
   well below any hyper-extension (< -15 deg).
@@ -24,6 +25,7 @@ counts, O(frames x 10) per update.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +45,9 @@ RADIANS_MAX_ABS: float = 3.3
 #: ...and the knee must still move this much (units of the data) to call it radians
 #: rather than a subject standing still: walking knees move ~1 rad per cycle
 RADIANS_MIN_KNEE_PTP: float = 0.5
+#: ...and by this factor more than the median range of hip adduction/rotation
+RADIANS_KNEE_RATIO: float = 1.8
+_FRONTAL_INDEX = tuple(IN_COLS.index(c) for c in IN_COLS if "adduction" in c or "rotation" in c)
 #: a knee below this (deg) is flexion in the gait2354 sign, not hyper-extension
 GAIT2354_KNEE_MIN_DEG: float = -15.0
 #: ...and more than this fraction of knee samples is negative
@@ -67,8 +72,8 @@ class _Stats:
 
     n: int = 0
     max_abs: float = 0.0
-    knee_min: np.ndarray = field(default_factory=lambda: np.full(2, np.inf))
-    knee_max: np.ndarray = field(default_factory=lambda: np.full(2, -np.inf))
+    q_min: np.ndarray = field(default_factory=lambda: np.full(N_IN, np.inf))
+    q_max: np.ndarray = field(default_factory=lambda: np.full(N_IN, -np.inf))
     knee_neg: int = 0          # knee samples < 0 (both sides together)
     knee_count: int = 0
 
@@ -79,9 +84,10 @@ class _Stats:
         knees = finite[:, list(KNEE_INDEX)]                     # (n, 2)
         self.n += q.shape[0]
         self.max_abs = max(self.max_abs, float(np.nanmax(np.abs(finite))))
-        with np.errstate(invalid="ignore"):
-            self.knee_min = np.fmin(self.knee_min, np.nanmin(knees, axis=0))
-            self.knee_max = np.fmax(self.knee_max, np.nanmax(knees, axis=0))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN channel in a block
+            self.q_min = np.fmin(self.q_min, np.nanmin(finite, axis=0))
+            self.q_max = np.fmax(self.q_max, np.nanmax(finite, axis=0))
             self.knee_neg += int(np.sum(knees < 0))
         self.knee_count += int(np.sum(np.isfinite(knees)))
 
@@ -89,16 +95,19 @@ class _Stats:
         """("ok"|"undecided"|reason, message)."""
         if self.n == 0 or self.knee_count == 0:
             return "undecided", "no finite frames yet"
-        knee_ptp = float(np.max(self.knee_max - self.knee_min))
+        ptp = self.q_max - self.q_min                                # (10,), inf if unseen
+        knee_ptp = float(np.max(ptp[list(KNEE_INDEX)]))
+        frontal = float(np.median(ptp[list(_FRONTAL_INDEX)]))
         if self.max_abs < RADIANS_MAX_ABS:
-            if knee_ptp >= RADIANS_MIN_KNEE_PTP:
+            # walking (not sway or noise): the knee moves far more than hip add/rotation
+            if knee_ptp >= RADIANS_MIN_KNEE_PTP and knee_ptp >= RADIANS_KNEE_RATIO * frontal:
                 return "radians_as_degrees", (
                     f"the angles look like radians, not degrees: every |angle| <= "
                     f"{self.max_abs:.2f} while the knee moves by {knee_ptp:.2f} (walking in "
                     f"degrees reaches ~60 deg at the knee); {_TO_DEG_HINT}")
             return "undecided", "all angles small and the knee barely moves"
         neg_frac = self.knee_neg / self.knee_count
-        knee_low = float(np.min(self.knee_min))
+        knee_low = float(np.min(self.q_min[list(KNEE_INDEX)]))
         if knee_low < GAIT2354_KNEE_MIN_DEG and neg_frac > GAIT2354_NEG_FRACTION:
             return "knee_sign_gait2354", (
                 f"the knee angle is mostly negative ({100 * neg_frac:.0f}% of samples < 0, "
