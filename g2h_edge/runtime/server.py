@@ -64,6 +64,7 @@ class Server:
             raise ConfigError(f"Server needs a ServerConfig, got {type(config).__name__}")
         self.config = config
         self.engines = engines
+        self.owns_engines_ = engines is None     # close only the engines loaded here
         self.streams_: dict[str, StreamState] = {}
         self.ready_: list = []
         self.rejects_: list = []
@@ -135,7 +136,7 @@ class Server:
         if self.ctx_ is not None:
             self.ctx_.term()
             self.ctx_ = None
-        for eng in self.engines or []:
+        for eng in (self.engines or []) if self.owns_engines_ else []:
             try:
                 eng.close()
             except Exception:  # closing must not mask the real outcome

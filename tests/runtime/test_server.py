@@ -1,0 +1,200 @@
+"""The server over real loopback sockets: cycles, equivalence with offline inference,
+bad input isolation, rejects, expiry."""
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from g2h_edge import wire
+from g2h_edge.gait import resample_cycle
+from g2h_edge.io.synth import make_stream
+from g2h_edge.schema import IN_COLS, JM_COLS, mirror_sides
+from g2h_edge.sources.replay import (ReplayConfig, build_messages, open_publisher, replay,
+                                     wait_for_subscriber)
+
+
+def _publisher(srv):
+    ctx = zmq.Context.instance()
+    sock = open_publisher(ctx, ReplayConfig(address=srv.endpoints["listen"], linger_s=5))
+    wait_for_subscriber(sock, 10)
+    return sock
+
+
+def _expected(trial, t_last=None):
+    """(side, t_start, t_end) of every cycle that the trial's events close."""
+    t_last = trial.t[-1] if t_last is None else t_last
+    return {(s, float(a), float(b)) for s in "RL"
+            for a, b in zip(trial.events[s][:-1], trial.events[s][1:]) if b <= t_last}
+
+
+def _offline(engine, trial, cycles):
+    x = np.stack([resample_cycle(trial.t, trial.q, c["t_start"], c["t_end"]) for c in cycles])
+    x = np.stack([xi if c["side"] == "R" else mirror_sides(xi) for xi, c in zip(x, cycles)])
+    return engine.infer(x.astype(np.float32))
+
+
+def test_external_ics_match_offline_inference(run_server, engine):
+    trial = make_stream(7.0, 100.0, seed=3, body_mass_kg=72.0)
+    with run_server() as (srv, col):
+        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="ext",
+                                   max_rate=True, with_events=True))
+        assert col.wait_ended("ext", 60)
+    cycles = col.of_type("cycle", "ext")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)
+    y_off = _offline(engine, trial, cycles)
+    for c, y in zip(cycles, y_off):
+        np.testing.assert_allclose(c["y"], y, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(c["y_abs"], c["y"] * 72.0, rtol=1e-6)
+        assert c["outputs"] == list(JM_COLS) and c["unit"] == "Nm/kg" and c["unit_abs"] == "Nm"
+        assert c["quality"]["ic_source"] == "external" and c["latency_ms"] > 0
+        assert c["sha256"] == engine.sha256 and c["synthetic"] is True
+    assert not col.of_type("reject", "ext")
+
+
+def test_detection_driven_cycles(run_server):
+    trial = make_stream(9.0, 200.0, seed=5, noise_deg=0.2)
+    with run_server() as (srv, col):
+        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="det",
+                                   max_rate=True, frames_per_message=7))
+        assert col.wait_ended("det", 60)
+    cycles = col.of_type("cycle", "det")
+    for side in "RL":
+        mine = [c for c in cycles if c["side"] == side]
+        true = trial.events[side]
+        assert len(mine) >= len(true) - 3, (side, len(mine), len(true))
+        for c in mine:
+            assert c["quality"]["ic_source"] == "detector"
+            for t in (c["t_start"], c["t_end"]):
+                assert np.min(np.abs(true - t)) < 0.05, (side, t)
+
+
+def _raw(stream, body, topic=None):
+    return [(topic or stream).encode(), msgpack.packb(body, use_bin_type=True)]
+
+
+def _frames_body(stream, seq, t, q):
+    return {"v": 1, "type": "frames", "stream": stream, "seq": seq, "t": list(map(float, t)),
+            "q": np.asarray(q, "<f4").tobytes()}
+
+
+def test_bad_streams_are_rejected_and_counted_while_a_good_one_keeps_going(run_server):
+    good = make_stream(6.0, 100.0, seed=7)
+    good_msgs = [p for _, p in build_messages(good, ReplayConfig(stream="good",
+                                                                 with_events=True))]
+    t = np.arange(10) / 100.0
+    q = good.q[:10]
+    bad = [
+        [b"junk", b"\xc1\xc1\xc1"],                                         # undecodable
+        wire.encode_frames("nometa", 0, t, q),                              # no_meta
+        wire.encode_meta("bad", 100.0),
+        wire.encode_frames("bad", 5, t, q),
+        wire.encode_frames("bad", 5, t + 1, q),                             # duplicate_seq
+        wire.encode_frames("bad", 6, t, q),                                 # time backwards
+        _raw("bad", _frames_body("bad", 7, t + 2, np.full((10, 10), np.nan))),  # non_finite
+        _raw("bad", dict(_frames_body("bad", 8, t + 3, q), v=9)),           # unknown_version
+        _raw("bad", _frames_body("bad", 9, t + 4, q), topic="other"),       # topic_mismatch
+        [b"bad", b"\x80" * (wire.MAX_MESSAGE_BYTES + 1)],                   # oversize
+    ]
+    # a stream in radians that declares degrees, and one in the gait2354 knee sign
+    rad, knee = make_stream(3.0, 100.0, seed=8), make_stream(3.0, 100.0, seed=9)
+    rad.q = np.deg2rad(rad.q).astype(np.float32)
+    knee.q = knee.q.copy()
+    knee.q[:, [IN_COLS.index("knee_angle_r"), IN_COLS.index("knee_angle_l")]] *= -1
+    conv = [p for tr, name in ((rad, "rad"), (knee, "knee"))
+            for _, p in build_messages(tr, ReplayConfig(stream=name))]
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        others = bad + conv
+        for i, parts in enumerate(good_msgs):
+            pub.send_multipart(parts)
+            if i < len(others):
+                pub.send_multipart(others[i])
+        for parts in others[len(good_msgs):]:
+            pub.send_multipart(parts)
+        assert col.wait_ended("good", 60)
+        pub.close()
+    cycles = col.of_type("cycle", "good")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(good)
+    assert not col.of_type("reject", "good")
+    reasons = {(r["stream"], r["reason"]) for r in col.of_type("reject")}
+    for item in [("junk", "undecodable"), ("nometa", "no_meta"), ("bad", "duplicate_seq"),
+                 ("bad", "time_not_increasing"), ("bad", "non_finite"),
+                 ("bad", "unknown_version"), ("other", "topic_mismatch"), ("bad", "oversize"),
+                 ("rad", "radians_as_degrees"), ("knee", "knee_sign_gait2354")]:
+        assert item in reasons, item
+    status = col.of_type("status")[-1]
+    counts = status["streams"]["bad"]["rejects"]
+    for reason in ("duplicate_seq", "time_not_increasing", "non_finite", "unknown_version",
+                   "oversize"):
+        assert counts[reason] == 1, (reason, counts)
+    assert status["streams"]["bad"]["duplicate_seq"] == 1
+    assert status["unattached_rejects"]["undecodable"] == 1
+    assert status["rejects"]["no_meta"] == 1
+    assert not [c for c in col.of_type("cycle") if c["stream"] in ("rad", "knee")]
+
+
+def test_gaps_and_impossible_durations_reject_cycles(run_server):
+    trial = make_stream(6.0, 100.0, seed=11)
+    msgs = build_messages(trial, ReplayConfig(stream="gappy", with_events=True))
+    # drop ~0.3 s of frames in the middle: the cycle spanning it has a gap, seq jumps
+    drop = {i for i, (ts, _) in enumerate(msgs) if 2.6 < ts < 2.9}
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        for i, (_, parts) in enumerate(msgs):
+            if i not in drop:
+                pub.send_multipart(parts)
+        # a second stream whose external ICs come 0.3 s apart: cycle_too_short
+        short = make_stream(3.0, 100.0, seed=12)
+        pub.send_multipart(wire.encode_meta("short", 100.0))
+        for k in range(30):
+            sl = slice(10 * k, 10 * k + 10)
+            ic = [(float(short.t[10 * k]), "R")] if k % 3 == 0 else None
+            pub.send_multipart(wire.encode_frames("short", k, short.t[sl], short.q[sl], ic=ic))
+        pub.send_multipart(wire.encode_end("short"))
+        assert col.wait_ended("gappy", 60) and col.wait_ended("short", 60)
+        pub.close()
+    gap = [r for r in col.of_type("reject", "gappy") if r["reason"] == "gap"]
+    assert gap and all(r["t_start"] < 2.9 and r["t_end"] > 2.6 for r in gap)
+    assert [r["reason"] for r in col.of_type("reject", "short")].count("cycle_too_short") >= 8
+    ended = [s["retired"]["gappy"] for s in col.of_type("status") if "gappy" in s["retired"]]
+    assert ended[-1]["dropped_seq"] == len(drop) - sum(
+        1 for i in drop if wire.decode_input(msgs[i][1]).__class__ is wire.Meta)
+
+
+def test_silent_stream_expires(run_server):
+    trial = make_stream(1.0, 100.0, seed=13)
+    with run_server(stream_timeout_s=0.3) as (srv, col):
+        pub = _publisher(srv)
+        pub.send_multipart(wire.encode_meta("quiet", 100.0))
+        pub.send_multipart(wire.encode_frames("quiet", 0, trial.t[:10], trial.q[:10]))
+        assert col.wait_for(lambda ms: any(m["type"] == "reject" and
+                                           m["reason"] == "stream_expired" for m in ms), 10)
+        assert col.wait_for(lambda ms: any(m["type"] == "status" and m["retired"].get(
+            "quiet", {}).get("state") == "expired" for m in ms), 10)
+        last = col.of_type("status")[-1]
+        assert "quiet" not in last["streams"] and last["totals"]["streams_expired"] == 1
+        pub.close()
+
+
+def test_source_status_is_republished(run_server):
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        pub.send_multipart(wire.encode_meta("imu1", 100.0))
+        pub.send_multipart(wire.encode_source_status("imu1", "bridge", {"crc_errors": 4}))
+        assert col.wait_for(lambda ms: any(
+            m["type"] == "status" and m["sources"].get("imu1", {}).get("bridge") ==
+            {"crc_errors": 4} for m in ms), 10)
+        pub.close()
+
+
+@pytest.mark.parametrize("sides", [("R",), ("L",)])
+def test_sides_option(run_server, sides):
+    trial = make_stream(5.0, 100.0, seed=14)
+    with run_server(sides=sides) as (srv, col):
+        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="one",
+                                   max_rate=True, with_events=True))
+        assert col.wait_ended("one", 60)
+    got = {c["side"] for c in col.of_type("cycle", "one")}
+    assert got == set(sides)

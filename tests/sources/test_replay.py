@@ -1,0 +1,101 @@
+"""Replay: nothing lost to a late subscriber, pacing, files, events, CLI."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from g2h_edge import wire
+from g2h_edge.errors import ConfigError, DataError
+from g2h_edge.io.synth import make_stream
+from g2h_edge.io.trial import events_path_for, write_events_json, write_trial_csv
+from g2h_edge.sources.replay import ReplayConfig, build_messages, load_trial_file, replay
+
+
+def _collect(addr, until_end, out):
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.bind(addr) if until_end == "bind" else sub.connect(addr)
+    while True:
+        if not sub.poll(10000):
+            break
+        msg = wire.decode_input(sub.recv_multipart())
+        out.append(msg)
+        if isinstance(msg, wire.End):
+            break
+    sub.close(0)
+
+
+def test_late_subscriber_loses_nothing(tmp_path):
+    trial = make_stream(3.0, 200.0, seed=31)
+    addr = f"ipc://{tmp_path}/replay"
+    cfg = ReplayConfig(address=addr, bind=True, stream="late", max_rate=True,
+                       with_events=True, frames_per_message=9)
+    stats = {}
+    th = threading.Thread(target=lambda: stats.update(s=replay(trial, cfg)))
+    th.start()
+    time.sleep(0.5)                         # the publisher is waiting, nobody listens yet
+    got: list = []
+    _collect(addr, "connect", got)
+    th.join(30)
+    frames = [m for m in got if isinstance(m, wire.Frames)]
+    assert isinstance(got[0], wire.Meta) and isinstance(got[-1], wire.End)
+    assert [f.seq for f in frames] == list(range(len(frames)))
+    np.testing.assert_array_equal(np.concatenate([f.t for f in frames]), trial.t)
+    np.testing.assert_array_equal(np.concatenate([f.q for f in frames]), trial.q)
+    ics = sorted(ev for f in frames for ev in f.ic)
+    assert ics == sorted((float(x), s) for s in "RL" for x in trial.events[s])
+    assert stats["s"].frames == trial.t.shape[0]
+
+
+def test_real_time_pacing(tmp_path):
+    trial = make_stream(1.0, 100.0, seed=32)
+    addr = f"ipc://{tmp_path}/paced"
+    got: list = []
+    th = threading.Thread(target=_collect, args=(addr, "bind", got))
+    th.start()
+    st = replay(trial, ReplayConfig(address=addr, stream="p", speed=2.0))
+    th.join(30)
+    assert 0.4 <= st.wall_s and isinstance(got[-1], wire.End)
+
+
+def test_file_formats(tmp_path):
+    trial = make_stream(4.0, 100.0, seed=33, body_mass_kg=65.0)
+    csv = tmp_path / "walk_angles.csv"
+    write_trial_csv(csv, trial)
+    write_events_json(events_path_for(csv), trial)
+    back = load_trial_file(csv)
+    assert back.body_mass_kg == 65.0 and set(back.events) == {"R", "L"}
+    msgs = build_messages(back, ReplayConfig(stream="csv", with_events=True,
+                                             meta_interval_s=1.0))
+    metas = [m for m in (wire.decode_input(p) for _, p in msgs) if isinstance(m, wire.Meta)]
+    assert len(metas) >= 4                                          # repeated every second
+    assert metas[0].body_mass_kg == 65.0
+    from g2h_edge.io.synth import make_cohort
+    from g2h_edge.io.npz import write_gait2hip_npz
+    npz = tmp_path / "cohort.npz"
+    write_gait2hip_npz(npz, make_cohort("jm", 2, seed=1, trials_per_condition=1))
+    tr = load_trial_file(npz, npz_rate_hz=150.0)
+    assert tr.rate_hz == pytest.approx(150.0) and len(tr.events["R"]) >= 2
+
+
+def test_bad_replay_inputs(tmp_path):
+    with pytest.raises(ConfigError, match="speed"):
+        ReplayConfig(speed=0)
+    with pytest.raises(ConfigError, match="frames_per_message"):
+        ReplayConfig(frames_per_message=5000)
+    with pytest.raises(wire.WireError, match="stream id"):
+        ReplayConfig(stream="has space")
+    with pytest.raises(DataError, match="does not exist"):
+        load_trial_file(tmp_path / "missing.mot")
+    trial = make_stream(1.0, 100.0, seed=34)
+    trial.events = {}
+    with pytest.raises(DataError, match="no IC events"):
+        build_messages(trial, ReplayConfig(with_events=True))
+    with pytest.raises(DataError, match="no subscriber"):
+        replay(trial, ReplayConfig(address=f"ipc://{tmp_path}/none", bind=True,
+                                   wait_subscriber_s=0.2, linger_s=0.1))
