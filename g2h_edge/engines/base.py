@@ -1,0 +1,164 @@
+"""One inference interface for every backend (torch, ONNX Runtime, TensorRT).
+
+An :class:`Engine` takes cycles in degrees, (B, T, 10) float32 in ``schema.IN_COLS`` order, and
+returns per-kg outputs (B, T, K) float32 in ``engine.out_cols`` order. :meth:`Engine.infer`
+validates the input (shape, dtype, finite values) and the output before returning, so a
+backend only implements :meth:`Engine._run`. :func:`load_engine` picks the backend from the
+file suffix.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from g2h_edge.errors import EngineError
+from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
+
+__all__ = ["Engine", "load_engine", "validate_input", "BACKENDS", "SUFFIXES",
+           "METADATA_KEYS"]
+
+#: backend names an engine may report
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+#: file suffix -> (module, class) of the engine that serves it
+SUFFIXES: dict[str, tuple[str, str]] = {
+    ".pt": ("g2h_edge.engines.torch_engine", "TorchEngine"),
+    ".onnx": ("g2h_edge.engines.onnx_engine", "OnnxEngine"),
+    ".plan": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
+    ".engine": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
+}
+#: metadata keys every engine needs (as written by ``g2h_edge.models.bundle_metadata``)
+METADATA_KEYS = ("name", "in_cols", "out_cols", "unit", "task", "T", "synthetic")
+
+
+def validate_input(x, T: int, n_in: int = N_IN) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 (B, T, n_in) array, or raise EngineError."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise EngineError(f"engine input is not an array: {exc}", reason="bad_input") from exc
+    if arr.dtype.kind not in "fiu":
+        raise EngineError(f"engine input must be numeric (degrees), got dtype {arr.dtype}",
+                          reason="bad_input")
+    if arr.ndim != 3 or arr.shape[1:] != (T, n_in) or arr.shape[0] < 1:
+        hint = " (add a batch axis: x[None])" if arr.shape == (T, n_in) else ""
+        raise EngineError(f"engine input must have shape (B>=1, {T}, {n_in}), got "
+                          f"{arr.shape}{hint}", reason="bad_shape")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise EngineError(f"engine input has {int(bad.sum())} non-finite values (NaN/inf, "
+                          f"first at index {first})", reason="non_finite")
+    return arr
+
+
+class Engine(ABC):
+    """A loaded model behind one interface.
+
+    Attributes: ``name``, ``sha256`` (of the served file), ``backend``, ``in_cols``,
+    ``out_cols``, ``unit``, ``task``, ``T``, ``synthetic``, ``metadata`` (dict).
+    Subclasses call ``super().__init__(metadata, sha256=...)`` and implement ``_run``.
+    """
+
+    backend: str = ""
+
+    def __init__(self, metadata: dict, *, sha256: str):
+        missing = [k for k in METADATA_KEYS if k not in metadata]
+        if missing:
+            raise EngineError(f"engine metadata is missing {missing}", reason="bad_metadata")
+        if tuple(metadata["in_cols"]) != IN_COLS:
+            raise EngineError(f"engine in_cols {list(metadata['in_cols'])} do not match the "
+                              f"schema's {list(IN_COLS)}", reason="bad_metadata")
+        task = metadata["task"]
+        if task not in TASKS or tuple(metadata["out_cols"]) != TASKS[task] \
+                or metadata["unit"] != TARGET_UNIT[task]:
+            raise EngineError(f"engine task/out_cols/unit {task!r}/{metadata['out_cols']}/"
+                              f"{metadata['unit']!r} are inconsistent", reason="bad_metadata")
+        self.metadata = dict(metadata)
+        self.sha256 = str(sha256)
+        self.name = str(metadata["name"])
+        self.in_cols = tuple(metadata["in_cols"])
+        self.out_cols = tuple(metadata["out_cols"])
+        self.unit = str(metadata["unit"])
+        self.task = str(task)
+        self.T = int(metadata["T"])
+        self.synthetic = bool(metadata["synthetic"])
+        self.closed_ = False
+
+    @abstractmethod
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Backend inference on a validated float32 (B, T, 10) array -> (B, T, K)."""
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Degrees (B, T, 10) -> per-kg outputs (B, T, K) float32 (EngineError on bad input)."""
+        if self.closed_:
+            raise EngineError(f"engine {self.name!r} is closed", reason="closed")
+        x = validate_input(x, self.T, len(self.in_cols))  # (B, T, 10) float32
+        y = np.asarray(self._run(x))
+        expected = (x.shape[0], self.T, len(self.out_cols))
+        if y.shape != expected:
+            raise EngineError(f"{self.backend} engine {self.name!r} returned shape {y.shape}, "
+                              f"expected {expected}", reason="bad_output")
+        if not np.all(np.isfinite(y)):
+            raise EngineError(f"{self.backend} engine {self.name!r} produced non-finite "
+                              "outputs", reason="non_finite_output")
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def warmup(self, batch_sizes=(1,)) -> None:
+        """Run each batch size once (allocations, kernel selection) before serving."""
+        for b in batch_sizes:
+            self.infer(np.zeros((int(b), self.T, len(self.in_cols)), np.float32))
+
+    def close(self) -> None:
+        """Release the backend's resources; later ``infer`` calls raise EngineError."""
+        self.closed_ = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        flag = ", SYNTHETIC" if self.synthetic else ""
+        return (f"{type(self).__name__}({self.name!r}, backend={self.backend!r}, "
+                f"task={self.task!r}, T={self.T}{flag})")
+
+
+def _engine_class(suffix: str):
+    module, attr = SUFFIXES[suffix]
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise EngineError(f"no engine for {suffix} files in this installation ({module} "
+                          f"could not be imported: {exc})", reason="missing_backend") from exc
+
+
+def load_engine(path, *, threads: int | None = None, providers=None) -> Engine:
+    """Load the engine for ``path`` by suffix: .pt torch, .onnx ONNX Runtime, .plan/.engine
+    TensorRT. ``threads`` sets intra-op threads (torch, ONNX Runtime); ``providers`` is the
+    ONNX Runtime provider list (None: the engine's preference order).
+
+    Raises EngineError for a missing file or unknown suffix, and the loader's own error
+    (ModelError for a bad bundle, EngineError/ExportError from the other backends).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"engine file {path} does not exist", reason="missing_file")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise EngineError(f"cannot tell the backend of {path.name}: use a .pt bundle, an "
+                          f".onnx model or a .plan/.engine TensorRT plan", reason="bad_suffix")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or threads < 1):
+        raise EngineError(f"threads must be a positive int, got {threads!r}",
+                          reason="bad_option")
+    cls = _engine_class(suffix)
+    if suffix == ".pt":
+        return cls(path, threads=threads)
+    if suffix == ".onnx":
+        return cls(path, threads=threads, providers=providers)
+    return cls(path)

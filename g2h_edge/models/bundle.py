@@ -1,0 +1,271 @@
+"""The model bundle: one file that holds everything needed to serve a model.
+
+A bundle is a plain dict saved with ``torch.save`` that ``torch.load(weights_only=True)``
+reads: only tensors, str, int, float, bool, None, lists and dicts. See docs/models.md for
+every key. :func:`load_bundle` validates all of it and raises :class:`ModelError` naming the
+problem.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from g2h_edge.errors import ModelError
+from g2h_edge.models.architectures import build_model, validate_hparams
+from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
+
+__all__ = ["FORMAT_TAG", "FORMAT_VERSION", "Bundle", "StandardizedModel", "save_bundle",
+           "load_bundle", "file_sha256", "bundle_metadata", "check_plain"]
+
+FORMAT_TAG = "g2h-edge-bundle"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "name", "arch", "hparams", "state_dict",
+                 "in_cols", "out_cols", "mean", "std", "task", "unit", "T", "provenance",
+                 "synthetic")
+
+
+class StandardizedModel(nn.Module):
+    """Degrees in, per-kg out: ``core((x - mean) / std)``.
+
+    x: (B, T, 10) degrees in IN_COLS order -> (B, T, K). ``mean``/``std`` are buffers, so an
+    ONNX export bakes the standardisation into the graph.
+    """
+
+    def __init__(self, core: nn.Module, mean, std):
+        super().__init__()
+        self.core = core
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))  # (10,)
+        self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))  # (10,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core((x - self.mean) / self.std)  # (B, T, 10) -> (B, T, K)
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    """A model and everything needed to serve it (see docs/models.md)."""
+
+    name: str
+    arch: str
+    hparams: dict
+    state_dict: dict
+    in_cols: tuple
+    out_cols: tuple
+    mean: np.ndarray  # (10,) float32, degrees
+    std: np.ndarray  # (10,) float32, degrees
+    task: str  # "mf" | "jm"
+    unit: str  # "N/kg" | "Nm/kg"
+    T: int
+    provenance: dict = field(default_factory=dict)
+    synthetic: bool = False
+
+    def __post_init__(self):
+        _validate(self)
+
+    def module(self) -> StandardizedModel:
+        """The model, float32 on the CPU in eval mode, weights loaded with strict=True."""
+        core = build_model(self.arch, self.hparams)
+        core.load_state_dict(self.state_dict, strict=True)
+        return StandardizedModel(core, self.mean, self.std).float().eval()
+
+    def n_params(self) -> int:
+        """Number of scalar parameters in the state_dict (buffers included)."""
+        return int(sum(t.numel() for t in self.state_dict.values()))
+
+
+def bundle_metadata(bundle: Bundle) -> dict:
+    """The serving metadata of a bundle as plain values (for engines and ONNX metadata)."""
+    return {
+        "name": bundle.name, "arch": bundle.arch, "hparams": dict(bundle.hparams),
+        "in_cols": list(bundle.in_cols), "out_cols": list(bundle.out_cols),
+        "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
+        "mean": [float(v) for v in bundle.mean], "std": [float(v) for v in bundle.std],
+        "synthetic": bundle.synthetic, "provenance": bundle.provenance,
+    }
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_plain(value, where: str = "value") -> None:
+    """Raise ModelError unless ``value`` is made of None/bool/int/float/str/list/dict(str keys)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ModelError(f"{where} has a non-string key {k!r}", reason="bad_bundle")
+            check_plain(v, f"{where}[{k!r}]")
+        return
+    raise ModelError(f"{where} holds a {type(value).__name__}, which a bundle cannot store "
+                     "(use str, int, float, bool, None, lists and dicts)", reason="bad_bundle")
+
+
+def _vector(values, what: str) -> np.ndarray:
+    arr = np.asarray(values.numpy() if isinstance(values, torch.Tensor) else values)
+    if arr.shape != (N_IN,) or not np.issubdtype(arr.dtype, np.floating):
+        raise ModelError(f"bundle {what} must be {N_IN} floats, got shape {arr.shape} "
+                         f"dtype {arr.dtype}", reason="bad_bundle")
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ModelError(f"bundle {what} has non-finite values: {arr.tolist()}",
+                         reason="bad_bundle")
+    return arr
+
+
+def _validate(b: Bundle) -> None:
+    """Check a bundle's fields against each other and the schema (ModelError on failure)."""
+    for key in ("name", "arch", "task", "unit"):
+        if not isinstance(getattr(b, key), str) or not getattr(b, key):
+            raise ModelError(f"bundle {key} must be a non-empty string, got "
+                             f"{getattr(b, key)!r}", reason="bad_bundle")
+    hp = validate_hparams(b.arch, b.hparams)
+    for what in ("in_cols", "out_cols"):
+        cols = getattr(b, what)
+        if not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
+            raise ModelError(f"bundle {what} must be a list of strings, got {cols!r}",
+                             reason="bad_columns")
+    if tuple(b.in_cols) != IN_COLS:
+        raise ModelError(f"bundle in_cols {list(b.in_cols)} do not match the schema's "
+                         f"{list(IN_COLS)} (names and order)", reason="bad_columns")
+    if b.task not in TASKS:
+        raise ModelError(f"bundle task {b.task!r} is not one of {sorted(TASKS)}",
+                         reason="bad_bundle")
+    if tuple(b.out_cols) != TASKS[b.task]:
+        raise ModelError(f"bundle out_cols {list(b.out_cols)} do not match the schema's "
+                         f"{b.task!r} outputs {list(TASKS[b.task])}", reason="bad_columns")
+    if b.unit != TARGET_UNIT[b.task]:
+        raise ModelError(f"bundle unit {b.unit!r} is wrong for task {b.task!r} (expected "
+                         f"{TARGET_UNIT[b.task]!r})", reason="bad_bundle")
+    if hp["d_in"] != N_IN or hp["d_out"] != len(b.out_cols):
+        raise ModelError(f"hparams d_in/d_out {hp['d_in']}/{hp['d_out']} do not match "
+                         f"{N_IN} inputs and {len(b.out_cols)} outputs", reason="bad_bundle")
+    if not isinstance(b.T, int) or isinstance(b.T, bool) or b.T != hp["T"]:
+        raise ModelError(f"bundle T {b.T!r} must be an int equal to hparams T {hp['T']}",
+                         reason="bad_bundle")
+    for what in ("mean", "std"):
+        object.__setattr__(b, what, _vector(getattr(b, what), what))
+    if np.any(b.std <= 0):
+        raise ModelError(f"bundle std must be > 0, got {b.std.tolist()}", reason="bad_bundle")
+    if not isinstance(b.synthetic, bool):
+        raise ModelError(f"bundle synthetic must be a bool, got {b.synthetic!r}",
+                         reason="bad_bundle")
+    check_plain(b.provenance, "provenance")
+    if not isinstance(b.provenance, dict):
+        raise ModelError("bundle provenance must be a dict", reason="bad_bundle")
+    object.__setattr__(b, "in_cols", tuple(b.in_cols))
+    object.__setattr__(b, "out_cols", tuple(b.out_cols))
+    object.__setattr__(b, "state_dict", _check_state_dict(b.arch, hp, b.state_dict))
+
+
+def _check_state_dict(arch: str, hparams: dict, state_dict) -> dict:
+    """The state_dict as a plain dict of float32 CPU tensors matching the architecture."""
+    if not isinstance(state_dict, dict):
+        raise ModelError(f"state_dict must be a dict, got {type(state_dict).__name__}",
+                         reason="bad_bundle")
+    expected = {k: tuple(v.shape) for k, v in build_model(arch, hparams).state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise ModelError(f"{arch} state_dict does not match the architecture: missing "
+                         f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected "
+                         f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}",
+                         reason="bad_state_dict")
+    out = {}
+    for key, shape in expected.items():
+        t = state_dict[key]
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise ModelError(f"state_dict[{key!r}] must be a float tensor, got "
+                             f"{type(t).__name__}", reason="bad_state_dict")
+        if tuple(t.shape) != shape:
+            raise ModelError(f"state_dict[{key!r}] has shape {tuple(t.shape)}, the {arch} "
+                             f"architecture with these hparams needs {shape}",
+                             reason="shape_mismatch")
+        if not bool(torch.isfinite(t).all()):
+            raise ModelError(f"state_dict[{key!r}] has non-finite values",
+                             reason="bad_state_dict")
+        out[key] = t.detach().to("cpu", torch.float32).contiguous()
+    return out
+
+
+def save_bundle(bundle: Bundle, path) -> Path:
+    """Write ``bundle`` to ``path`` (atomically: a temp file then rename); returns the path."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT_TAG, "format_version": FORMAT_VERSION,
+        "name": bundle.name, "arch": bundle.arch, "hparams": dict(bundle.hparams),
+        "state_dict": {k: v.clone() for k, v in bundle.state_dict.items()},
+        "in_cols": list(bundle.in_cols), "out_cols": list(bundle.out_cols),
+        "mean": torch.from_numpy(bundle.mean.copy()), "std": torch.from_numpy(bundle.std.copy()),
+        "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
+        "provenance": bundle.provenance, "synthetic": bundle.synthetic,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ModelError(f"cannot write bundle {path}: {exc}", reason="io_error") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelError(f"bundle file {path} does not exist", reason="missing_file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path} is not a readable bundle (corrupt, truncated or not a torch "
+                         f"file): {str(exc).splitlines()[0][:200]}", reason="corrupt") from exc
+    except Exception as exc:  # the weights-only unpickler refusing something
+        raise ModelError(f"{path} could not be loaded safely: {str(exc).splitlines()[0][:200]}",
+                         reason="corrupt") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT_TAG:
+        tag = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        hint = (" (it looks like a published checkpoint: run `g2h-edge models import`)"
+                if isinstance(obj, dict) and "model_type" in obj else "")
+        raise ModelError(f"{path} is not a g2h-edge bundle: format tag {tag!r}, expected "
+                         f"{FORMAT_TAG!r}{hint}", reason="not_a_bundle")
+    return obj
+
+
+def load_bundle(path) -> Bundle:
+    """Read and validate a bundle written by :func:`save_bundle` (ModelError on any problem)."""
+    path = Path(path)
+    obj = _read(path)
+    version = obj.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ModelError(f"{path}: bundle format version {version!r} is not supported (this "
+                         f"g2h-edge reads versions 1..{FORMAT_VERSION}; upgrade g2h-edge)",
+                         reason="bad_version")
+    missing = [k for k in REQUIRED_KEYS if k not in obj]
+    if missing:
+        raise ModelError(f"{path}: bundle is missing keys {missing}", reason="missing_keys")
+    try:
+        return Bundle(name=obj["name"], arch=obj["arch"], hparams=obj["hparams"],
+                      state_dict=obj["state_dict"], in_cols=obj["in_cols"],
+                      out_cols=obj["out_cols"], mean=obj["mean"], std=obj["std"],
+                      task=obj["task"], unit=obj["unit"], T=obj["T"],
+                      provenance=obj["provenance"], synthetic=obj["synthetic"])
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}", reason=exc.reason) from exc
