@@ -90,6 +90,7 @@ class BridgeConfig:
                 raise ConfigError(str(exc)) from None
         try:
             wire.check_stream_id(f"{self.stream_prefix}255")
+            wire.check_stream_id(f"{self.stream_prefix}-link")
             wire.encode_source_status("x", self.source, {})
         except (WireError, TypeError) as exc:
             raise ConfigError(f"BridgeConfig.stream_prefix {self.stream_prefix!r} / source "
@@ -142,6 +143,11 @@ class Bridge:
         self.ever_open_ = False
         self.retry_at_ = 0.0
         self.backoff_s_ = config.reconnect_min_s
+
+    @property
+    def link_stream(self) -> str:
+        """Stream id under which the link's own counters are reported (``<prefix>-link``)."""
+        return f"{self.config.stream_prefix}-link"
 
     # ------------------------------------------------------------------ counters
     def counters(self) -> dict[str, int]:
@@ -307,7 +313,7 @@ class Bridge:
                     break
                 self.stats["status_frames_out"] += 1
         link = self.counters()
-        msgs = []
+        msgs = [wire.encode_source_status(self.link_stream, self.config.source, link)]
         for st in self.translator.streams.values():
             c = dict(link)
             c.update({f"stream_{k}": v for k, v in st.counters.items()})

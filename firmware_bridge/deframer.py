@@ -99,6 +99,7 @@ class LinkDecoder:
                 continue                  # idle / extra delimiters are allowed
             if len(chunk) > self.max_encoded:
                 self.oversize += 1
+                self.bytes_skipped += len(chunk)
                 continue
             raw = _cobs_decode(chunk)
             if raw is None:

@@ -97,8 +97,9 @@ class DeviceTranslator:
         return out
 
     def metas(self) -> list[list[bytes]]:
-        """Meta messages of every stream with a known META (periodic repeat, late joiners)."""
-        return [self._meta_msg(st) for st in self.streams.values() if st.meta is not None]
+        """Meta messages of the live streams (periodic repeat for late joiners); a stream
+        ended by :meth:`end_all` is announced again by its next frames."""
+        return [self._meta_msg(st) for st in self.streams.values() if st.meta_sent]
 
     def end_all(self) -> list[list[bytes]]:
         """``end`` for every stream that sent data (device gone); time bases are reset."""
