@@ -19,6 +19,7 @@ import numpy as np
 
 from g2h_edge.errors import DataError
 from g2h_edge.gait.convention import check_convention
+from g2h_edge.gait.convention import convert_gait2354 as convert_gait2354_angles
 from g2h_edge.io.safe_npy import load_object_member
 from g2h_edge.schema import IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, T, TASKS
 
@@ -151,12 +152,14 @@ def _columns(arr, expected: tuple[str, ...] | None, key: str, label: str) -> tup
     return cols
 
 
-def read_gait2hip_npz(path, *, require_meta: bool = True) -> Gait2HipData:
+def read_gait2hip_npz(path, *, require_meta: bool = True,
+                      convert_gait2354: bool = False) -> Gait2HipData:
     """Read and validate a Gait2Hip NPZ file (raises :class:`DataError` on any problem).
 
     ``require_meta=False`` accepts files without subject_id/height_m/weight_kg/speed_label
     (inputs for ``g2h-edge predict``); ``X`` and ``in_cols`` are always required. Angle
-    conventions are checked (radians, gait2354 knee sign -> :class:`ConventionError`).
+    conventions are checked (radians, gait2354 knee sign -> :class:`ConventionError`);
+    ``convert_gait2354=True`` flips the knee signs of X first (old OpenSim models).
     """
     path = Path(path)
     label = str(path)
@@ -187,6 +190,8 @@ def read_gait2hip_npz(path, *, require_meta: bool = True) -> Gait2HipData:
         X=_numbers(m["X"], "X", label), Y=_numbers(m["Y"], "Y", label) if "Y" in m else None,
         in_cols=_columns(m["in_cols"], IN_COLS, "in_cols", label), out_cols=out_cols,
         task=task, synthetic=synthetic, **meta)
+    if convert_gait2354:
+        data.X = convert_gait2354_angles(data.X).astype(np.float32)
     validate_gait2hip(data, label=label)
     return data
 

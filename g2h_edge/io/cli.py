@@ -1,0 +1,94 @@
+"""``g2h-edge predict`` and ``g2h-edge synth`` (thin: parse options, call one function)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from g2h_edge.schema import TASKS
+
+__all__ = ["predict_cmd", "synth_cmd"]
+
+
+@click.command("predict")
+@click.option("--model", "model_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Model bundle (.pt), ONNX model (.onnx) or TensorRT plan.")
+@click.option("--input", "input_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="OUT.npz (y, out_cols, unit, model...) or OUT.csv (long format).")
+@click.option("--raw-unit", is_flag=True,
+              help="Also write outputs in N / N*m (needs weight_kg in the input).")
+@click.option("--allow-synthetic", is_flag=True,
+              help="Run a model trained on synthetic data (outputs are not physiology).")
+@click.option("--convert-gait2354", is_flag=True,
+              help="Inputs use the old gait2354 knee sign (negative flexion): flip it.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="CPU threads for the engine (default: the backend's choice).")
+def predict_cmd(model_path, input_path, output_path, raw_unit, allow_synthetic,
+                convert_gait2354, batch_size, threads):
+    """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames)."""
+    from g2h_edge.io.predict import PredictConfig, predict_file
+
+    cfg = PredictConfig(model_path=model_path, input_path=input_path, output_path=output_path,
+                        raw_unit=raw_unit, allow_synthetic=allow_synthetic,
+                        convert_gait2354=convert_gait2354, batch_size=batch_size,
+                        threads=threads)
+    res = predict_file(cfg)
+    for line in res.warnings:
+        click.echo(line, err=True)
+    n = res.y.shape[0]
+    raw = f" (+ {res.raw_unit})" if res.y_raw is not None else ""
+    click.echo(f"{n} cycles -> {output_path}: {len(res.out_cols)} outputs in {res.unit}{raw}; "
+               f"model {res.model_name} [{res.backend}] sha256 {res.model_sha256[:12]}")
+
+
+@click.command("synth")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="FILE.npz (cohort) or, with --stream, FILE.csv (+ events JSON beside it).")
+@click.option("--task", type=click.Choice(sorted(TASKS)), default="mf", show_default=True,
+              help="mf: 14 hip muscle forces; jm: 3 hip joint moments.")
+@click.option("--subjects", default=10, show_default=True, type=click.IntRange(1, 999))
+@click.option("--trials", "trials_per_condition", default=4, show_default=True,
+              type=click.IntRange(1, 100), help="Cycles per subject and cadence.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--stream", "stream_s", default=None, type=click.FloatRange(0.5, 3600.0),
+              help="Write a continuous stream of this many seconds instead of a cohort.")
+@click.option("--rate", "rate_hz", default=100.0, show_default=True,
+              type=click.FloatRange(50.0, 1000.0), help="Stream sampling rate (Hz).")
+@click.option("--cadence", "cadence_spm", default=115.0, show_default=True,
+              type=click.FloatRange(40.0, 200.0), help="Stream cadence (steps/min).")
+@click.option("--noise-deg", default=0.0, show_default=True, type=click.FloatRange(0.0, 10.0),
+              help="Stream: Gaussian noise added to every angle (deg).")
+def synth_cmd(output_path, task, subjects, trials_per_condition, seed, stream_s, rate_hz,
+              cadence_spm, noise_deg):
+    """Write a SYNTHETIC cohort (Gait2Hip NPZ schema) or a continuous synthetic stream."""
+    from g2h_edge.errors import ConfigError
+
+    if stream_s is not None:
+        from g2h_edge.io.synth import make_stream
+        from g2h_edge.io.trial import events_path_for, write_events_json, write_trial_csv
+
+        if output_path.suffix.lower() != ".csv":
+            raise ConfigError(f"--stream writes CSV: name the output *.csv, got {output_path}")
+        tr = make_stream(stream_s, rate_hz, seed=seed, cadence_spm=cadence_spm,
+                         noise_deg=noise_deg)
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        write_trial_csv(output_path, tr)
+        ev = events_path_for(output_path)
+        write_events_json(ev, tr, {"source": tr.source, "synthetic": True})
+        click.echo(f"synthetic stream: {tr.n} frames at {rate_hz:g} Hz, {len(tr.events['R'])} "
+                   f"right / {len(tr.events['L'])} left ICs -> {output_path}, {ev}")
+        return
+    from g2h_edge.io.npz import write_gait2hip_npz
+    from g2h_edge.io.synth import make_cohort
+
+    if output_path.suffix.lower() != ".npz":
+        raise ConfigError(f"the cohort is written as NPZ: name the output *.npz, got {output_path}")
+    data = make_cohort(task, subjects, seed, trials_per_condition)
+    write_gait2hip_npz(output_path, data)
+    click.echo(f"synthetic cohort ({task}, NOT physiology): {data.n} cycles of {subjects} "
+               f"subjects x 3 cadences x {trials_per_condition} -> {output_path}")

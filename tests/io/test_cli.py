@@ -1,0 +1,179 @@
+"""`g2h-edge synth` and `g2h-edge predict` end to end (real files, real engines)."""
+from __future__ import annotations
+
+import csv
+import re
+import importlib.util
+
+import numpy as np
+import pytest
+
+from g2h_edge.cli import main
+from g2h_edge.io.npz import read_gait2hip_npz
+from g2h_edge.io.synth import make_cohort
+from g2h_edge.io.npz import write_gait2hip_npz
+from g2h_edge.io.trial import read_trial
+from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS
+
+
+class _Result:
+    def __init__(self, exit_code, output):
+        self.exit_code, self.output = exit_code, output
+
+
+def _invoke(capsys, args) -> _Result:
+    """Run the real entry point (G2HError -> exit 2) and capture what a user sees."""
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return _Result(code, out.out + out.err)
+
+
+def test_synth_cohort(tmp_path, capsys):
+    out = tmp_path / "mf.npz"
+    res = _invoke(capsys, ["synth", "-o", str(out), "--task", "mf", "--subjects", "3", "--seed", "4",
+                "--trials", "2"])
+    assert res.exit_code == 0, res.output
+    assert "NOT physiology" in res.output
+    d = read_gait2hip_npz(out)
+    assert d.n == 18 and d.out_cols == MF_COLS and d.synthetic
+    np.testing.assert_array_equal(d.X, make_cohort("mf", 3, 4, 2).X)
+
+
+def test_synth_stream(tmp_path, capsys):
+    out = tmp_path / "walk_angles.csv"
+    res = _invoke(capsys, ["synth", "-o", str(out), "--stream", "6", "--rate", "250", "--seed", "2",
+                "--cadence", "100", "--noise-deg", "0.2"])
+    assert res.exit_code == 0, res.output
+    tr = read_trial(out)
+    assert tr.rate_hz == pytest.approx(250.0) and tr.n == 1500
+    assert (tmp_path / "walk_events.json").is_file()
+    assert len(tr.events["R"]) >= 4 and len(tr.events["L"]) >= 4
+    assert np.diff(tr.events["R"]).mean() == pytest.approx(1.2, rel=0.1)
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--stream", "5", "-o", "x.npz"], "name the output \\*.csv"),
+    (["-o", "x.csv"], "name the output \\*.npz"),
+    (["-o", "x.npz", "--task", "xx"], "Invalid value for '--task'"),
+    (["-o", "x.npz", "--stream", "5", "--rate", "5000"], "Invalid value for '--rate'"),
+])
+def test_synth_bad_options(tmp_path, capsys, args, match):
+    res = _invoke(capsys, ["synth"] + [a.replace("x.", str(tmp_path / "x.")) for a in args])
+    assert res.exit_code == 2
+    assert re.search(match, res.output), res.output
+
+
+# ----------------------------------------------------------------------------- predict
+def _need_engines():
+    if importlib.util.find_spec("g2h_edge.engines.torch_engine") is None:
+        pytest.skip("g2h_edge.engines.torch_engine (MODELS) is not in this checkout yet")
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    _need_engines()
+    import torch
+
+    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
+
+    torch.manual_seed(0)
+    hp = default_hparams("lstm", len(JM_COLS))
+    core = build_model("lstm", hp)
+    b = Bundle(name="tiny-lstm-jm", arch="lstm", hparams=hp,
+               state_dict={k: v.clone() for k, v in core.state_dict().items()},
+               in_cols=IN_COLS, out_cols=JM_COLS,
+               mean=np.array([16.6, 2.8, -8.0, 21.0, -6.3, 1.2, 23.1, 5.6, 31.9, 8.9], np.float32),
+               std=np.array([22.3, 6.2, 7.2, 22.7, 6.5, 5.8, 20.0, 7.5, 18.6, 8.2], np.float32),
+               task="jm", unit="Nm/kg", T=180, provenance={"note": "untrained, test only"},
+               synthetic=True)
+    path = tmp_path_factory.mktemp("m") / "tiny.pt"
+    save_bundle(b, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cycles(tmp_path_factory):
+    d = make_cohort("jm", 2, seed=1, trials_per_condition=1)
+    path = tmp_path_factory.mktemp("d") / "in.npz"
+    write_gait2hip_npz(path, d)
+    return path, d
+
+
+def _reference(bundle_path, X):
+    import torch
+
+    from g2h_edge.models import load_bundle
+
+    with torch.no_grad():
+        return load_bundle(bundle_path).module()(torch.from_numpy(X)).numpy()
+
+
+def test_predict_npz_raw_unit(tmp_path, capsys, bundle_path, cycles):
+    path, d = cycles
+    out = tmp_path / "p.npz"
+    res = _invoke(capsys, ["predict", "--model", str(bundle_path), "--input", str(path),
+                                    "-o", str(out), "--raw-unit", "--allow-synthetic"])
+    assert res.exit_code == 0, res.output
+    assert "SYNTHETIC" in res.output and "not physiology" in res.output
+    with np.load(out, allow_pickle=False) as z:
+        y, y_raw = z["y"], z["y_raw"]
+        assert z["out_cols"].tolist() == list(JM_COLS) and str(z["unit"]) == "Nm/kg"
+        assert str(z["raw_unit"]) == "Nm" and str(z["model"]) == "tiny-lstm-jm"
+        assert len(str(z["model_sha256"])) == 64 and bool(z["synthetic"])
+        assert z["subject_id"].tolist() == d.subject_id.tolist()
+    assert y.shape == (d.n, 180, 3)
+    np.testing.assert_allclose(y, _reference(bundle_path, d.X), atol=1e-5)
+    np.testing.assert_allclose(y_raw, y * d.weight_kg[:, None, None], rtol=1e-6)
+
+
+def test_predict_csv_long_format(tmp_path, capsys, bundle_path, cycles):
+    path, d = cycles
+    out = tmp_path / "p.csv"
+    res = _invoke(capsys, ["predict", "--model", str(bundle_path), "--input", str(path), "-o", str(out),
+                "--allow-synthetic", "--batch-size", "5"])
+    assert res.exit_code == 0, res.output
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == d.n * 180
+    assert list(rows[0])[:5] == ["trial", "frame", "cycle_pct", "subject_id", "speed_label"]
+    assert float(rows[0]["cycle_pct"]) == 0 and float(rows[179]["cycle_pct"]) == 100
+    assert rows[180]["trial"] == "1" and rows[180]["frame"] == "0"
+    ref = _reference(bundle_path, d.X)
+    got = np.array([[float(r[c]) for c in JM_COLS] for r in rows]).reshape(d.n, 180, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_predict_refusals(tmp_path, capsys, bundle_path, cycles):
+    path, d = cycles
+    base = ["predict", "--model", str(bundle_path), "--input", str(path)]
+    res = _invoke(capsys, base + ["-o", str(tmp_path / "a.npz")])
+    assert res.exit_code == 2 and "--allow-synthetic" in res.output
+    assert not (tmp_path / "a.npz").exists()
+    res = _invoke(capsys, base + ["-o", str(tmp_path / "a.json"), "--allow-synthetic"])
+    assert res.exit_code == 2 and ".npz or .csv" in res.output
+    # inputs-only file without weight_kg: --raw-unit is refused, plain prediction works
+    xonly = tmp_path / "x.npz"
+    np.savez(xonly, X=d.X, in_cols=np.array(IN_COLS))
+    base = ["predict", "--model", str(bundle_path), "--input", str(xonly), "--allow-synthetic"]
+    res = _invoke(capsys, base + ["-o", str(tmp_path / "b.npz"), "--raw-unit"])
+    assert res.exit_code == 2 and "needs weight_kg" in res.output
+    assert _invoke(capsys, base + ["-o", str(tmp_path / "b.npz")]).exit_code == 0
+    # radians and gait2354 inputs are refused; gait2354 converts on request
+    rad, old = tmp_path / "rad.npz", tmp_path / "old.npz"
+    np.savez(rad, X=np.deg2rad(d.X), in_cols=np.array(IN_COLS))
+    flipped = d.X.copy()
+    flipped[..., [6, 8]] *= -1
+    np.savez(old, X=flipped, in_cols=np.array(IN_COLS))
+    base = ["predict", "--model", str(bundle_path), "--allow-synthetic", "-o", str(tmp_path / "c.npz")]
+    res = _invoke(capsys, base + ["--input", str(rad)])
+    assert res.exit_code == 2 and "radians" in res.output
+    res = _invoke(capsys, base + ["--input", str(old)])
+    assert res.exit_code == 2 and "--convert-gait2354" in res.output
+    res = _invoke(capsys, base + ["--input", str(old), "--convert-gait2354"])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "c.npz") as z:
+        np.testing.assert_allclose(z["y"], _reference(bundle_path, d.X), atol=1e-5)
