@@ -1,16 +1,20 @@
 """g2h_edge.gait: pure-numpy gait-cycle handling.
 
+- :class:`OnlineICDetector` / :class:`ICDetectorConfig` / :func:`detect_ics`: causal
+  initial-contact detection from the joint angles alone (both sides, any chunking);
 - :class:`CycleAssembler` / :class:`Cycle` / :class:`CycleConfig`: per-stream ring buffer,
   IC-to-IC cycle checks and time normalisation;
 - :func:`resample_cycle`: linear resampling of one cycle to 180 frames (sub-frame ICs);
-- :class:`OnlineICDetector` / :class:`ICDetectorConfig` / :func:`detect_ics`: causal
-  initial-contact detection from the joint angles alone.
+- :mod:`g2h_edge.gait.evaluate`: detector accuracy against known ICs
+  (``python -m g2h_edge.gait.evaluate DATA_DIR``);
+- :mod:`g2h_edge.gait.convention`: unit / knee-sign checks (owned by the io component).
 """
 from g2h_edge.gait.assembler import Cycle, CycleAssembler
 from g2h_edge.gait.config import CycleConfig, ICDetectorConfig, from_mapping
+from g2h_edge.gait.detector import OnlineICDetector, detect_ics, fit_peak, foot_reach
 from g2h_edge.gait.resample import resample_cycle
 
 __all__ = [
-    "Cycle", "CycleAssembler", "CycleConfig", "ICDetectorConfig", "from_mapping",
-    "resample_cycle",
+    "OnlineICDetector", "ICDetectorConfig", "detect_ics", "foot_reach", "fit_peak",
+    "Cycle", "CycleAssembler", "CycleConfig", "from_mapping", "resample_cycle",
 ]

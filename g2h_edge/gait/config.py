@@ -52,52 +52,55 @@ def _positive(obj, *names: str) -> None:
 
 @dataclass(frozen=True)
 class ICDetectorConfig:
-    """Online initial-contact (IC) detector settings. Times in seconds, angles in degrees.
+    """Online initial-contact (IC) detector settings. Times in seconds, angles in degrees,
+    ``*_reach`` in thigh lengths (see :func:`g2h_edge.gait.detector.foot_reach`).
 
-    The detector looks for the knee's terminal-swing extension minimum, gated by a preceding
-    swing flexion peak, hip flexion near its cycle maximum and plausible step timing, then
-    subtracts ``ic_offset_s`` (the knee minimum leads the foot strike) and reports the IC.
+    The detector tracks each foot's forward reach relative to the hip, computed from hip
+    flexion and knee angle (a planar two-segment leg). Its terminal-swing maximum precedes
+    the foot strike by ``ic_offset_s``; candidates are gated by the preceding swing
+    excursion, the lead over the other foot, an extended knee and plausible step timing.
     """
 
-    #: the knee extension minimum precedes the foot strike by this much (real trials: ~0.03 s)
-    ic_offset_s: float = 0.03
-    #: low-pass smoothing time constant applied before searching minima (0 disables)
-    smooth_s: float = 0.0
-    #: a minimum is confirmed once the knee has risen this much above it ...
-    confirm_rise_deg: float = 2.0
-    #: ... or this long after it (bounded delay), whichever comes first
-    max_delay_s: float = 0.12
-    #: the swing-phase knee flexion peak before an IC must reach this angle
-    min_swing_knee_deg: float = 35.0
-    #: and the knee must drop at least this much from that peak to the IC minimum
-    min_knee_drop_deg: float = 25.0
-    #: the swing peak must lie at most this long before the minimum
-    max_peak_to_ic_s: float = 0.8
-    #: hip flexion at the minimum must be above this fraction of the recent hip range
-    #: (0 = max extension, 1 = max flexion); IC happens near maximum hip flexion
-    min_hip_phase: float = 0.6
-    #: time window over which the hip range is tracked (about two strides)
-    hip_window_s: float = 3.0
-    #: ICs of the same side closer than this are refused (shortest plausible stride)
-    min_stride_s: float = 0.55
-    #: an IC closer than this to the other side's last IC is refused (shortest step)
+    #: the reach maximum precedes the foot strike by this much (real trials: median 0.030 s)
+    ic_offset_s: float = 0.030
+    #: a maximum is confirmed once the reach has dropped this much below it ...
+    confirm_drop_reach: float = 0.05
+    #: ... but never earlier than ic_offset_s + this margin after it (the IC is then past)
+    confirm_margin_s: float = 0.01
+    #: ... or once it has stood for this long (bounded delay after the maximum)
+    max_delay_s: float = 0.1
+    #: half width of the least-squares parabola fitted around the maximum (sub-frame time)
+    fit_half_s: float = 0.03
+    #: stance -> swing: the reach must rise this much above its stance minimum
+    swing_rise_reach: float = 0.3
+    #: gate: the reach must have risen this much from the stance minimum (toe-off) before
+    min_swing_reach: float = 0.8
+    #: gate: at the maximum the foot must lead the other foot by this much
+    min_lead_reach: float = 0.6
+    #: gate: the knee must be extended below this angle at the maximum
+    max_knee_ic_deg: float = 35.0
+    #: gate: ICs of the same side closer than this are refused (shortest stride)
+    min_stride_s: float = 0.5
+    #: gate: an IC closer than this to the other side's last IC is refused (shortest step)
     min_step_s: float = 0.2
-    #: strike detection at the very start of a stream: accept a knee minimum with a
-    #: flexed hip even without a seen swing peak
-    allow_start_ic: bool = True
+    #: a maximum on the very first sample of a stream is accepted only if the fitted peak
+    #: lies at most this long before it (the stream began at the peak, not in stance)
+    start_edge_s: float = 0.02
+    #: a time gap longer than this between updates restarts detection (state is stale)
+    reset_gap_s: float = 0.25
 
     def __post_init__(self):
         _check_fields(self)
-        _positive(self, "confirm_rise_deg", "max_delay_s", "min_swing_knee_deg",
-                  "max_peak_to_ic_s", "hip_window_s", "min_stride_s", "min_step_s")
-        if self.smooth_s < 0:
-            raise ConfigError(f"ICDetectorConfig.smooth_s must be >= 0, got {self.smooth_s!r}")
-        if not 0.0 <= self.min_hip_phase <= 1.0:
-            raise ConfigError("ICDetectorConfig.min_hip_phase must be within [0, 1], "
-                              f"got {self.min_hip_phase!r}")
-        if not isinstance(self.allow_start_ic, bool):
-            raise ConfigError("ICDetectorConfig.allow_start_ic must be a bool, "
-                              f"got {self.allow_start_ic!r}")
+        _positive(self, "confirm_drop_reach", "max_delay_s", "fit_half_s", "swing_rise_reach",
+                  "min_swing_reach", "max_knee_ic_deg", "min_stride_s", "reset_gap_s")
+        for name in ("ic_offset_s", "confirm_margin_s", "min_step_s", "start_edge_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"ICDetectorConfig.{name} must be >= 0, "
+                                  f"got {getattr(self, name)!r}")
+        if self.ic_offset_s + self.confirm_margin_s > self.max_delay_s:
+            raise ConfigError(f"ICDetectorConfig.max_delay_s ({self.max_delay_s}) must be at "
+                              "least ic_offset_s + confirm_margin_s "
+                              f"({self.ic_offset_s + self.confirm_margin_s})")
 
 
 @dataclass(frozen=True)
