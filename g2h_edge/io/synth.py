@@ -19,7 +19,7 @@ import numpy as np
 from g2h_edge.errors import ConfigError
 from g2h_edge.io.npz import Gait2HipData
 from g2h_edge.io.trial import Trial
-from g2h_edge.io.waveforms import eval_template, phase_warp, template_coefficients, warp_for_stance
+from g2h_edge.io.waveforms import N_HARMONICS, phase_warp, template_coefficients, warp_for_stance
 from g2h_edge.schema import (CADENCE_STEPS_PER_MIN, IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, T,
                              out_cols_for)
 
@@ -98,10 +98,15 @@ def _angles(phase: np.ndarray, subj: SyntheticSubject, cadence_spm: np.ndarray,
     stance = np.interp(cadence_spm, _BASE, _STANCE)                    # (n,)
     cgain = np.interp(cadence_spm, _BASE, _CAD_GAIN)                   # (n,)
     a = warp_for_stance(stance + subj.stance_shift)                    # (n,)
-    ph = phase[:, None] - 0.5 * _IS_LEFT[None, :]                      # (n, 10)
-    ph = phase_warp(np.mod(ph, 1.0), a[:, None])
+    # Fourier basis once per side (R, L), then gathered per channel: (n, 10, 17)
+    ph = np.stack([phase_warp(np.mod(phase - s, 1.0), a) for s in (0.0, 0.5)], axis=1)
+    ang = 2 * np.pi * ph[..., None] * np.arange(1, N_HARMONICS + 1)   # (n, 2, H)
+    basis = np.empty(ph.shape + (_COEF.shape[1],))
+    basis[..., 0] = 1.0
+    basis[..., 1::2], basis[..., 2::2] = np.cos(ang), np.sin(ang)
     coef = _COEF[None] if pert is None else _COEF[None] + pert         # (n|1, 10, 17)
-    z = eval_template(coef, ph)                                        # (n, 10)
+    z = np.einsum("ncj,ncj->nc", basis[:, _IS_LEFT.astype(int)], np.broadcast_to(
+        coef, (phase.shape[0],) + _COEF.shape))                        # (n, 10)
     g = subj.gain * np.where(_SAGITTAL, cgain[:, None], 1.0)           # (n, 10)
     return MU_X + subj.offset_deg + AMP * g * z
 
@@ -242,13 +247,16 @@ def make_stream(duration_s: float, rate_hz: float, seed: int = 0, cadence_spm: f
     frac = (t - ic[k]) / dur[k]                                            # (n,) in [0, 1)
     pert = np.stack([_perturbation(rng) for _ in range(n_cyc + 1)])        # (n_cyc+1, 10, 17)
     gains = np.exp(amp_cv * rng.standard_normal((n_cyc + 1, N_IN)))      # (n_cyc+1, 10)
-    f = frac[:, None, None]
-    p_now = (1 - f) * pert[k] + f * pert[k + 1]                            # (n, 10, 17)
-    g_now = (1 - frac[:, None]) * gains[k] + frac[:, None] * gains[k + 1]  # (n, 10)
-    base = SyntheticSubject(subj.offset_deg, np.ones(N_IN), subj.stance_shift,
+    base = SyntheticSubject(np.zeros(N_IN), np.ones(N_IN), subj.stance_shift,
                             subj.height_m, subj.weight_kg)
-    q = MU_X + subj.offset_deg + (_angles(frac, base, np.full(t.shape, float(cadence_spm)),
-                                          p_now) - MU_X - subj.offset_deg) * subj.gain * g_now
+    q = np.empty((t.size, N_IN))
+    for i in range(0, t.size, 20000):                      # chunks bound the (n, 10, 17) temps
+        c = slice(i, i + 20000)
+        f, kc = frac[c], k[c]
+        p_now = (1 - f)[:, None, None] * pert[kc] + f[:, None, None] * pert[kc + 1]
+        g_now = (1 - f)[:, None] * gains[kc] + f[:, None] * gains[kc + 1]     # (n, 10)
+        wave = _angles(f, base, np.full(f.shape, float(cadence_spm)), p_now) - MU_X
+        q[c] = MU_X + subj.offset_deg + wave * subj.gain * g_now
     if noise_deg > 0:
         q = q + noise_deg * rng.standard_normal(q.shape)
     t_end = t[-1] if t.size else 0.0
