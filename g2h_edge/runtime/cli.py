@@ -146,10 +146,17 @@ def record_cmd(file, as_json, export_npz):
 @click.option("--backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto",
               show_default=True, help="auto: ONNX Runtime on the CPU when export works.")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG.")
-def demo_cmd(out_dir, speed, backend, no_plot):
-    """Run the main job on the bundled example: serve + replay + live table + plot."""
+@click.option("--with-events", is_flag=True, help="Use the example's IC events instead of "
+              "detecting ICs online.")
+@click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Serve this bundle (.pt) instead of the bundled demo models. Repeatable.")
+def demo_cmd(out_dir, speed, backend, no_plot, with_events, models):
+    """Run the main job on the bundled example: serve + replay + live table + plot.
+
+    The bundled models and the example trial are SYNTHETIC: the numbers are not physiology.
+    """
     from g2h_edge.runtime.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out_dir=out_dir, speed=speed, backend=backend, plot=not no_plot),
-             echo=click.echo)
+    run_demo(DemoConfig(out_dir=out_dir, speed=speed, backend=backend, plot=not no_plot,
+                        with_events=with_events, models=tuple(models)), echo=click.echo)
 

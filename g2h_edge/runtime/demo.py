@@ -34,6 +34,8 @@ class DemoConfig:
     plot: bool = True
     with_events: bool = False      # use the trial's IC events instead of online detection
     cache_dir: str | None = None   # where ONNX exports are cached
+    #: model bundles (.pt) to serve instead of the bundled demo models
+    models: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.backend not in ("auto", "onnx", "torch"):
@@ -61,7 +63,7 @@ def _cache_dir(cfg: DemoConfig) -> Path:
 
 def demo_engine_paths(cfg: DemoConfig, echo=print) -> list[str]:
     """Engine files for the demo: ONNX exports of the bundles (cached) or the bundles."""
-    bundles = demo_bundles()
+    bundles = [Path(m) for m in cfg.models] if cfg.models else demo_bundles()
     if cfg.backend == "torch":
         return [str(b) for b in bundles]
     try:
@@ -149,7 +151,7 @@ def run_demo(cfg: DemoConfig, echo=print) -> dict:
          f" ms (closing frame arrival -> publish); record: {record}")
     if cfg.plot and cycles:
         summary["plots"] = plot_cycles(cycles, out_dir, echo)
-    echo(SYNTHETIC_NOTE)
+    echo(SYNTHETIC_NOTE.replace("numbers below", "numbers above"))
     return summary
 
 
