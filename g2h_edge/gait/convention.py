@@ -36,6 +36,7 @@ from g2h_edge.schema import IN_COLS, N_IN
 __all__ = [
     "check_convention", "assess_convention", "convert_gait2354", "ConventionMonitor",
     "KNEE_INDEX", "RADIANS_MAX_ABS", "RADIANS_MIN_KNEE_PTP", "GAIT2354_KNEE_MIN_DEG",
+    "OK_MIN_KNEE_PTP_DEG",
 ]
 
 #: columns of the two knee angles in IN_COLS order
@@ -52,6 +53,9 @@ _FRONTAL_INDEX = tuple(IN_COLS.index(c) for c in IN_COLS if "adduction" in c or 
 GAIT2354_KNEE_MIN_DEG: float = -15.0
 #: ...and more than this fraction of knee samples is negative
 GAIT2354_NEG_FRACTION: float = 0.5
+#: "ok" needs a knee that has moved this much (deg): a swing phase has been seen, so a
+#: gait2354 knee would have shown its negative flexion
+OK_MIN_KNEE_PTP_DEG: float = 25.0
 
 _TO_DEG_HINT = "multiply the angles by 180/pi (OpenSim .mot/.sto: set inDegrees=no in the header)"
 _GAIT2354_HINT = ("convert with --convert-gait2354 (or g2h_edge.gait.convention.convert_gait2354), "
@@ -114,8 +118,8 @@ class _Stats:
                 f"minimum {knee_low:.1f} deg): this is the gait2354/gait2392 OpenSim convention "
                 f"(knee negative in flexion), the models expect Rajagopal 2016 (knee positive "
                 f"in flexion, 0..~70 deg); {_GAIT2354_HINT}")
-        if knee_ptp < 10.0 and self.max_abs < 10.0:
-            return "undecided", "too little movement to judge the knee sign"
+        if knee_ptp < OK_MIN_KNEE_PTP_DEG:
+            return "undecided", "no swing-phase knee flexion seen yet"
         return "ok", "degrees, Rajagopal knee sign"
 
 

@@ -90,9 +90,27 @@ def test_monitor_accepts_a_good_stream_and_flags_gait2354():
     ok, bad = ConventionMonitor(), ConventionMonitor()
     verdicts = [ok.update(tr.q[i:i + 10]) for i in range(0, tr.n, 10)]
     assert verdicts[-1] == "ok" and set(verdicts) <= {"ok", "undecided"}
+    seen = []
     with pytest.raises(ConventionError, match="mostly negative"):
         for i in range(0, tr.n, 10):
-            bad.update(_flip(tr.q[i:i + 10]))
+            seen.append(bad.update(_flip(tr.q[i:i + 10])))
+    assert "ok" not in seen          # never declared fine before the swing showed the sign
+    assert len(seen) < 2 * 200 * (120 / 115) / 10          # caught within two cycles
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_real_trials_in_monitor_never_ok_when_wrong(data_dir, flip):
+    for f in sorted((data_dir / "schreiber2019").glob("*_angles.csv")):
+        q = read_trial(f, check=False).q
+        q = _flip(q) if flip else q
+        mon, seen, raised = ConventionMonitor(), [], False
+        try:
+            for i in range(0, len(q), 5):            # 50 ms blocks at 100 Hz
+                seen.append(mon.update(q[i:i + 5]))
+        except ConventionError as exc:
+            raised = exc.reason == "knee_sign_gait2354"
+        assert raised == flip, f.name
+        assert ("ok" not in seen) if flip else (seen[-1] == "ok"), f.name
 
 
 def test_real_trials_accepted(data_dir):
