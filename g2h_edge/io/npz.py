@@ -29,7 +29,7 @@ __all__ = ["Gait2HipData", "read_gait2hip_npz", "write_gait2hip_npz", "validate_
 WEIGHT_RANGE_KG = (30.0, 200.0)
 HEIGHT_RANGE_M = (1.0, 2.3)
 #: plausible median per-sample peak |Y|/weight (per kg) of a raw-unit file, per task
-_PEAK_PER_KG_RANGE = {"mf": (0.3, 100.0), "jm": (0.05, 10.0)}
+_PEAK_PER_KG_RANGE = {"mf": (1.0, 100.0), "jm": (0.1, 10.0)}
 _META_KEYS = ("subject_id", "height_m", "weight_kg", "speed_label")
 
 

@@ -126,7 +126,7 @@ def _finish(table: np.ndarray, header: list[str], label: str, first_row: int,
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     head = 0
     while head < len(lines) and (not lines[head].strip() or lines[head].startswith("#")):
         head += 1
@@ -139,7 +139,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_mot(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """OpenSim storage: key=value header lines up to ``endheader``, then a column line."""
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     try:
         end = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader")
     except StopIteration:

@@ -202,3 +202,10 @@ def test_real_gait2354_refused_then_converted(data_dir):
     knees = tr.q[:, [IN_COLS.index("knee_angle_r"), IN_COLS.index("knee_angle_l")]]
     assert knees.max() > 60 and knees.min() > -5
     assert tr.rate_hz == pytest.approx(1 / 0.017, rel=0.05) and tr.body_mass_kg == 72.6
+
+
+def test_csv_with_byte_order_mark_and_comments(tmp_path, stream):
+    lines = ["# exported by a spreadsheet"] + _csv_text(stream)
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode())
+    np.testing.assert_allclose(read_trial(p).q, stream.q, atol=1e-4)
