@@ -16,6 +16,7 @@ thousands of messages per second.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass, field
 
@@ -76,6 +77,7 @@ _INPUT_FIELDS = {
     "status": ({"v", "type", "stream", "source", "counters"}, set()),
 }
 _U64_MAX = 2**64 - 1
+_NUM_TYPES = {int, float}
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,9 @@ def _check_times(t: np.ndarray) -> None:
 
 
 def _check_q(q: np.ndarray) -> None:
-    # float32 values summed in float64 cannot overflow: NaN/inf in q <=> non-finite sum
-    if not math.isfinite(float(q.sum(dtype=np.float64))):
+    # NaN/inf make the sum non-finite; a huge but finite float32 sum can overflow too, so
+    # confirm element-wise on that (rare) path only
+    if not math.isfinite(q.sum()) and not np.isfinite(q).all():
         raise _err("non_finite", "field 'q' contains NaN or infinity")
 
 
@@ -340,14 +343,19 @@ def _decode_frames(body: dict) -> Frames:
     if len(q_b) != n * N_IN * 4:
         raise _err("bad_q_length", f"q has {len(q_b)} bytes; {n} frames x {N_IN} channels "
                    f"x 4 bytes = {n * N_IN * 4} expected")
-    try:
-        t = np.array(t_list, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _err("bad_type", "field 't' must be a list of numbers (seconds)") from None
-    if any(type(x) not in (float, int) for x in t_list):  # no bools, strings, nested lists
+    # cheap checks on the list itself (C-level map/sum): types, finiteness, monotonicity
+    if not set(map(type, t_list)) <= _NUM_TYPES:      # no bools, strings, nested lists
         raise _err("bad_type", "field 't' must be a list of numbers (seconds)")
+    try:
+        finite = math.isfinite(sum(t_list))
+        t = np.array(t_list, dtype=np.float64)
+    except (OverflowError, TypeError, ValueError):
+        raise _err("bad_type", "field 't' must be a list of numbers (seconds)") from None
+    if not finite and not np.isfinite(t).all():   # (a huge finite sum can overflow)
+        raise _err("non_finite", "field 't' contains NaN or infinity")
+    if n > 1 and not all(map(operator.lt, t_list, t_list[1:])):
+        raise _err("time_not_increasing", "times in 't' must be strictly increasing")
     q = np.frombuffer(q_b, dtype="<f4").reshape(n, N_IN)
-    _check_times(t)
     _check_q(q)
     ic = _check_ic(body["ic"]) if "ic" in body else []
     return Frames(body["stream"], seq, t, q, ic)

@@ -18,7 +18,10 @@ from g2h_edge.gait.convention import ConventionMonitor, check_convention
 from g2h_edge.schema import mirror_sides
 from g2h_edge.wire import Frames, Meta, frames_in_schema_order
 
-__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector"]
+__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES"]
+
+#: frames collected before they are pushed into the ring buffer (unless a cycle closes)
+PUSH_FRAMES = 256
 
 
 @dataclass
@@ -74,6 +77,11 @@ class StreamState:
         self.convention_ok_ = not server_cfg.check_convention
         self.blocked_: ConventionError | None = None
         self.t_first_: float | None = None
+        self.t_last_: float | None = None
+        self.pend_: list = []               # (t, q) chunks not pushed to the assembler yet
+        self.pend_n_ = 0
+        self.conv_next_t_ = np.inf          # next time the convention window is judged
+        self.conv_done_t_ = -np.inf         # frames up to here were judged already
         self.last_seq_: int | None = None
         self.last_seen_ = now
         self.counters = {"messages": 0, "frames": 0, "cycles": 0, "duplicate_seq": 0,
@@ -106,23 +114,45 @@ class StreamState:
             return
         if self.last_seq_ is not None and msg.seq > self.last_seq_ + 1:
             c["dropped_seq"] += msg.seq - self.last_seq_ - 1
-        q = frames_in_schema_order(msg.q, self.meta_)
-        try:
-            self.assembler_.push(msg.t, q)
-        except GaitError as exc:
-            self._reject(rejects, exc.reason, str(exc), seq=msg.seq)
-            self.last_seq_ = msg.seq
-            return
         self.last_seq_ = msg.seq
+        t = msg.t
+        if self.t_last_ is not None and not t[0] > self.t_last_:
+            self._reject(rejects, "time_not_increasing", f"frames start at {t[0]:.6f} s, not "
+                         f"after the stream's last frame ({self.t_last_:.6f} s)", seq=msg.seq)
+            return
+        q = frames_in_schema_order(msg.q, self.meta_)
         c["messages"] += 1
-        c["frames"] += msg.t.shape[0]
+        c["frames"] += t.shape[0]
+        self.t_last_ = float(t[-1])
+        # frames reach the ring buffer in chunks (one push per PUSH_FRAMES or when a cycle
+        # is closed): a push per small message would cost more than everything else
+        self.pend_.append((t, q))
+        self.pend_n_ += t.shape[0]
+        if self.pend_n_ >= PUSH_FRAMES:
+            self._push_pending()
         if self.t_first_ is None:
-            self.t_first_ = float(msg.t[0])
-        if not self.convention_ok_ and self.blocked_ is None:
-            self._check_window(q, float(msg.t[-1]), rejects)
+            self.t_first_ = float(t[0])
+            self.conv_next_t_ = self.t_first_ + self.cfg.convention_window_s
+        if not self.convention_ok_ and self.blocked_ is None and \
+                self.t_last_ >= self.conv_next_t_:
+            self._push_pending()
+            self._check_window(self.t_last_, rejects)
         ics = self._new_ics(msg, q)
+        if ics:
+            self._push_pending()
         for t_ic, side in ics:
             self._close(t_ic, side, arrival, ready, rejects)
+
+    def _push_pending(self) -> None:
+        if not self.pend_:
+            return
+        if len(self.pend_) == 1:
+            t, q = self.pend_[0]
+        else:
+            t = np.concatenate([p[0] for p in self.pend_])
+            q = np.concatenate([p[1] for p in self.pend_])
+        self.pend_, self.pend_n_ = [], 0
+        self.assembler_.push(t, q)
 
     def _new_ics(self, msg: Frames, q: np.ndarray) -> list:
         """ICs that can be processed now (frames up to them are buffered), in time order."""
@@ -142,6 +172,7 @@ class StreamState:
 
     def _switch_to_external(self) -> None:
         # restart cycle assembly with the buffered frames: cycles are opened by external ICs
+        self._push_pending()
         old = self.assembler_
         self.assembler_ = CycleAssembler(self.cfg.cycle)
         t, q = old.buffered()
@@ -150,14 +181,20 @@ class StreamState:
         self.external_ = True
         self.detector_ = None
 
-    def _check_window(self, q, t_last: float, rejects: list) -> None:
+    def _check_window(self, t_last: float, rejects: list) -> None:
+        """Judge the convention once per window (not per message: it is not free), on the
+        buffered frames not judged yet; undecided windows accumulate until decided."""
+        t, q = self.assembler_.buffered()
+        new = q[t > self.conv_done_t_]
+        self.conv_done_t_ = t_last
+        self.conv_next_t_ = t_last + self.cfg.convention_window_s
         try:
-            verdict = self.monitor_.update(q)
+            verdict = self.monitor_.update(new)
         except ConventionError as exc:
             self.blocked_ = exc
             self._reject(rejects, exc.reason, str(exc))
             return
-        if verdict == "ok" and t_last - self.t_first_ >= self.cfg.convention_window_s:
+        if verdict == "ok":
             self.convention_ok_ = True
             self.monitor_ = None
 
@@ -191,6 +228,7 @@ class StreamState:
     def finish(self, arrival: float, ready: list, rejects: list) -> None:
         """End of stream: the detector's last confirmed ICs close their cycles; external ICs
         beyond the last frame can never close one (rejected)."""
+        self._push_pending()
         if self.detector_ is not None and hasattr(self.detector_, "flush"):
             try:
                 for t_ic, side in sorted(self.detector_.flush()):
