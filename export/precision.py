@@ -1,0 +1,122 @@
+"""Reduced-precision variants of an exported fp32 graph.
+
+- ``int8``: ONNX Runtime quantisation of the MatMul/Gemm weights to int8.
+  ``int8_mode="dynamic"`` (default) quantises activations per call
+  (DynamicQuantizeLinear -> MatMulInteger, which MLAS runs with AVX-512 VNNI/AMX where the
+  CPU has them); ``"static"`` writes a QDQ graph whose activation scales come from
+  calibration on parity-like synthetic cycles.
+- ``bf16``: the float weights are stored as bfloat16 and cast back to float32 in the graph.
+  ONNX Runtime's CPU execution provider has no bfloat16 MatMul/Add/Softmax kernels on x86
+  (checked with onnxruntime 1.31: "Could not find an implementation for MatMul(13)"), and
+  ``mlas.enable_gemm_fastmath_arm64_bfloat16`` applies to ARM64 only, so on this CPU the
+  arithmetic stays fp32: bf16 halves the file and shows the accuracy cost of bf16 weights,
+  but it is not faster here. The casts are constant-folded when the session is created.
+
+Both variants use ops outside TensorRT's ONNX parser for int8 (MatMulInteger,
+DynamicQuantizeLinear): build TensorRT plans from the fp32 export with ``--fp16`` instead.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from g2h_edge.errors import ExportError
+
+__all__ = ["convert_precision", "to_bf16", "to_int8", "INT8_MODES"]
+
+INT8_MODES = ("dynamic", "static")
+_MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
+
+
+def convert_precision(model, precision: str, *, calib: np.ndarray | None = None,
+                      int8_mode: str = "dynamic", workdir: Path | None = None):
+    """Return a new ModelProto in ``precision`` ("bf16" | "int8") from an fp32 ModelProto."""
+    if precision == "bf16":
+        return to_bf16(model)
+    if precision == "int8":
+        return to_int8(model, calib=calib, mode=int8_mode, workdir=workdir)
+    raise ExportError(f"no conversion to precision {precision!r}", reason="bad_argument")
+
+
+def to_bf16(model):
+    """Store float initializers with >= 16 values as bfloat16, cast back to float in-graph."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < _MIN_BF16_SIZE:
+            continue
+        bits = _to_bf16_bits(arr)  # uint16, round to nearest even
+        name = init.name
+        new = helper.make_tensor(name + "__bf16", TensorProto.BFLOAT16, arr.shape,
+                                 bits.tobytes(), raw=True)
+        init.CopyFrom(new)
+        casts.append(helper.make_node("Cast", [name + "__bf16"], [name],
+                                      to=TensorProto.FLOAT, name=f"bf16_to_fp32/{name}"))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    return out
+
+
+def _to_bf16_bits(arr: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (uint16), round-to-nearest-even."""
+    u = np.ascontiguousarray(arr, np.float32).view(np.uint32).astype(np.uint64)
+    rounding = ((u >> 16) & 1) + 0x7FFF
+    return ((u + rounding) >> 16).astype(np.uint16)
+
+
+class _CalibReader:
+    """onnxruntime.quantization CalibrationDataReader over (N, T, 10) cycles, batch 1."""
+
+    def __init__(self, x: np.ndarray, input_name: str):
+        self._items = iter([{input_name: x[i: i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self._items, None)
+
+    def rewind(self):  # pragma: no cover - not used by minmax calibration
+        pass
+
+
+def to_int8(model, *, calib: np.ndarray | None, mode: str = "dynamic",
+            workdir: Path | None = None):
+    """Quantise MatMul/Gemm weights to int8 with onnxruntime.quantization (see module doc)."""
+    import tempfile
+
+    import onnx
+    from onnxruntime import quantization as q
+
+    if mode not in INT8_MODES:
+        raise ExportError(f"int8 mode {mode!r} is not one of {list(INT8_MODES)}",
+                          reason="bad_argument")
+    with tempfile.TemporaryDirectory(prefix="g2h-int8-", dir=workdir) as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        try:
+            if mode == "dynamic":
+                q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8,
+                                   per_channel=False, op_types_to_quantize=["MatMul", "Gemm"])
+            else:
+                if calib is None or len(calib) == 0:
+                    raise ExportError("static int8 needs calibration cycles",
+                                      reason="bad_argument")
+                reader = _CalibReader(np.asarray(calib, np.float32), model.graph.input[0].name)
+                q.quantize_static(str(src), str(dst), reader, quant_format=q.QuantFormat.QDQ,
+                                  activation_type=q.QuantType.QInt8,
+                                  weight_type=q.QuantType.QInt8, per_channel=True,
+                                  op_types_to_quantize=["MatMul", "Gemm"])
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise ExportError(f"int8 ({mode}) quantisation failed: "
+                              f"{str(exc).splitlines()[0][:300]}", reason="quantize_failed"
+                              ) from exc
+        return onnx.load(str(dst))

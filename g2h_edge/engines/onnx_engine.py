@@ -1,0 +1,166 @@
+"""The ONNX Runtime engine: serves a ``.onnx`` file written by ``g2h-edge export onnx``.
+
+Providers are taken in the order TensorRT > CUDA > CPU among those this onnxruntime build
+has (or the list given). The session flushes denormals to zero (the Mamba scan multiplies
+decays that underflow; denormal arithmetic is several times slower on x86), runs the graph
+optimiser at the level asked ("all" by default), and binds inputs/outputs to numpy buffers
+(I/O binding) so ONNX Runtime writes straight into the returned array.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from g2h_edge.engines.base import Engine
+from g2h_edge.errors import EngineError
+
+__all__ = ["OnnxEngine", "PROVIDER_PREFERENCE", "GRAPH_OPT_LEVELS", "choose_providers"]
+
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
+                       "CPUExecutionProvider")
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+_FORMAT_TAG = "g2h-edge-onnx"  # g2h_edge.export.onnx.FORMAT_TAG (the core never imports export)
+
+
+def choose_providers(available, requested=None) -> list[str]:
+    """Providers to use: ``requested`` (all must be available) or the preference order."""
+    available = list(available)
+    if requested is None:
+        chosen = [p for p in PROVIDER_PREFERENCE if p in available]
+        return chosen or available
+    if isinstance(requested, str):
+        requested = [requested]
+    requested = [p if isinstance(p, str) else p[0] for p in requested]
+    missing = [p for p in requested if p not in available]
+    if missing or not requested:
+        raise EngineError(f"ONNX Runtime providers {missing or requested} are not available in "
+                          f"this installation (available: {available}); for CUDA/TensorRT "
+                          "install the gpu extra: pip install 'g2h-edge[gpu]'",
+                          reason="bad_provider")
+    return requested
+
+
+def _decode(meta_map: dict) -> dict:
+    out = {}
+    for key, value in meta_map.items():
+        try:
+            out[key] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            out[key] = value
+    return out
+
+
+class OnnxEngine(Engine):
+    """An exported model in ONNX Runtime.
+
+    ``threads``: intra-op threads (None: ONNX Runtime's default, one per core);
+    ``providers``: provider names (None: TensorRT > CUDA > CPU among the available);
+    ``graph_opt``: one of GRAPH_OPT_LEVELS; ``spinning``: let idle intra-op threads spin
+    (lower latency, burns CPU; None keeps ONNX Runtime's default); ``io_binding``: bind
+    numpy buffers instead of ``session.run``.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, path, *, threads: int | None = None, providers=None,
+                 graph_opt: str = "all", spinning: bool | None = None,
+                 io_binding: bool = True):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # a core dependency, but say so clearly
+            raise EngineError(f"onnxruntime cannot be imported ({exc}); reinstall g2h-edge",
+                              reason="missing_backend") from exc
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise EngineError(f"cannot read ONNX model {path}: {exc}", reason="io_error") from exc
+        if graph_opt not in GRAPH_OPT_LEVELS:
+            raise EngineError(f"graph_opt {graph_opt!r} is not one of {list(GRAPH_OPT_LEVELS)}",
+                              reason="bad_option")
+        self.providers_ = choose_providers(ort.get_available_providers(), providers)
+        so = self._session_options(ort, threads, graph_opt, spinning)
+        try:
+            sess = ort.InferenceSession(data, so, providers=self.providers_)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            raise EngineError(f"{path} is not a loadable ONNX model (corrupt, truncated or not "
+                              f"ONNX): {first}", reason="corrupt") from exc
+        meta = _decode(sess.get_modelmeta().custom_metadata_map)
+        if meta.get("format") != _FORMAT_TAG:
+            raise EngineError(f"{path} is an ONNX model but not a g2h-edge export (no "
+                              f"'format': '{_FORMAT_TAG}' in its metadata_props); export it "
+                              "with `g2h-edge export onnx`", reason="not_g2h_export")
+        meta.update(backend=self.backend, path=str(path), providers=sess.get_providers(),
+                    graph_opt=graph_opt, threads=threads)
+        super().__init__(meta, sha256=hashlib.sha256(data).hexdigest())
+        self._bind_io(sess, io_binding)
+
+    @staticmethod
+    def _session_options(ort, threads, graph_opt: str, spinning):
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[graph_opt]
+        if threads is not None:
+            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+                raise EngineError(f"threads must be a positive int, got {threads!r}",
+                                  reason="bad_option")
+            so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+        if spinning is not None:
+            so.add_session_config_entry("session.intra_op.allow_spinning",
+                                        "1" if spinning else "0")
+        return so
+
+    def _bind_io(self, sess, io_binding: bool) -> None:
+        inputs, outputs = sess.get_inputs(), sess.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 3:
+            raise EngineError(f"{self.metadata['path']}: expected one (B, T, 10) input and one "
+                              f"output, got {[(i.name, i.shape) for i in inputs]} -> "
+                              f"{[(o.name, o.shape) for o in outputs]}", reason="bad_graph")
+        self.session_ = sess
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        dim0 = inputs[0].shape[0]
+        self.fixed_batch = int(dim0) if isinstance(dim0, int) else None
+        self.io_binding = bool(io_binding)
+        self.input_shape = tuple(inputs[0].shape)
+        self.output_shape = tuple(outputs[0].shape)
+
+    def _run_once(self, x: np.ndarray) -> np.ndarray:
+        sess = self.session_
+        if not self.io_binding:
+            return sess.run([self.output_name], {self.input_name: x})[0]
+        y = np.empty((x.shape[0], self.T, len(self.out_cols)), np.float32)  # (B, T, K)
+        binding = sess.io_binding()
+        binding.bind_cpu_input(self.input_name, x)
+        binding.bind_output(self.output_name, "cpu", 0, np.float32, list(y.shape),
+                            y.ctypes.data)
+        sess.run_with_iobinding(binding)
+        return y
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
+            return self._run_once(x)
+        # a fixed-batch export: run full chunks, pad the last one with its final cycle
+        n, out = self.fixed_batch, []
+        for start in range(0, x.shape[0], n):
+            chunk = x[start:start + n]  # (<=n, T, 10)
+            if chunk.shape[0] < n:
+                pad = np.repeat(chunk[-1:], n - chunk.shape[0], axis=0)
+                chunk = np.concatenate([chunk, pad], axis=0)
+            out.append(self._run_once(np.ascontiguousarray(chunk)))
+        return np.concatenate(out, axis=0)[: x.shape[0]]
+
+    def close(self) -> None:
+        self.session_ = None
+        super().close()
