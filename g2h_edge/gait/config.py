@@ -77,6 +77,10 @@ class ICDetectorConfig:
     min_swing_reach: float = 0.8
     #: gate: at the maximum the foot must lead the other foot by this much
     min_lead_reach: float = 0.6
+    #: gate (the other leg's state): at this foot's reach peak the other foot is in terminal
+    #: stance, still moving back; its reach may rise at most this fast (thigh lengths/s;
+    #: real trials: -5.6..-1.8; synthetic walks at 78 steps/min up to -0.24, more at 50 Hz)
+    max_other_speed_reach_s: float = 1.0
     #: gate: the knee must be extended below this angle at the maximum
     max_knee_ic_deg: float = 35.0
     #: gate: ICs of the same side closer than this are refused (shortest stride)
@@ -86,13 +90,20 @@ class ICDetectorConfig:
     #: a maximum on the very first sample of a stream is accepted only if the fitted peak
     #: lies at most this long before it (the stream began at the peak, not in stance)
     start_edge_s: float = 0.02
+    #: ... and the reach may fall at most this much over the fit_half_s after it (a stream
+    #: that begins in loading response starts on a steep fall, not at the flat peak)
+    start_max_drop_reach: float = 0.08
+    #: a maximum not preceded by a seen swing (start of a stream) must lead the other foot
+    #: by this much (stricter than min_lead_reach; real first strikes: >= 1.12)
+    start_min_lead_reach: float = 0.95
     #: a time gap longer than this between updates restarts detection (state is stale)
     reset_gap_s: float = 0.25
 
     def __post_init__(self):
         _check_fields(self)
         _positive(self, "confirm_drop_reach", "max_delay_s", "fit_half_s", "swing_rise_reach",
-                  "min_swing_reach", "max_knee_ic_deg", "min_stride_s", "reset_gap_s")
+                  "min_swing_reach", "max_knee_ic_deg", "min_stride_s", "reset_gap_s",
+                  "start_max_drop_reach")
         for name in ("ic_offset_s", "confirm_margin_s", "min_step_s", "start_edge_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"ICDetectorConfig.{name} must be >= 0, "

@@ -14,14 +14,15 @@ rare state changes run Python code. A maximum is confirmed when the reach has dr
 ``confirm_drop_reach`` below it (not before ``ic_offset_s + confirm_margin_s``) or after
 ``max_delay_s`` (bounded delay), then gated:
 
-- swing: the reach rose at least ``min_swing_reach`` from the stance minimum (skipped at the
-  start of a stream, when no stance was seen yet);
+- swing: the reach rose at least ``min_swing_reach`` from the stance minimum (at the start
+  of a stream, before any stance was seen, a stricter lead ``start_min_lead_reach`` instead);
 - the other leg: the foot leads the other foot by ``min_lead_reach`` (feet apart, this one in
   front: kills double-support wiggles and stance-phase noise);
 - the knee is extended (< ``max_knee_ic_deg``);
 - timing: at least ``min_stride_s`` after this side's last IC, ``min_step_s`` after the other's;
 - a maximum on the first sample of a stream must have its fitted peak within
-  ``start_edge_s`` before it (the stream began at the peak, not mid-stance).
+  ``start_edge_s`` before it and fall by at most ``start_max_drop_reach`` over the next
+  ``fit_half_s`` (the stream began at the flat peak, not in loading response).
 
 The IC time is the vertex of a least-squares parabola fitted over ``fit_half_s`` around the
 maximum (sub-frame, rate independent) plus ``ic_offset_s``.
@@ -108,6 +109,8 @@ class OnlineICDetector:
         self.trun_ = [math.nan, math.nan]                # its time
         self.last_min_ = [math.nan, math.nan]            # last stance minimum of the reach
         self.last_ic_ = [math.nan, math.nan]
+        self.low_ = [math.inf, math.inf]                 # lowest reach since the start
+        self.low_at_peak_ = [math.inf, math.inf]         # ... up to the running max
         self.thr_ = [c.confirm_drop_reach] * 2           # per-mode constants (_set_mode)
         self.min_age_ = [c.ic_offset_s + c.confirm_margin_s] * 2
         self.max_age_ = [c.max_delay_s] * 2
@@ -185,13 +188,16 @@ class OnlineICDetector:
                           [r[0] for r in rows])
         out: list[tuple[float, str]] = []
         run, trun, mode, thr = self.run_, self.trun_, self.mode_, self.thr_
-        min_age, max_age = self.min_age_, self.max_age_
+        min_age, max_age, low, low_pk = self.min_age_, self.max_age_, self.low_, self.low_at_peak_
         for k, row in enumerate(rows):
             ti = row[0]
             for s in (0, 1):
-                g = mode[s] * row[1 + s]
+                v = row[1 + s]
+                if v < low[s]:
+                    low[s] = v
+                g = mode[s] * v
                 if g >= run[s]:
-                    run[s], trun[s] = g, ti
+                    run[s], trun[s], low_pk[s] = g, ti, low[s]
                 age = ti - trun[s]
                 if (g <= run[s] - thr[s] and age >= min_age[s]) or age >= max_age[s]:
                     ic = self._switch(s, ti, row[1 + s], rows[:k + 1])
@@ -223,12 +229,16 @@ class OnlineICDetector:
             pos = np.arange(g.shape[0])[:, None]
             last = np.maximum.accumulate(np.where(g >= cm, pos, -1), axis=0)
             tm = np.where(last >= 0, tt[np.maximum(last, 0)], trun)    # (m, 2) its time
+            lows = np.minimum(np.minimum.accumulate(a[start:, :2], axis=0), self.low_)
+            low_pk = np.where(last >= 0, np.take_along_axis(lows, np.maximum(last, 0), 0),
+                              self.low_at_peak_)                       # (m, 2)
             age = tt[:, None] - tm
             trig = ((g <= cm - np.array(self.thr_)) & (age >= np.array(self.min_age_))) \
                 | (age >= np.array(self.max_age_))
             hit = trig.any(axis=1)
             j = int(np.argmax(hit)) if hit.any() else g.shape[0] - 1
             self.run_, self.trun_ = cm[j].tolist(), tm[j].tolist()
+            self.low_, self.low_at_peak_ = lows[j].tolist(), low_pk[j].tolist()
             if not hit[j]:
                 break
             for s in np.flatnonzero(trig[j]).tolist():
@@ -266,22 +276,36 @@ class OnlineICDetector:
         self.rejected_[gate] = self.rejected_.get(gate, 0) + 1
 
     def _evaluate(self, s: int, t_peak: float, tt, ff):
-        """Gate the reach maximum of side ``s`` at ``t_peak``; return (t_ic, side) or None."""
+        """Gate the reach maximum of side ``s`` at ``t_peak``; return (t_ic, side) or None.
+        ``tt``/``ff``: rows up to the confirming one, reaching back past the fit window."""
         c = self.config
         i = int(np.searchsorted(tt, t_peak))
         reach, other, knee = ff[i, s], ff[i, 1 - s], ff[i, 2 + s]
         t_v, curv = fit_peak(tt, ff[:, s], t_peak, c.fit_half_s, t_max=tt[-1], clip=False)
-        if t_peak <= self.t_first_:       # peak on the stream's first sample
-            if t_v < t_peak - c.start_edge_s or not curv < 0:
-                return self._count("start_edge")
-            t_v = min(t_v, t_peak + c.fit_half_s)
+        w = (tt >= t_peak - c.fit_half_s) & (tt <= t_peak + c.fit_half_s)
+        if np.count_nonzero(w) >= 2:       # the other foot's speed: still moving back?
+            other_slope = float(np.polyfit(tt[w] - t_peak, ff[w, 1 - s], 1)[0])
         else:
-            t_v = min(max(t_v, t_peak - c.fit_half_s, float(tt[0])), t_peak + c.fit_half_s,
-                      float(tt[-1]))
-        if not math.isnan(self.last_min_[s]) and reach - self.last_min_[s] < c.min_swing_reach:
-            return self._count("swing")
+            other_slope = 0.0
+        low = self.last_min_[s]
+        if math.isnan(low):                # no stance seen: lowest reach since the start
+            low = self.low_at_peak_[s]
+        if reach - low < c.min_swing_reach:
+            if not math.isnan(self.last_min_[s]):
+                return self._count("swing")
+            # start of a stream, swing not seen: the peak itself must be convincing
+            j = int(np.searchsorted(tt, t_peak + c.fit_half_s, side="right")) - 1
+            if reach - other < c.start_min_lead_reach:
+                return self._count("start_lead")
+            if t_v < t_peak - c.start_edge_s or not curv < 0 \
+                    or reach - ff[j, s] > c.start_max_drop_reach:
+                return self._count("start_edge")
+        t_v = min(max(t_v, t_peak - c.fit_half_s, float(tt[0]) - c.start_edge_s),
+                  t_peak + c.fit_half_s, float(tt[-1]))
         if reach - other < c.min_lead_reach:
             return self._count("lead")
+        if other_slope > c.max_other_speed_reach_s:
+            return self._count("other_leg")
         if knee > c.max_knee_ic_deg:
             return self._count("knee")
         t_ic = t_v + c.ic_offset_s
