@@ -199,3 +199,26 @@ def test_predict_published_checkpoint_reproduces_parity(tmp_path, capsys, refere
     with np.load(out) as z:
         assert not bool(z["synthetic"])
         np.testing.assert_allclose(z["y"], ref, atol=1e-4)
+
+
+def test_predict_onnx_matches_torch_bundle(tmp_path, capsys, bundle_path, cycles):
+    """The same model exported to ONNX and served by ONNX Runtime predicts the same."""
+    if importlib.util.find_spec("g2h_edge.export.onnx") is None:
+        pytest.skip("g2h_edge.export.onnx (EXPORT) is not in this checkout yet")
+    from g2h_edge.export.onnx import export_onnx
+
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(bundle_path, onnx_path)
+    path, d = cycles
+    outs = {}
+    for model in (bundle_path, onnx_path):
+        out = tmp_path / f"{model.suffix[1:]}.npz"
+        res = _invoke(capsys, ["predict", "--model", str(model), "--input", str(path), "-o",
+                               str(out), "--allow-synthetic", "--threads", "1"])
+        assert res.exit_code == 0, res.output
+        assert "SYNTHETIC" in res.output                  # the flag survives the export
+        with np.load(out) as z:
+            outs[model.suffix] = (z["y"], str(z["backend"]), str(z["model_sha256"]))
+    (y_pt, be_pt, sha_pt), (y_onnx, be_onnx, sha_onnx) = outs[".pt"], outs[".onnx"]
+    assert be_pt == "torch" and be_onnx == "onnxruntime" and sha_pt != sha_onnx
+    np.testing.assert_allclose(y_onnx, y_pt, atol=1e-4)
