@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 
 import pytest
 import zmq
@@ -29,7 +30,7 @@ def test_bridge_command_rejects_bad_options(argv, match, capsys):
     assert re.search(match, capsys.readouterr().err)
 
 
-def test_bridge_command_runs_udp(capsys):
+def test_bridge_command_runs_udp(capfd):
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -37,16 +38,24 @@ def test_bridge_command_runs_udp(capsys):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]           # a free port for the bridge
+    argv = ["bridge", "--udp", f"127.0.0.1:{port}", "--to", to, "--from",
+            "tcp://127.0.0.1:1", "--points", "10", "--duration", "1.5"]
+    result = []
+    th = threading.Thread(target=lambda: result.append(main(argv)))
+    msgs = []
     try:
-        assert main(["bridge", "--udp", f"127.0.0.1:{port}", "--to", to, "--from",
-                     "tcp://127.0.0.1:1", "--points", "10", "--duration", "1.5"]) == 0
-        err = capsys.readouterr().err
+        th.start()
+        # a bound SUB attaches new connections only while its owner thread uses it: poll
+        while th.is_alive() or sub.poll(100):
+            if sub.poll(50):
+                msgs.append(wire.decode_input(sub.recv_multipart()))
+        th.join()
+        assert result == [0]
+        err = capfd.readouterr().err
         assert f"device udp 127.0.0.1:{port}" in err and "frames_ok=0" in err
-        msgs = []
-        while sub.poll(100):
-            msgs.append(wire.decode_input(sub.recv_multipart()))
         # the link's counters arrive once a second, even with no device traffic
-        assert msgs and all(isinstance(m, wire.SourceStatus) and m.stream == "mcu-link" for m in msgs)
+        assert msgs and all(isinstance(m, wire.SourceStatus) and m.stream == "mcu-link"
+                            for m in msgs)
     finally:
         sub.close(0)
         ctx.term()

@@ -79,9 +79,10 @@ def test_device_to_server_and_back(jm_engine, pty_device, run_bridge):
             pty_device.write(data[meta_end:])
             assert pty_device.wait_frames(
                 lambda fs: sum(f.type == link.PREDICTION for f in fs) >= 4, 30)
-            assert col.wait_for(lambda ms: any(
-                m["type"] == "status" and "firmware_bridge" in
-                m.get("sources", {}).get("mcu2", {}) for m in ms), 10)
+            n = len(trial.t)
+            assert col.wait_for(lambda ms: any(    # every frame counted in the server status
+                m["type"] == "status" and m.get("sources", {}).get("mcu2", {}).get(
+                    "firmware_bridge", {}).get("stream_angles", 0) == n for m in ms), 20)
             c = bridge.counters()
     cycles = {(m["side"], m["cycle"] & 0xFFFF): m for m in col.of_type("cycle", "mcu2")}
     preds = [f for f in pty_device.frames if f.type == link.PREDICTION]
@@ -98,5 +99,7 @@ def test_device_to_server_and_back(jm_engine, pty_device, run_bridge):
     assert max(ts) > 2**32 * 1e-6                            # ... past the wrap
     assert c["crc_errors"] == c["framing_errors"] == c["seq_gaps"] == 0
     assert c["ic_events"] >= 8
-    status = [m for m in col.of_type("status") if "mcu2" in m.get("sources", {})][-1]
-    assert status["sources"]["mcu2"]["firmware_bridge"]["stream_angles"] > 0
+    status = [m["sources"]["mcu2"]["firmware_bridge"] for m in col.of_type("status")
+              if "mcu2" in m.get("sources", {})]
+    assert max(s["stream_angles"] for s in status) == len(trial.t)
+    assert max(s["stream_ic_events"] for s in status) >= 8
