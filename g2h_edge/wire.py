@@ -295,7 +295,7 @@ def _check_envelope(topic: str, body: dict, fields: dict) -> str:
         raise _err("unknown_version", f"protocol version {v!r} is not supported; this "
                    f"server speaks v{PROTOCOL_VERSION}")
     kind = body.get("type")
-    if kind not in fields:
+    if not isinstance(kind, str) or kind not in fields:
         raise _err("unknown_type", f"message type {kind!r} is not one of {sorted(fields)}")
     required, optional = fields[kind]
     missing = required - body.keys()
@@ -368,11 +368,22 @@ def _check_source(source) -> None:
 
 
 def decode_input(parts) -> Meta | Frames | End | SourceStatus:
-    """Decode and validate one input message ``[topic, body]``; WireError on any violation.
+    """Decode and validate one input message ``[topic, body]``; WireError on any violation
+    (and only WireError, whatever the bytes).
 
     The returned Frames keep the meta's channel order and units; use
     :func:`frames_in_schema_order` with the stream's Meta to get IN_COLS order in degrees.
     """
+    try:
+        return _decode_input(parts)
+    except WireError:
+        raise
+    except Exception as exc:  # a validation path we did not foresee: still a WireError
+        raise _err("bad_type", f"message could not be validated ({type(exc).__name__}: "
+                   f"{exc})") from None
+
+
+def _decode_input(parts):
     topic, body = _unpack(parts)
     kind = _check_envelope(topic, body, _INPUT_FIELDS)
     if kind == "frames":

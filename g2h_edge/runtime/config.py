@@ -62,6 +62,8 @@ class ServerConfig:
     max_batch: int = 256
     #: most input messages handled before ready cycles are inferred and published
     max_drain: int = 512
+    #: most live streams; metas/frames of further streams are rejected (too_many_streams)
+    max_streams: int = 10000
     #: SUB receive high-water mark (messages); large so bursts are queued, not dropped
     rcv_hwm: int = 2_000_000
     #: run the convention check (radians, gait2354 knee sign) on early windows and cycles
@@ -101,6 +103,7 @@ class ServerConfig:
         _num(self, "convention_window_s", 0.5, 60.0)
         _int(self, "max_batch", 1, 65536)
         _int(self, "max_drain", 1, 1_000_000)
+        _int(self, "max_streams", 1, 10_000_000)
         _int(self, "rcv_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)

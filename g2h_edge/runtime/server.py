@@ -81,6 +81,8 @@ class Server:
         self.batches_ = 0
         self.batched_cycles_ = 0
         self.published_ = 0
+        self.record_errors_ = 0
+        self.loop_errors_ = 0
         self.record_: RecordWriter | None = None
         self.ctx_ = self.sub_ = self.pub_ = None
         self.t0_ = time.perf_counter()
@@ -157,16 +159,25 @@ class Server:
         while not self.stop_event.is_set():
             wait = max(0.0, min(next_status - time.perf_counter(), 0.1))
             if poller.poll(int(wait * 1000) or (1 if wait > 0 else 0)):
-                self._drain()
+                self._safe(self._drain)
             now = time.perf_counter()
             if now >= next_status:
-                self._expire(now)
-                self._publish_status(now)
+                self._safe(self._expire, now)
+                self._safe(self._publish_status, now)
                 next_status = max(next_status + cfg.status_interval_s, now)
         # shutdown: what is already queued still counts, in-flight cycles are published
-        while self._drain():
+        while self._safe(self._drain):
             pass
         self._publish_status(time.perf_counter())
+
+    def _safe(self, fn, *args):
+        """Run one loop step; a bug is printed and counted, the loop goes on."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.loop_errors_ += 1
+            traceback.print_exc(file=sys.stderr)
+            return 0
 
     def _drain(self) -> int:
         """Handle every queued input (at most max_drain), then infer + publish. Returns the
@@ -189,6 +200,10 @@ class Server:
         except WireError as exc:
             self._wire_reject(parts, exc)
             return
+        except Exception as exc:  # decode_input raises only WireError; belt and braces
+            self._wire_reject(parts, WireError(f"{type(exc).__name__}: {exc}",
+                                               reason="internal_error"))
+            return
         st = self.streams_.get(msg.stream)
         try:
             if isinstance(msg, Frames):
@@ -199,11 +214,15 @@ class Server:
                                          "the server with --rate-hz)", {"seq": msg.seq}), None)
                         return
                     st = self._new_stream(msg.stream, None, arrival)
+                    if st is None:
+                        return
                 st.last_seen_ = arrival
                 st.on_frames(msg, arrival, self.ready_, self.rejects_)
             elif isinstance(msg, Meta):
                 if st is None:
                     st = self._new_stream(msg.stream, msg, arrival)
+                    if st is None:
+                        return
                 else:
                     st.set_meta(msg)
                 st.last_seen_ = arrival
@@ -212,7 +231,9 @@ class Server:
                     st.finish(arrival, self.ready_, self.rejects_)
                     self._retire(st, "ended")
             elif isinstance(msg, SourceStatus):
-                self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
+                if st is not None or msg.stream in self.sources_ or \
+                        len(self.sources_) < self.config.max_streams:
+                    self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
                 if st is not None:
                     st.source_status_[msg.source] = dict(msg.counters)
                     st.last_seen_ = arrival
@@ -223,7 +244,12 @@ class Server:
             if st is not None:
                 st.count_reject("internal_error")
 
-    def _new_stream(self, stream: str, meta, now: float) -> StreamState:
+    def _new_stream(self, stream: str, meta, now: float) -> StreamState | None:
+        if len(self.streams_) >= self.config.max_streams:
+            self._add_reject(Reject(stream, "too_many_streams", f"the server already holds "
+                                    f"{self.config.max_streams} streams (max_streams); end "
+                                    "or let other streams expire", {}), None)
+            return None
         st = StreamState(stream, meta, self.config, now)
         self.streams_[stream] = st
         self.retired_.pop(stream, None)
@@ -269,7 +295,14 @@ class Server:
         self.pub_.send_multipart(parts, copy=True)
         self.published_ += 1
         if self.record_ is not None:
-            self.record_.write(parts)
+            try:
+                self.record_.write(parts)
+            except OSError as exc:  # a full disk must not stop the predictions
+                self.record_errors_ += 1
+                if self.record_errors_ == 1:
+                    print(f"g2h-edge serve: cannot write the record file "
+                          f"{self.config.record_path}: {exc} (counted as record_errors)",
+                          file=sys.stderr)
 
     def _flush(self) -> None:
         """Publish queued rejects, infer all ready cycles in batches, publish them."""
@@ -300,12 +333,17 @@ class Server:
                 continue
             for r, yi in zip(batch, y):
                 lat = (time.perf_counter() - r.arrival) * 1e3
-                self._send(encode_cycle(
-                    stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
-                    t_end=r.t_end, model=eng.name, sha256=eng.sha256, backend=eng.backend,
-                    outputs=eng.out_cols, unit=eng.unit, y=yi, quality=r.quality,
-                    latency_ms=lat, synthetic=bool(eng.synthetic),
-                    body_mass_kg=r.body_mass_kg))
+                try:
+                    parts = encode_cycle(
+                        stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
+                        t_end=r.t_end, model=eng.name, sha256=eng.sha256,
+                        backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=yi,
+                        quality=r.quality, latency_ms=lat, synthetic=bool(eng.synthetic),
+                        body_mass_kg=r.body_mass_kg)
+                except Exception as exc:  # never lose a cycle silently
+                    self._cycle_reject(r, "internal_error", f"encoding failed: {exc}")
+                    continue
+                self._send(parts)
                 self.latencies_.append(lat)
         for r in batch:
             st = self.streams_.get(r.stream)
@@ -335,6 +373,8 @@ class Server:
             "streams": streams, "retired": dict(self.retired_),
             "totals": dict(totals, live_streams=len(self.streams_),
                            published=self.published_, batches=self.batches_,
+                           record_errors=self.record_errors_,
+                           loop_errors=self.loop_errors_,
                            batched_cycles=self.batched_cycles_),
             "rejects": dict(self.reject_totals_), "unattached_rejects": dict(self.unattached_),
             "sources": {k: dict(v) for k, v in self.sources_.items()},

@@ -222,7 +222,7 @@ class StreamState:
                 return
         x = cyc.x if side == "R" else mirror_sides(cyc.x)
         ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
-                                np.ascontiguousarray(x, dtype=np.float32), dict(cyc.quality),
+                                np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
                                 arrival, self.body_mass_kg))
 
     def finish(self, arrival: float, ready: list, rejects: list) -> None:
@@ -260,6 +260,11 @@ class StreamState:
         if self.source_status_:
             out["sources"] = dict(self.source_status_)
         return out
+
+
+def _plain(d: dict) -> dict:
+    """Quality values as plain Python scalars (msgpack cannot pack numpy scalars)."""
+    return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
 
 
 def _gait_context(exc: G2HError, side: str) -> dict:

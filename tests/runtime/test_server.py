@@ -198,3 +198,60 @@ def test_sides_option(run_server, sides):
         assert col.wait_ended("one", 60)
     got = {c["side"] for c in col.of_type("cycle", "one")}
     assert got == set(sides)
+
+
+def _mutations(rng, good_parts):
+    """Malformed variants of valid messages: dropped/retyped fields, random bytes."""
+    junk_values = [None, True, -1, 2**64 - 1, 1.5, "x", b"\x00" * 3, [], {}, [1, "R"],
+                   float("nan"), "é" * 70]
+    out = []
+    for _ in range(300):
+        topic, body = good_parts[rng.integers(len(good_parts))]
+        kind = rng.integers(4)
+        if kind == 0:
+            data = bytes(rng.integers(0, 256, rng.integers(0, 64), dtype=np.uint8))
+            out.append([topic, data])
+            continue
+        msg = msgpack.unpackb(body, raw=False)
+        key = list(msg)[rng.integers(len(msg))]
+        if kind == 1:
+            del msg[key]
+        else:
+            msg[key] = junk_values[rng.integers(len(junk_values))]
+        out.append([topic, msgpack.packb(msg, use_bin_type=True)])
+    return out
+
+
+def test_fuzzed_inputs_never_stop_the_server(run_server):
+    rng = np.random.default_rng(0)
+    good = make_stream(5.0, 100.0, seed=15)
+    good_msgs = [p for _, p in build_messages(good, ReplayConfig(stream="good",
+                                                                 with_events=True))]
+    victim = make_stream(2.0, 100.0, seed=16)
+    seeds = [p for _, p in build_messages(victim, ReplayConfig(stream="victim",
+                                                               with_events=True))]
+    fuzz = _mutations(rng, seeds)
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        for i, parts in enumerate(good_msgs):
+            pub.send_multipart(parts)
+            for f in fuzz[i * 3:(i + 1) * 3]:
+                pub.send_multipart(f)
+        assert col.wait_ended("good", 60)
+        pub.close()
+    cycles = col.of_type("cycle", "good")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(good)
+    rejects = col.of_type("reject")
+    assert len(rejects) >= 150
+    assert not [r for r in rejects if r["reason"] == "internal_error"], rejects[:3]
+
+
+def test_stream_limit(run_server):
+    with run_server(max_streams=2) as (srv, col):
+        pub = _publisher(srv)
+        for name in ("a", "b", "c"):
+            pub.send_multipart(wire.encode_meta(name, 100.0))
+        assert col.wait_for(lambda ms: any(m["type"] == "reject" and m["stream"] == "c"
+                                           and m["reason"] == "too_many_streams"
+                                           for m in ms), 10)
+        pub.close()

@@ -152,3 +152,36 @@ def test_outputs_round_trip():
         body["y"] = body["y"][:-4]
         wire.decode_output([parts[0], msgpack.packb(body)])
     assert info.value.reason == "bad_output"
+
+
+def test_fuzzed_messages_raise_only_wire_errors():
+    rng = np.random.default_rng(1)
+    t = np.arange(5) / 100.0
+    seeds = [wire.encode_meta("s1", 100.0, body_mass_kg=60.0),
+             wire.encode_frames("s1", 3, t, np.ones((5, 10)), ic=[(0.01, "R")]),
+             wire.encode_end("s1"), wire.encode_source_status("s1", "bridge", {"a": 1})]
+    junk = [None, True, -1, 2**64 - 1, -2**63, 1.5, float("inf"), "x", b"\x00" * 7, [],
+            {}, [1, "R"], [[0.0, "L"]], {"a": -1}, "é" * 70, [0.0, 0.01]]
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(3000):
+        topic, body = seeds[rng.integers(len(seeds))]
+        if rng.random() < 0.2:                       # random byte flips
+            data = bytearray(body)
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(len(data))] = rng.integers(256)
+            parts = [topic, bytes(data)]
+        else:                                        # field deletion / replacement
+            msg = msgpack.unpackb(body, raw=False)
+            key = list(msg)[rng.integers(len(msg))]
+            if rng.random() < 0.3:
+                del msg[key]
+            else:
+                msg[key] = junk[rng.integers(len(junk))]
+            parts = [topic, msgpack.packb(msg, use_bin_type=True)]
+        try:
+            wire.decode_input(parts)
+            outcomes["ok"] += 1
+        except WireError as exc:
+            assert exc.reason in wire.REASONS
+            outcomes["error"] += 1
+    assert outcomes["error"] > 2000
