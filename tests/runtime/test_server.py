@@ -255,3 +255,40 @@ def test_stream_limit(run_server):
                                            and m["reason"] == "too_many_streams"
                                            for m in ms), 10)
         pub.close()
+
+
+def test_permuted_radian_channels_give_the_same_cycles(run_server, engine):
+    trial = make_stream(5.0, 100.0, seed=17)
+    order = list(reversed(IN_COLS))
+    idx = [IN_COLS.index(c) for c in order]
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        pub.send_multipart(wire.encode_meta("perm", 100.0, order, "rad"))
+        ev = sorted((float(x), s) for s in "RL" for x in trial.events[s])
+        for k in range(0, trial.t.shape[0], 10):
+            tm = trial.t[k:k + 10]
+            ic = [e for e in ev if tm[0] <= e[0] < tm[-1] + 0.01]
+            q = np.deg2rad(trial.q[k:k + 10][:, idx].astype(np.float64))
+            pub.send_multipart(wire.encode_frames("perm", k // 10, tm, q, ic=ic or None))
+        pub.send_multipart(wire.encode_end("perm"))
+        assert col.wait_ended("perm", 60)
+        pub.close()
+    cycles = col.of_type("cycle", "perm")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)
+    for c, y in zip(cycles, _offline(engine, trial, cycles)):
+        np.testing.assert_allclose(c["y"], y, rtol=0, atol=1e-4)   # float32 rad round trip
+
+
+def test_streams_without_meta_use_the_cli_default_rate(run_server):
+    trial = make_stream(4.0, 100.0, seed=18)
+    msgs = [p for _, p in build_messages(trial, ReplayConfig(stream="nometa",
+                                                             with_events=True))]
+    frames_only = [p for p in msgs if not isinstance(wire.decode_input(p), wire.Meta)]
+    with run_server(default_rate_hz=100.0) as (srv, col):
+        pub = _publisher(srv)
+        for parts in frames_only:
+            pub.send_multipart(parts)
+        assert col.wait_ended("nometa", 60)
+        pub.close()
+    cycles = col.of_type("cycle", "nometa")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)

@@ -99,3 +99,26 @@ def test_bad_replay_inputs(tmp_path):
     with pytest.raises(DataError, match="no subscriber"):
         replay(trial, ReplayConfig(address=f"ipc://{tmp_path}/none", bind=True,
                                    wait_subscriber_s=0.2, linger_s=0.1))
+
+
+def test_replay_cli_against_a_server(tmp_path):
+    from click.testing import CliRunner
+
+    from g2h_edge.runtime.cli import replay_cmd
+
+    trial = make_stream(4.0, 100.0, seed=35)
+    csv = tmp_path / "walk_angles.csv"
+    write_trial_csv(csv, trial)
+    write_events_json(events_path_for(csv), trial)
+    addr = f"ipc://{tmp_path}/cli"
+    got: list = []
+    th = threading.Thread(target=_collect, args=(addr, "bind", got))
+    th.start()
+    res = CliRunner().invoke(replay_cmd, [str(csv), "--connect", addr, "--max-rate",
+                                          "--with-events", "--frames-per-message", "25"])
+    th.join(30)
+    assert res.exit_code == 0, res.output
+    assert "sent" in res.output
+    frames = [m for m in got if isinstance(m, wire.Frames)]
+    assert frames[0].stream == "walk_angles" and len(frames) == 16
+    assert sum(len(f.ic) for f in frames) == sum(len(v) for v in trial.events.values())
