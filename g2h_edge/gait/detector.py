@@ -9,20 +9,27 @@ On the 12 real trials of ../shared/data the maximum leads the hand-marked foot s
 median 29 ms (see docs/gait_events.md for what was measured).
 
 Per side, a two-state hysteresis machine (``SEEK_MAX`` in swing, ``SEEK_MIN`` in stance)
-runs over the samples in order; the work per update is vectorised over the chunk and only the
-rare state changes run Python code. A maximum is confirmed when the reach has dropped
-``confirm_drop_reach`` below it (not before ``ic_offset_s + confirm_margin_s``) or after
+runs over the samples in order with O(1) state per side (plus a short history for the peak
+fit). Two equivalent implementations: a scalar per-sample loop for live-sized chunks (the
+cheapest for ~1-256 frames: numpy's per-call overhead dominates on such small arrays) and a
+vectorised pass for bulk offline chunks; tests check that they give identical ICs.
+
+A maximum is confirmed when the reach has dropped ``confirm_drop_reach`` below it (not
+before ``ic_offset_s + confirm_margin_s``, so the IC is already in the past) or after
 ``max_delay_s`` (bounded delay), then gated:
 
-- swing: the reach rose at least ``min_swing_reach`` from the stance minimum (at the start
-  of a stream, before any stance was seen, a stricter lead ``start_min_lead_reach`` instead);
-- the other leg: the foot leads the other foot by ``min_lead_reach`` (feet apart, this one in
+- swing: the reach rose at least ``min_swing_reach`` from the stance minimum (or, before any
+  stance was seen, from the lowest reach since the stream began);
+- lead: this foot is ahead of the other one by ``min_lead_reach`` (feet apart, this one in
   front: kills double-support wiggles and stance-phase noise);
+- the other leg's state: the other foot is still moving back (terminal stance), its reach
+  rising no faster than ``max_other_speed_reach_s``;
 - the knee is extended (< ``max_knee_ic_deg``);
 - timing: at least ``min_stride_s`` after this side's last IC, ``min_step_s`` after the other's;
-- a maximum on the first sample of a stream must have its fitted peak within
-  ``start_edge_s`` before it and fall by at most ``start_max_drop_reach`` over the next
-  ``fit_half_s`` (the stream began at the flat peak, not in loading response).
+- start of a stream (no swing seen before the peak): the lead must reach
+  ``start_min_lead_reach``, the fitted peak must be a peak (negative curvature) within
+  ``start_edge_s`` before the first sample at most, and the reach may fall at most
+  ``start_max_drop_reach`` over the next ``fit_half_s`` (a flat peak, not loading response).
 
 The IC time is the vertex of a least-squares parabola fitted over ``fit_half_s`` around the
 maximum (sub-frame, rate independent) plus ``ic_offset_s``.
@@ -45,8 +52,13 @@ _KNEE = (IN_COLS.index("knee_angle_r"), IN_COLS.index("knee_angle_l"))
 _COLS = list(_HIP + _KNEE)
 _D2R = math.pi / 180.0
 _SEEK_MAX, _SEEK_MIN = 1.0, -1.0
-#: chunks up to this many frames take the scalar path (numpy's per-call overhead dominates)
-_SMALL = 16
+#: chunks up to this many frames take the scalar per-sample path. Measured on the 2-core
+#: build machine (docs/gait_events.md): it is as fast or faster per frame than the
+#: vectorised pass at every chunk size up to a few hundred frames (numpy's per-call
+#: overhead on (m, 2) arrays dominates); the vectorised pass serves bulk offline runs.
+_SMALL = 256
+#: rows per vectorised pass (a state change, ~4 per stride, re-scans the rest of a pass)
+_BLOCK = 128
 
 
 def foot_reach(q) -> np.ndarray:
@@ -58,24 +70,45 @@ def foot_reach(q) -> np.ndarray:
     return np.sin(h) + np.sin(h - k)                   # (n, 2)
 
 
+def _poly_fit(x, y, quadratic: bool):
+    """Least-squares ``y = a x^2 + b x + c`` (or ``b x + c``) by the normal equations on
+    centred samples (a few reductions instead of np.polyfit's SVD); returns (a, b) or None
+    when singular."""
+    n = float(x.shape[0])
+    s1, s2, t0, t1 = float(x.sum()), float(x @ x), float(y.sum()), float(x @ y)
+    if not quadratic:
+        det = n * s2 - s1 * s1
+        return None if det <= 0 else (0.0, (n * t1 - s1 * t0) / det)
+    x2 = x * x
+    s3, s4, t2 = float(x2 @ x), float(x2 @ x2), float(x2 @ y)
+    # [[s4 s3 s2] [s3 s2 s1] [s2 s1 n]] (a b c) = (t2 t1 t0), Cramer's rule
+    det = s4 * (s2 * n - s1 * s1) - s3 * (s3 * n - s1 * s2) + s2 * (s3 * s1 - s2 * s2)
+    if not abs(det) > 0:
+        return None
+    a = (t2 * (s2 * n - s1 * s1) - s3 * (t1 * n - s1 * t0) + s2 * (t1 * s1 - s2 * t0)) / det
+    b = (s4 * (t1 * n - s1 * t0) - t2 * (s3 * n - s1 * s2) + s2 * (s3 * t0 - t1 * s2)) / det
+    return a, b
+
+
 def fit_peak(t, y, t_peak: float, half_s: float, t_max: float | None = None, *,
              clip: bool = True):
     """Least-squares parabola through ``y(t)`` over ``[t_peak - half_s, min(t_peak + half_s,
     t_max)]``; returns ``(t_vertex, curvature)``. Falls back to ``(t_peak, 0.0)`` with fewer
     than 3 samples or a non-negative curvature (no peak). With ``clip`` the vertex is kept
     within the fitted samples."""
+    t, y = np.asarray(t, dtype=np.float64), np.asarray(y, dtype=np.float64)
     hi = t_peak + half_s if t_max is None else min(t_peak + half_s, t_max)
     w = (t >= t_peak - half_s) & (t <= hi)
     if np.count_nonzero(w) < 3:
         return t_peak, 0.0
     x = t[w] - t_peak
-    a, b, _ = np.polyfit(x, y[w], 2)
-    if not a < 0:
-        return t_peak, float(a)
-    xv = float(-b / (2.0 * a))
+    ab = _poly_fit(x, y[w], True)
+    if ab is None or not ab[0] < 0:
+        return t_peak, (0.0 if ab is None else float(ab[0]))
+    xv = -ab[1] / (2.0 * ab[0])
     if clip:
         xv = min(max(xv, float(x[0])), float(x[-1]))
-    return t_peak + xv, float(a)
+    return t_peak + xv, float(ab[0])
 
 
 class OnlineICDetector:
@@ -169,12 +202,15 @@ class OnlineICDetector:
 
     def _history(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """(t (m,), [reach_r, reach_l, knee_r, knee_l] (m, 4)) of the kept rows + ``rows``."""
-        a = np.array(list(self.hist_) + list(rows), dtype=np.float64).reshape(-1, 5)
+        if isinstance(rows, np.ndarray):                # (k, 5) from the vectorised path
+            a = np.concatenate([np.array(self.hist_, dtype=np.float64).reshape(-1, 5), rows])
+        else:
+            a = np.array(list(self.hist_) + rows, dtype=np.float64).reshape(-1, 5)
         return a[:, 0], a[:, 1:]
 
     def _update_small(self, tl: list, ql: list) -> list[tuple[float, str]]:
-        """Per-sample path for a few frames: scalar maths beat numpy's per-call overhead
-        below ~16 frames. Same float64 operations and decisions as :meth:`_update_large`."""
+        """Per-sample path (chunks up to ``_SMALL`` frames): scalar maths, no numpy calls
+        per sample. Same float64 operations and decisions as :meth:`_update_large`."""
         sin, d = math.sin, _D2R
         rows = []
         for ti, (hr, hl, kr, kl) in zip(tl, ql):
@@ -222,14 +258,15 @@ class OnlineICDetector:
         out: list[tuple[float, str]] = []
         n, start = t.shape[0], 0
         while start < n:
-            tt = t[start:]                                             # (m,)
+            end = min(start + _BLOCK, n)          # bounded blocks: a state change re-scans
+            tt = t[start:end]                     # at most one block
             mode, run, trun = (np.array(x) for x in (self.mode_, self.run_, self.trun_))
-            g = a[start:, :2] * mode                                   # (m, 2) tracked signal
+            g = a[start:end, :2] * mode                                # (m, 2) tracked signal
             cm = np.maximum(np.maximum.accumulate(g, axis=0), run)     # running max
             pos = np.arange(g.shape[0])[:, None]
             last = np.maximum.accumulate(np.where(g >= cm, pos, -1), axis=0)
             tm = np.where(last >= 0, tt[np.maximum(last, 0)], trun)    # (m, 2) its time
-            lows = np.minimum(np.minimum.accumulate(a[start:, :2], axis=0), self.low_)
+            lows = np.minimum(np.minimum.accumulate(a[start:end, :2], axis=0), self.low_)
             low_pk = np.where(last >= 0, np.take_along_axis(lows, np.maximum(last, 0), 0),
                               self.low_at_peak_)                       # (m, 2)
             age = tt[:, None] - tm
@@ -239,13 +276,12 @@ class OnlineICDetector:
             j = int(np.argmax(hit)) if hit.any() else g.shape[0] - 1
             self.run_, self.trun_ = cm[j].tolist(), tm[j].tolist()
             self.low_, self.low_at_peak_ = lows[j].tolist(), low_pk[j].tolist()
-            if not hit[j]:
-                break
-            for s in np.flatnonzero(trig[j]).tolist():
-                i = start + j
-                ic = self._switch(s, float(t[i]), float(a[i, s]), rows[:i + 1])
-                if ic is not None:
-                    out.append(ic)
+            if hit[j]:
+                for s in np.flatnonzero(trig[j]).tolist():
+                    i = start + j
+                    ic = self._switch(s, float(t[i]), float(a[i, s]), rows[:i + 1])
+                    if ic is not None:
+                        out.append(ic)
             start += j + 1
         self.hist_.extend(map(tuple, rows[-self.hist_len_:].tolist()))
         return out
@@ -283,10 +319,8 @@ class OnlineICDetector:
         reach, other, knee = ff[i, s], ff[i, 1 - s], ff[i, 2 + s]
         t_v, curv = fit_peak(tt, ff[:, s], t_peak, c.fit_half_s, t_max=tt[-1], clip=False)
         w = (tt >= t_peak - c.fit_half_s) & (tt <= t_peak + c.fit_half_s)
-        if np.count_nonzero(w) >= 2:       # the other foot's speed: still moving back?
-            other_slope = float(np.polyfit(tt[w] - t_peak, ff[w, 1 - s], 1)[0])
-        else:
-            other_slope = 0.0
+        fit = _poly_fit(tt[w] - t_peak, ff[w, 1 - s], False) if w.sum() >= 2 else None
+        other_slope = 0.0 if fit is None else fit[1]   # the other foot: still moving back?
         low = self.last_min_[s]
         if math.isnan(low):                # no stance seen: lowest reach since the start
             low = self.low_at_peak_[s]

@@ -127,6 +127,18 @@ def test_chunk_size_invariance(real_trials):
             assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
 
 
+def test_vectorised_and_scalar_paths_agree(real_trials, monkeypatch):
+    import g2h_edge.gait.detector as det_mod
+
+    trs = real_trials[6:9] + [make_stream(8.0, 200.0, seed=8, noise_deg=0.5)]
+    refs = [detect_ics(tr.t, tr.q, chunk=1) for tr in trs]       # scalar path
+    monkeypatch.setattr(det_mod, "_SMALL", 0)                     # vectorised for any chunk
+    monkeypatch.setattr(det_mod, "_BLOCK", 16)                    # and many short passes
+    for tr, ref in zip(trs, refs):
+        for chunk in (1, 5, 37, tr.t.shape[0]):
+            assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
+
+
 def test_random_chunking_matches(real_trials):
     tr = real_trials[5]
     ref = detect_ics(tr.t, tr.q, chunk=1)
