@@ -101,7 +101,7 @@ class BridgeConfig:
         _check_num(self, "read_bytes", 64, 1 << 20, integer=True)
         for name, lo, hi in (("status_interval_s", 0.01, 3600), ("meta_interval_s", 0.01, 3600),
                              ("reconnect_min_s", 0.001, 60), ("reconnect_max_s", 0.001, 600),
-                             ("restart_after_s", 0.001, 3600), ("write_timeout_s", 0, 10)):
+                             ("restart_after_s", 0.001, 3600), ("write_timeout_s", 0.001, 10)):
             _check_num(self, name, lo, hi)
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ConfigError("BridgeConfig.reconnect_max_s must be >= reconnect_min_s")
@@ -123,8 +123,9 @@ def bridge_config(values: Mapping[str, Any]) -> BridgeConfig:
 class Bridge:
     """Runs the bridge loop; ``run(stop)`` until ``stop`` (a threading.Event) is set."""
 
-    def __init__(self, config: BridgeConfig):
+    def __init__(self, config: BridgeConfig, *, log=None):
         self.config = config
+        self.log = log or (lambda text: None)   # e.g. click.echo to stderr (the CLI)
         if config.serial_port is not None:
             self.transport = SerialTransport(config.serial_port, config.baud,
                                              read_bytes=config.read_bytes,
@@ -141,6 +142,7 @@ class Bridge:
         self.tx_seq_: dict[int, int] = {}
         self.ready = threading.Event()        # set once the sockets exist (tests, bench)
         self.ever_open_ = False
+        self.failing_ = False                 # open failures are logged once per outage
         self.retry_at_ = 0.0
         self.backoff_s_ = config.reconnect_min_s
 
@@ -218,19 +220,27 @@ class Bridge:
     def _open(self) -> None:
         try:
             self.transport.open()
-        except TransportLost:
+        except TransportLost as exc:
             self.stats["open_failures"] += 1
+            if not self.failing_:
+                self.log(f"bridge: {exc}; retrying (up to every "
+                         f"{self.config.reconnect_max_s:g} s)")
+            self.failing_ = True
             self.retry_at_ = time.monotonic() + self.backoff_s_
             self.backoff_s_ = min(self.backoff_s_ * 2, self.config.reconnect_max_s)
             return
         if self.ever_open_:
             self.stats["reconnects"] += 1
+        self.log(f"bridge: {'re' if self.ever_open_ else ''}connected to "
+                 f"{self.transport.name}")
         self.ever_open_ = True
+        self.failing_ = False
         self.backoff_s_ = self.config.reconnect_min_s
         self.decoder.resync()
 
-    def _lost(self) -> None:
+    def _lost(self, exc: Exception) -> None:
         """The device vanished: close, end its streams, retry soon."""
+        self.log(f"bridge: {exc}; ending its streams and reopening")
         self.transport.close()
         self.stats["disconnects"] += 1
         self._publish(self.translator.end_all())
@@ -239,8 +249,8 @@ class Bridge:
     def _read_device(self) -> None:
         try:
             got = self.transport.read()
-        except TransportLost:
-            self._lost()
+        except TransportLost as exc:
+            self._lost(exc)
             return
         if not got:
             return
@@ -292,8 +302,8 @@ class Bridge:
         self.stats["values_clipped"] += clipped
         try:
             self.transport.send(frame, stream)
-        except TransportLost:
-            self._lost()
+        except TransportLost as exc:
+            self._lost(exc)
             return
         self.stats["predictions_out"] += 1
 
@@ -308,8 +318,8 @@ class Bridge:
                                     t_us=st.t_raw if st is not None else 0)
                 try:
                     self.transport.send(frame, n)
-                except TransportLost:
-                    self._lost()
+                except TransportLost as exc:
+                    self._lost(exc)
                     break
                 self.stats["status_frames_out"] += 1
         link = self.counters()

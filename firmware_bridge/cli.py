@@ -37,7 +37,7 @@ def bridge_cmd(serial_port, baud, udp, to_addr, from_addr, points, stream_prefix
     """
     config = BridgeConfig(to_addr=to_addr, from_addr=from_addr, serial_port=serial_port,
                           baud=baud, udp=udp, points=points, stream_prefix=stream_prefix)
-    bridge = Bridge(config)
+    bridge = Bridge(config, log=lambda text: click.echo(text, err=True))
     where = config.serial_port or f"udp {config.udp}"
     click.echo(f"bridge: device {where} -> {to_addr}, predictions from {from_addr} "
                f"({points} points), streams {stream_prefix}<N>", err=True)

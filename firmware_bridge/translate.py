@@ -75,14 +75,14 @@ class DeviceTranslator:
     def handle(self, frames: list[Frame]) -> list[list[bytes]]:
         """Messages for a batch of frames that arrived together, in order."""
         out: list[list[bytes]] = []
-        touched = set()
+        touched: dict[int, _Stream] = {}             # insertion-ordered: deterministic output
         for f in frames:
             st = self.streams.get(f.stream)
             if st is None:
                 st = self.streams[f.stream] = _Stream(self.stream_id(f.stream))
             if not self._clock(st, f, out):
                 continue
-            touched.add(st)
+            touched[f.stream] = st
             ftype = f.type
             if ftype == ANGLES:
                 self._angles(st, f, out)
@@ -92,7 +92,7 @@ class DeviceTranslator:
                 self._meta(st, f, out)
             else:                         # PREDICTION / STATUS travel bridge -> device only
                 self.device_only_type += 1
-        for st in touched:
+        for st in touched.values():
             self._flush(st, out)
         return out
 
