@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import zmq
 
 from g2h_edge import wire
-from g2h_edge.errors import ConfigError, WireError
+from g2h_edge.errors import BridgeError, ConfigError, G2HError, WireError
 
 from .deframer import LinkDecoder
 from .link import pack_status
@@ -138,7 +138,8 @@ class Bridge:
                                            restart_after_s=config.restart_after_s)
         self.stats = dict.fromkeys(("reconnects", "disconnects", "open_failures",
                                     "predictions_out", "predictions_dropped",
-                                    "values_clipped", "outputs_bad", "status_frames_out"), 0)
+                                    "values_clipped", "outputs_bad", "status_frames_out",
+                                    "translate_errors"), 0)
         self.tx_seq_: dict[int, int] = {}
         self.ready = threading.Event()        # set once the sockets exist (tests, bench)
         self.ever_open_ = False
@@ -175,17 +176,22 @@ class Bridge:
         stop = stop or threading.Event()
         ctx = zmq.Context.instance()
         pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
-        for s in (pub, sub):
-            s.setsockopt(zmq.LINGER, 500)
-        pub.setsockopt(zmq.SNDHWM, 100_000)
-        pub.connect(self.config.to_addr)
-        sub.setsockopt(zmq.SUBSCRIBE, self.config.stream_prefix.encode())
-        sub.connect(self.config.from_addr)
         self.pub_, self.sub_ = pub, sub
-        self.ready.set()
-        t_end = math.inf if duration_s is None else time.monotonic() + duration_s
-        next_status = next_meta = time.monotonic() + self.config.status_interval_s
         try:
+            for s in (pub, sub):
+                s.setsockopt(zmq.LINGER, 500)
+            pub.setsockopt(zmq.SNDHWM, 100_000)
+            sub.setsockopt(zmq.SUBSCRIBE, self.config.stream_prefix.encode())
+            for sock, addr in ((pub, self.config.to_addr), (sub, self.config.from_addr)):
+                try:
+                    sock.connect(addr)
+                except zmq.ZMQError as exc:
+                    raise BridgeError(f"cannot connect to {addr!r}: {exc}; give an endpoint "
+                                      "such as tcp://127.0.0.1:5555", reason="bad_address"
+                                      ) from None
+            self.ready.set()
+            t_end = math.inf if duration_s is None else time.monotonic() + duration_s
+            next_status = next_meta = time.monotonic() + self.config.status_interval_s
             while not stop.is_set() and time.monotonic() < t_end:
                 self._step(min(next_status, next_meta))
                 now = time.monotonic()
@@ -196,7 +202,8 @@ class Bridge:
                     self._report()
                     next_status = now + self.config.status_interval_s
         finally:
-            self._publish(self.translator.end_all())
+            if self.ready.is_set():
+                self._publish(self.translator.end_all())
             self.transport.close()
             pub.close()
             sub.close()
@@ -264,7 +271,13 @@ class Bridge:
         else:
             frames = self.decoder.feed(got)
         if frames:
-            self._publish(self.translator.handle(frames))
+            try:
+                msgs = self.translator.handle(frames)
+            except G2HError as exc:        # a message wire.py refuses: count, keep running
+                self.stats["translate_errors"] += 1
+                self.log(f"bridge: frames dropped: {exc}")
+                return
+            self._publish(msgs)
 
     def _publish(self, messages: list) -> None:
         send = self.pub_.send_multipart

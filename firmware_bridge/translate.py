@@ -261,19 +261,19 @@ def prediction_frame(msg: dict, *, points: int, prefix: str, seq: int):
         return None, "not_our_stream", 0
     kind = _KIND.get(msg.get("unit"))
     side = {"R": 0, "L": 1}.get(msg.get("side"))
-    y = msg.get("y")
+    y, cycle, t_end = msg.get("y"), msg.get("cycle"), msg.get("t_end")
     if kind is None or side is None or not isinstance(y, np.ndarray) or y.ndim != 2 \
-            or y.shape[0] < 2 or not 1 <= y.shape[1] <= 255:
+            or y.shape[0] < 2 or not 1 <= y.shape[1] <= 255 \
+            or type(cycle) is not int or cycle < 0 or type(t_end) not in (int, float):
         return None, "bad_prediction", 0
     milli = np.rint(resample_waveform(y, points) * 1000.0)
     bad = ~np.isfinite(milli)
     milli[bad] = 0
     clipped = int(bad.sum() + (milli > 32767).sum() + (milli < -32767).sum())
     vals = np.clip(milli, -32767, 32767).astype(np.int16)
-    t_end = msg.get("t_end", 0.0)
     t_us = int(round(t_end * 1e6)) % (1 << 32) if math.isfinite(t_end) else 0
     try:
-        frame = pack_prediction(side, kind, int(msg.get("cycle", 0)) & 0xFFFF, vals,
+        frame = pack_prediction(side, kind, cycle & 0xFFFF, vals,
                                 stream=n, seq=seq & 0xFFFF, t_us=t_us)
     except BridgeError:                      # more channels x points than a payload holds
         return None, "prediction_too_large", 0

@@ -204,3 +204,12 @@ def test_bridge_config_unknown_key():
     with pytest.raises(ConfigError, match=r"unknown BridgeConfig key\(s\) \['speed'\]"):
         bridge_config({"to_addr": "tcp://a:1", "from_addr": "tcp://a:2", "udp": "h:1",
                        "speed": 3})
+
+
+def test_bad_zmq_endpoint_is_a_bridge_error():
+    from g2h_edge.errors import BridgeError
+    from g2h_edge.firmware_bridge import Bridge
+    cfg = BridgeConfig(to_addr="tcp://127.0.0.1:notaport", from_addr="tcp://127.0.0.1:2",
+                       udp="127.0.0.1:0")
+    with pytest.raises(BridgeError, match="cannot connect to 'tcp://127.0.0.1:notaport'"):
+        Bridge(cfg).run(duration_s=1.0)

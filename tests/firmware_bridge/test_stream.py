@@ -235,3 +235,54 @@ def test_reference_encoder_frames_decode_identically():
     raw = link.pack_angles(Q, seq=9, t_us=45000)
     dec = synced()
     assert dec.feed(cobs_encode_bytewise(raw) + b"\x00")[0].payload == Q.tobytes()
+
+
+# ------------------------------------------------------------------------------ predictions
+def _cycle(**kw):
+    msg = {"stream": "mcu3", "side": "R", "cycle": 5, "t_end": 1.5, "unit": "N/kg",
+           "y": np.tile(np.linspace(0, 1, 180)[:, None], (1, 14)).astype(np.float32)}
+    msg.update(kw)
+    return msg
+
+
+def test_prediction_frame_resamples_and_maps_fields():
+    from g2h_edge.firmware_bridge.translate import prediction_frame, resample_waveform
+    y = np.random.default_rng(0).normal(size=(180, 3)).astype(np.float32)
+    r = resample_waveform(y, 7)
+    want = np.stack([np.interp(np.linspace(0, 179, 7), np.arange(180), y[:, k])
+                     for k in range(3)])
+    np.testing.assert_allclose(r, want, rtol=1e-12)
+    n, raw, clipped = prediction_frame(_cycle(side="L", unit="Nm/kg", y=y, cycle=65537),
+                                       points=7, prefix="mcu", seq=70000)
+    f = link.parse_frame(raw)
+    p = link.parse_payload(f)
+    assert (n, f.stream, f.seq, f.t_us, clipped) == (3, 3, 70000 & 0xFFFF, 1_500_000, 0)
+    assert (p.side, p.kind, p.cycle, p.values.shape) == (1, 1, 1, (3, 7))
+    np.testing.assert_array_equal(p.values, np.rint(want * 1000))
+
+
+@pytest.mark.parametrize("kw,reason", [
+    (dict(stream="mcu03"), "not_our_stream"),
+    (dict(stream="mcu256"), "not_our_stream"),
+    (dict(stream="other3"), "not_our_stream"),
+    (dict(unit="N"), "bad_prediction"),
+    (dict(side="X"), "bad_prediction"),
+    (dict(cycle="7"), "bad_prediction"),
+    (dict(t_end=None), "bad_prediction"),
+    (dict(y=np.zeros((1, 3))), "bad_prediction"),
+    (dict(y=np.zeros((180, 300))), "bad_prediction"),
+    (dict(y=np.zeros((180, 60))), "prediction_too_large"),
+])
+def test_prediction_frame_refuses(kw, reason):
+    from g2h_edge.firmware_bridge.translate import prediction_frame
+    assert prediction_frame(_cycle(**kw), points=20, prefix="mcu", seq=0) == (None, reason, 0)
+
+
+def test_prediction_values_are_clipped_and_nan_zeroed():
+    from g2h_edge.firmware_bridge.translate import prediction_frame
+    y = np.zeros((180, 14), np.float32)
+    y[:, 0], y[:, 1], y[:, 2] = 50.0, -50.0, np.nan
+    _, raw, clipped = prediction_frame(_cycle(y=y), points=4, prefix="mcu", seq=0)
+    v = link.parse_payload(link.parse_frame(raw)).values
+    assert clipped == 12
+    assert list(v[:3, 0]) == [32767, -32767, 0]
