@@ -53,8 +53,9 @@ class SerialTransport:
         """Open the port; TransportLost when it is not there (yet)."""
         serial = require("serial", "serial", "the firmware bridge's serial transport")
         try:
+            # exclusive: a second reader on the same port would steal half the bytes
             self.serial_ = serial.Serial(self.port, self.baud, timeout=0,
-                                         write_timeout=self.write_timeout_s)
+                                         write_timeout=self.write_timeout_s, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             self.serial_ = None
             raise TransportLost(f"cannot open serial port {self.port!r}: {exc}") from None

@@ -213,3 +213,21 @@ def test_bad_zmq_endpoint_is_a_bridge_error():
                        udp="127.0.0.1:0")
     with pytest.raises(BridgeError, match="cannot connect to 'tcp://127.0.0.1:notaport'"):
         Bridge(cfg).run(duration_s=1.0)
+
+
+def test_port_held_by_another_reader_is_not_shared(bus, pty_device, run_bridge):
+    import serial
+    holder = serial.Serial(pty_device.path, 115200, timeout=0, exclusive=True)
+    try:
+        cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr,
+                           serial_port=pty_device.path, **FAST)
+        with run_bridge(cfg) as bridge:
+            deadline = time.monotonic() + 10
+            while bridge.counters()["open_failures"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert bridge.counters()["connected"] == 0
+            holder.close()                                   # released: the bridge gets it
+            assert pty_device.wait_frames(lambda fs: any(f.type == link.STATUS for f in fs))
+            assert bridge.counters()["connected"] == 1
+    finally:
+        holder.close()
