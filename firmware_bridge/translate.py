@@ -43,6 +43,9 @@ class _Stream:
         self.meta = None                 # last valid (rate_hz, body_mass_kg or None)
         self.meta_sent = False
         self.counters = dict.fromkeys(STREAM_COUNTERS, 0)
+        # protocol-v1 message counter: never reset, so that a lost ``end`` cannot make the
+        # server drop a restarted stream's messages as duplicates
+        self.msg_seq = 0
         self.reset()
 
     def reset(self) -> None:
@@ -51,7 +54,6 @@ class _Stream:
         self.t_raw = 0
         self.t_us = 0                    # unwrapped device clock (us) of the last frame
         self.last_t = -math.inf          # last frame time forwarded (s)
-        self.msg_seq = 0                 # protocol-v1 message counter
         self.pend_t: list[float] = []
         self.pend_q: list[bytes] = []
         self.pend_ic: list[tuple[float, str]] = []

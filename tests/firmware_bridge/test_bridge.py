@@ -124,10 +124,10 @@ def test_serial_replug_survives(bus, tmp_path, run_bridge, pty_factory):
         assert dev2.wait_frames(lambda fr: any(f.type == link.STATUS for f in fr))
         dev2.write(b"\x00" + ser(meta_frame()) + b"".join(ser(f) for f in angle_frames(1, 20)))
         assert bus.wait(lambda ms: n_frames(ms) >= 40)
-        after_end = bus.messages[max(i for i, m in enumerate(bus.messages)
-                                     if isinstance(m, wire.End)):]
-        fr = [m for m in after_end if isinstance(m, wire.Frames)]
-        assert fr[0].seq == 0 and fr[0].t[0] == pytest.approx(0.01)
+        k_end = max(i for i, m in enumerate(bus.messages) if isinstance(m, wire.End))
+        before = [m.seq for m in bus.messages[:k_end] if isinstance(m, wire.Frames)]
+        fr = [m for m in bus.messages[k_end:] if isinstance(m, wire.Frames)]
+        assert fr[0].seq == max(before) + 1 and fr[0].t[0] == pytest.approx(0.01)
         c = bridge.counters()
         assert (c["disconnects"], c["reconnects"], c["connected"]) == (1, 1, 1)
 

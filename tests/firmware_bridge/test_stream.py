@@ -192,7 +192,7 @@ def test_device_restart_ends_the_stream_and_starts_over():
     feed(tr, dec, meta(t_us=50_000_000) + angles(1, t_us=50_005_000))
     msgs = feed(tr, dec, meta(seq=0, t_us=100) + angles(1, t_us=5100))
     assert [type(m).__name__ for m in msgs] == ["End", "Meta", "Frames"]
-    assert msgs[-1].seq == 0 and msgs[-1].t[0] == pytest.approx(0.0051)
+    assert msgs[-1].seq == 1 and msgs[-1].t[0] == pytest.approx(0.0051)   # seq never resets
     assert tr.counters()["restarts"] == 1
 
 
