@@ -8,6 +8,7 @@ engine-only inference latency measured in the same run for the same batch sizes.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class E2EConfig:
     publishers: int = 1
     ics: str = "detect"            # detect | external
     threads: int | None = 1
+    max_batch: int = 8
 
 
 def _trials(cfg: E2EConfig, k: int):
@@ -67,7 +69,8 @@ def _publisher(cfg: E2EConfig, addr: str, ids: list, go, ready, out) -> None:
             late = max(late, -delay)
         sock.send_multipart(parts)
     out.put({"frames": sum(int(np.asarray(trials[j % len(trials)].t).shape[0])
-                           for j in range(len(ids))), "max_late_s": late})
+                           for j in range(len(ids))), "max_late_s": late,
+             "done_at": time.time()})
     sock.close()
     ctx.term()
 
@@ -100,7 +103,8 @@ def _collector(addr: str, n_streams: int, ready, out) -> None:
                 signalled = True
             if msg["totals"].get("streams_ended", 0) >= n_streams:
                 break
-    out.put({"latency_ms": lat, "rejects": rejects, "status": last_status})
+    out.put({"latency_ms": lat, "rejects": rejects, "status": last_status,
+             "done_at": time.time()})
     sub.close(0)
     ctx.term()
 
@@ -128,7 +132,8 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
 
     scfg = ServerConfig(engines=cfg.engines, listen="tcp://127.0.0.1:*",
                         publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                        engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds))
+                        engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
+                        max_batch=cfg.max_batch)
     server = Server(scfg).start()
     mpc = mp.get_context("spawn")
     go, res_q, col_q = mpc.Event(), mpc.Queue(), mpc.Queue()
@@ -195,7 +200,11 @@ def _report(cfg, result, base, mean_batch, echo) -> dict:
            "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_max_ms": float(lat.max()),
            "server_cpu_pct": 100.0 * result["cpu_s"] / wall, "mean_batch": mean_batch,
            "engine_ms": base, "rejects": result["got"]["rejects"],
-           "publisher_max_late_s": max(s["max_late_s"] for s in result["sent"])}
+           "publisher_max_late_s": max(s["max_late_s"] for s in result["sent"]),
+           # how long after the last message was sent the server had published everything
+           # (includes up to one status interval, 1 s): ~1 s = keeping up, more = backlog
+           "drain_after_last_send_s": result["got"]["done_at"] -
+           max(s["done_at"] for s in result["sent"])}
     b1 = base[min(base)]
     echo(f"bench e2e: {cfg.streams} stream(s) x {cfg.rate_hz:g} Hz for {cfg.seconds:g} s, "
          f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
@@ -210,7 +219,14 @@ def _report(cfg, result, base, mean_batch, echo) -> dict:
         f"B={b}: {ms:.3f} ms" for b, ms in base.items()))
     echo(f"  ratio e2e p50 / engine B=1: {p50 / b1:.2f}x; p99 / engine B=1: {p99 / b1:.2f}x")
     echo(f"  server CPU {out['server_cpu_pct']:.0f}% of one core; publishers at most "
-         f"{out['publisher_max_late_s'] * 1e3:.1f} ms behind schedule")
+         f"{out['publisher_max_late_s'] * 1e3:.1f} ms behind schedule; everything published "
+         f"{out['drain_after_last_send_s']:.1f} s after the last send (<= ~1 s: kept up)")
+    try:
+        load = os.getloadavg()
+        echo(f"  machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} (1 min)")
+        out["loadavg_1min"] = load[0]
+    except OSError:
+        pass
     return out
 
 
@@ -227,9 +243,11 @@ def _report(cfg, result, base, mean_batch, echo) -> dict:
               show_default=True, help="Detect ICs online, or send the true ICs in frames.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Intra-op threads per engine.")
+@click.option("--max-batch", type=int, default=8, show_default=True)
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
-                  threads):
+                  threads, max_batch):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""
     run_e2e(E2EConfig(engines=tuple(engines), streams=streams, rate_hz=rate_hz,
                       seconds=seconds, frames_per_message=frames_per_message,
-                      publishers=publishers, ics=ics, threads=threads), echo=click.echo)
+                      publishers=publishers, ics=ics, threads=threads, max_batch=max_batch),
+            echo=click.echo)

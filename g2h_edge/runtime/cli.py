@@ -42,10 +42,12 @@ def _sides(value: str) -> tuple[str, ...]:
               show_default=True, help="Forget a stream after this many silent seconds.")
 @click.option("--threads", "engine_threads", type=int, default=None,
               help="Intra-op threads per engine.")
+@click.option("--max-batch", type=int, default=8, show_default=True,
+              help="Most cycles per engine call.")
 @click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
               "knee-sign checks (not recommended).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
-              allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads,
+              allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               no_convention_check):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
@@ -62,7 +64,7 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
                        sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
-                       check_convention=not no_convention_check)
+                       max_batch=max_batch, check_convention=not no_convention_check)
 
     def ready(server):
         names = ", ".join(f"{e.name} [{e.backend}{', SYNTHETIC' if e.synthetic else ''}]"
