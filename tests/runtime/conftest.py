@@ -60,3 +60,27 @@ def run_server(engine):
                 assert col.wait_ready(30), "no status message from the server"
                 yield srv, col
     return _run
+
+
+@pytest.fixture(scope="session")
+def mf_bundle_path(tmp_path_factory):
+    """A muscle-force LSTM bundle with random weights (flagged synthetic)."""
+    import torch
+
+    from g2h_edge.io.synth import MU_X, SD_X
+    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
+    from g2h_edge.schema import MF_COLS
+
+    torch.manual_seed(1)
+    hp = default_hparams("lstm", len(MF_COLS))
+    core = build_model("lstm", hp)
+    bundle = Bundle(name="test-mf", arch="lstm", hparams=hp, state_dict=core.state_dict(),
+                    in_cols=IN_COLS, out_cols=MF_COLS,
+                    mean=np.asarray(MU_X, np.float32), std=np.asarray(SD_X, np.float32),
+                    task="mf", unit="N/kg", T=180,
+                    provenance={"source": "tests/runtime/conftest.py",
+                                "training_notes": "random init, runtime tests only"},
+                    synthetic=True)
+    path = tmp_path_factory.mktemp("bundles") / "test_mf.pt"
+    save_bundle(bundle, path)
+    return path
