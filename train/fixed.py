@@ -15,7 +15,7 @@ import numpy as np
 from g2h_edge.train.config import TrainConfig
 from g2h_edge.train.dataset import check_for_training, fit_standardizer, per_kg_targets, standardize
 from g2h_edge.train.loop import fit_fixed_epochs, predict
-from g2h_edge.train.metrics import pooled_metrics, speed_table
+from g2h_edge.train.metrics import channel_r2, pooled_metrics, speed_table
 from g2h_edge.train.modelling import data_digest, make_bundle, model_factory, model_label, resolve_hparams
 from g2h_edge.train.progress import Progress
 from g2h_edge.train.split import holdout_split
@@ -31,6 +31,7 @@ class FixedResult:
     test_speed_rows: list[dict] | None = None     # with holdout=True
     test_overall: dict | None = None
     test_subjects: tuple[str, ...] = ()
+    test_r2_channels: dict | None = None          # channel -> R2 over all test cycles
 
 
 def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *, holdout: bool = False,
@@ -74,6 +75,8 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
         res.test_speed_rows = speed_table(yt, pred, sid, spd)
         res.test_overall = pooled_metrics(yt, pred)
         res.test_subjects = split.test_subjects
+        res.test_r2_channels = dict(zip(data.out_cols, channel_r2(yt, pred).tolist()))
+        prov["test_r2_per_channel_all_cycles"] = res.test_r2_channels
         prov["test_subjects"] = list(split.test_subjects)
         prov["test_metrics_by_speed"] = res.test_speed_rows
     res.bundle = make_bundle(name=name or model_label(arch, task), arch=arch, hparams=hp,
