@@ -35,7 +35,7 @@ def _offline(engine, trial, cycles):
     return engine.infer(x.astype(np.float32))
 
 
-def test_external_ics_match_offline_inference(run_server, engine):
+def test_external_ics_match_offline_inference(run_server, engine, jm_bundle_path, tmp_path):
     trial = make_stream(7.0, 100.0, seed=3, body_mass_kg=72.0)
     with run_server() as (srv, col):
         replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="ext",
@@ -51,6 +51,25 @@ def test_external_ics_match_offline_inference(run_server, engine):
         assert c["quality"]["ic_source"] == "external" and c["latency_ms"] > 0
         assert c["sha256"] == engine.sha256 and c["synthetic"] is True
     assert not col.of_type("reject", "ext")
+    # and `g2h-edge predict` (a separately loaded engine) on the same resampled cycles
+    from click.testing import CliRunner
+
+    from g2h_edge.io.cli import predict_cmd
+    from g2h_edge.io.npz import Gait2HipData, write_gait2hip_npz
+
+    x = np.stack([resample_cycle(trial.t, trial.q, c["t_start"], c["t_end"]) for c in cycles])
+    x = np.stack([xi if c["side"] == "R" else mirror_sides(xi) for xi, c in zip(x, cycles)])
+    n = len(cycles)
+    write_gait2hip_npz(tmp_path / "cycles.npz", Gait2HipData(
+        X=x, Y=None, subject_id=np.array(["s"] * n), height_m=np.full(n, 1.75),
+        weight_kg=np.full(n, 72.0), speed_label=np.array(["med"] * n), synthetic=True))
+    res = CliRunner().invoke(predict_cmd, ["--model", str(jm_bundle_path), "--input",
+                                           str(tmp_path / "cycles.npz"), "-o",
+                                           str(tmp_path / "pred.npz"), "--allow-synthetic"])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "pred.npz") as z:
+        np.testing.assert_allclose(np.stack([c["y"] for c in cycles]), z["y"], rtol=0,
+                                   atol=1e-5)
 
 
 def test_detection_driven_cycles(run_server):
