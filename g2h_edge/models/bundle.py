@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,8 @@ from g2h_edge.models.architectures import build_model, validate_hparams
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
 __all__ = ["FORMAT_TAG", "FORMAT_VERSION", "Bundle", "StandardizedModel", "save_bundle",
-           "load_bundle", "file_sha256", "bundle_metadata", "check_plain"]
+           "load_bundle", "file_sha256", "bundle_metadata", "check_plain", "safe_torch_load",
+           "UnsafePickleError"]
 
 FORMAT_TAG = "g2h-edge-bundle"
 FORMAT_VERSION = 1
@@ -229,17 +232,59 @@ def save_bundle(bundle: Bundle, path) -> Path:
     return path
 
 
-def _read(path: Path) -> dict:
+_REFUSED_RE = (re.compile(r"GLOBAL ([\w.]+) was not an allowed global"),
+               re.compile(r"but got <class '([\w.]+)'>"))
+_DETAIL_RE = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
+
+
+class UnsafePickleError(ModelError):
+    """The weights-only unpickler refused a global (``what`` names it)."""
+    reason = "unsafe_pickle"
+
+    def __init__(self, message: str, what: str):
+        super().__init__(message)
+        self.what = what
+
+
+def safe_torch_load(path: Path, kind: str, allowed=()):
+    """``torch.load(weights_only=True)`` on CPU with only ``allowed`` extra globals.
+
+    Raises ModelError (reason missing_file/corrupt) or :class:`UnsafePickleError` naming the
+    global the file needed; no pickle code from the file ever runs.
+    """
     if not path.is_file():
-        raise ModelError(f"bundle file {path} does not exist", reason="missing_file")
+        raise ModelError(f"{kind} file {path} does not exist", reason="missing_file")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        raise ModelError(f"{path} is not a {kind} (not a torch zip archive: corrupt, "
+                         "truncated or another kind of file)", reason="corrupt")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelError(f"{path} is not a readable bundle (corrupt, truncated or not a torch "
-                         f"file): {str(exc).splitlines()[0][:200]}", reason="corrupt") from exc
-    except Exception as exc:  # the weights-only unpickler refusing something
-        raise ModelError(f"{path} could not be loaded safely: {str(exc).splitlines()[0][:200]}",
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        for pattern in _REFUSED_RE:
+            match = pattern.search(text)
+            if match and match.group(1).strip():
+                what = match.group(1).strip()
+                raise UnsafePickleError(f"{path} needs a non-allow-listed global {what}",
+                                        what) from exc
+        detail = _DETAIL_RE.search(text)
+        detail = detail.group(1).strip() if detail else text.strip()[:200]
+        raise ModelError(f"{path} is not a readable {kind} (corrupt pickle data: {detail})",
                          reason="corrupt") from exc
+    except Exception as exc:  # zip/record errors of a truncated or damaged archive
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{path} is not a readable {kind} (corrupt or truncated?): {first}",
+                         reason="corrupt") from exc
+
+
+def _read(path: Path) -> dict:
+    try:
+        obj = safe_torch_load(path, "bundle")
+    except UnsafePickleError as exc:
+        raise ModelError(f"{path} is not a g2h-edge bundle: it needs the pickle global "
+                         f"{exc.what}, which bundles never use (a published checkpoint? "
+                         "run `g2h-edge models import` on it)", reason="not_a_bundle") from exc
     if not isinstance(obj, dict) or obj.get("format") != FORMAT_TAG:
         tag = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
         hint = (" (it looks like a published checkpoint: run `g2h-edge models import`)"

@@ -8,9 +8,6 @@ needed to rebuild a plain ndarray and nothing else: a checkpoint that needs any 
 from __future__ import annotations
 
 import datetime as _dt
-import pickle
-import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,9 @@ import torch
 from g2h_edge import __version__
 from g2h_edge.errors import ModelError
 from g2h_edge.models.architectures import ARCHS
-from g2h_edge.models.bundle import Bundle, check_plain, file_sha256
+from g2h_edge.models.bundle import (
+    Bundle, UnsafePickleError, check_plain, file_sha256, safe_torch_load,
+)
 from g2h_edge.schema import TARGET_UNIT, task_for_out_cols
 
 __all__ = ["import_checkpoint", "read_checkpoint", "allowed_numpy_globals",
@@ -49,39 +48,17 @@ def allowed_numpy_globals() -> list:
     ]
 
 
-_REFUSED_RE = (re.compile(r"GLOBAL ([\w.]+) was not an allowed global"),
-               re.compile(r"but got <class '([\w.]+)'>"),
-               re.compile(r"WeightsUnpickler error: ([^\n]+)"))
-
-
-def _refused_what(text: str) -> str:
-    """The global (or the unpickler's complaint) named in a weights-only refusal."""
-    for pattern in _REFUSED_RE:
-        match = pattern.search(text)
-        if match and match.group(1).strip():
-            return match.group(1).strip()
-    return text.strip().splitlines()[-1][:200] if text.strip() else "(unknown)"
-
-
 def read_checkpoint(src) -> dict:
     """Load a published checkpoint dict safely (ModelError if anything is refused)."""
     src = Path(src)
-    if not src.is_file():
-        raise ModelError(f"checkpoint {src} does not exist", reason="missing_file")
     try:
-        with torch.serialization.safe_globals(allowed_numpy_globals()):
-            obj = torch.load(src, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        what = _refused_what(str(exc))
+        obj = safe_torch_load(src, "checkpoint", allowed_numpy_globals())
+    except UnsafePickleError as exc:
         raise ModelError(
-            f"checkpoint {src} needs a non-allow-listed global {what} and was refused (only "
+            f"checkpoint {src} needs a non-allow-listed global {exc.what} and was refused (only "
             f"tensors, plain containers and numpy arrays are admitted, so no pickle code runs; "
             f"if you trust this file, re-save it as plain tensors/arrays)",
             reason="unsafe_checkpoint") from exc
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelError(f"checkpoint {src} is not a readable torch file (corrupt or "
-                         f"truncated?): {str(exc).splitlines()[0][:200]}",
-                         reason="corrupt") from exc
     if not isinstance(obj, dict):
         raise ModelError(f"checkpoint {src} holds a {type(obj).__name__}, expected the "
                          f"published dict", reason="bad_checkpoint")
