@@ -206,6 +206,7 @@ class StreamState:
                                         source="external" if self.external_ else "detector")
         except GaitError as exc:
             if side in self.cfg.sides:
+                exc = self._explain(exc)
                 self._reject(rejects, exc.reason, str(exc), **_gait_context(exc, side))
             return
         if cyc is None or side not in self.cfg.sides:
@@ -224,6 +225,22 @@ class StreamState:
         ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
                                 np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
                                 arrival, self.body_mass_kg))
+
+    def _explain(self, exc: GaitError):
+        """Implausible angles are often a wrong convention: say which one when it is."""
+        if exc.reason != "implausible_angles" or not self.cfg.check_convention:
+            return exc
+        t, q = self.assembler_.buffered()
+        t0, t1 = getattr(exc, "t_start", None), getattr(exc, "t_end", None)
+        if t0 is None or t1 is None:
+            return exc
+        try:
+            check_convention(q[(t >= t0) & (t <= t1)])
+        except ConventionError as conv:
+            for attr in ("side", "index", "t_start", "t_end"):
+                setattr(conv, attr, getattr(exc, attr, None))
+            return conv
+        return exc
 
     def finish(self, arrival: float, ready: list, rejects: list) -> None:
         """End of stream: the detector's last confirmed ICs close their cycles; external ICs
