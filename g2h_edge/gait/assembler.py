@@ -7,11 +7,12 @@ non-finite samples, plausible angles, still buffered) and resampled to ``n_frame
 
 Reject reasons (``GaitError.reason``): ``cycle_too_short``, ``cycle_too_long``, ``gap``,
 ``nan``, ``implausible_angles``, ``buffer_overrun``, ``ic_not_increasing``,
-``ic_after_data``, ``before_first_frame``, plus ``bad_side``/``bad_shape``/``time_not_increasing`` for misuse.
+``ic_after_data``, ``before_first_frame``, ``missed_ic``, ``step_asymmetry``, plus ``bad_side``/``bad_shape``/``time_not_increasing`` for misuse.
 The first IC of a side opens the first cycle and returns ``None`` (not a reject).
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,7 @@ class CycleAssembler:
         self.dropped_ = False  # whether old frames were ever forgotten
         self.last_ic_: dict[str, float | None] = {s: None for s in SIDES}
         self.count_: dict[str, int] = {s: 0 for s in SIDES}   # closed intervals per side
+        self.ics_: dict[str, deque] = {s: deque(maxlen=8) for s in SIDES}   # recent ICs
 
     # ------------------------------------------------------------------ buffer
     def __len__(self) -> int:
@@ -129,6 +131,7 @@ class CycleAssembler:
         self.lo_ = self.hi_ = 0
         self.dropped_ = False
         self.last_ic_ = {s: None for s in SIDES}
+        self.ics_ = {s: deque(maxlen=8) for s in SIDES}
 
     # ------------------------------------------------------------------ cycles
     def on_ic(self, t_ic: float, side: str, *, source: str = "detector") -> Cycle | None:
@@ -147,20 +150,46 @@ class CycleAssembler:
         t0 = self.last_ic_[side]
         if not np.isfinite(t_ic) or (t0 is not None and not t_ic > t0):
             raise _reject(f"{side} IC at {t_ic!r} s is not after the previous one ({t0} s)",
-                          "ic_not_increasing", side, self.count_[side], t_ic if t0 is None else t0, t_ic)
+                          "ic_not_increasing", side, self.count_[side],
+                          t_ic if t0 is None else t0, t_ic)
         t_last = self.t_last
         if t_last is None or t_ic > t_last + self._half_frame():
             raise _reject(f"{side} IC at {t_ic:.4f} s is after the last frame ({t_last} s); "
                           "push the frames first", "ic_after_data", side,
                           self.count_[side], t_ic if t0 is None else t0, t_ic)
         self.last_ic_[side] = t_ic
+        self.ics_[side].append(t_ic)
         if t0 is None:
             return None
         index = self.count_[side]
         self.count_[side] += 1
+        frac = self._check_steps(side, index, t0, t_ic)
         x, quality = self._build(side, index, t0, t_ic, min(t_ic, t_last))
         quality["ic_source"] = source
+        quality["step_fraction"] = frac
         return Cycle(side=side, index=index, t_start=t0, t_end=t_ic, x=x, quality=quality)
+
+    def _check_steps(self, side: str, index: int, t0: float, t1: float) -> float | None:
+        """The other side's ICs inside the cycle: two mean this side missed one (a double
+        cycle); one must fall near mid-cycle. Returns its phase (None when there is none)."""
+        cfg = self.config
+        dur = t1 - t0
+        if dur < cfg.min_cycle_s or dur > cfg.max_cycle_s or cfg.min_step_fraction <= 0:
+            return None                        # duration rejects come first (in _build)
+        other = [tc for tc in self.ics_["L" if side == "R" else "R"] if t0 < tc < t1]
+        if len(other) >= 2:
+            raise _reject(f"{side} cycle [{t0:.3f}, {t1:.3f}] s holds {len(other)} ICs of the "
+                          f"other side: a {side} IC was missed", "missed_ic", side, index,
+                          t0, t1)
+        if not other:
+            return None
+        frac = (other[0] - t0) / dur
+        if not cfg.min_step_fraction <= frac <= 1.0 - cfg.min_step_fraction:
+            raise _reject(f"{side} cycle [{t0:.3f}, {t1:.3f}] s has the other side's IC at "
+                          f"{100 * frac:.0f} % (allowed {100 * cfg.min_step_fraction:.0f}-"
+                          f"{100 * (1 - cfg.min_step_fraction):.0f} %): a wrong IC?",
+                          "step_asymmetry", side, index, t0, t1)
+        return frac
 
     def _half_frame(self) -> float:
         m = self.hi_ - self.lo_

@@ -128,6 +128,9 @@ class CycleConfig:
     #: a time gap between two consecutive samples inside a cycle longer than this rejects it;
     #: shorter gaps (dropped frames) are filled by linear interpolation and counted
     max_gap_s: float = 0.1
+    #: the other side's IC inside a cycle must lie within [f, 1 - f] of it (0 disables);
+    #: two of them inside one cycle mean an IC of this side was missed (a double cycle)
+    min_step_fraction: float = 0.3
     #: frames of the resampled cycle
     n_frames: int = T
     #: per-channel (low, high) limits in IN_COLS order
@@ -145,6 +148,9 @@ class CycleConfig:
                               f"max_cycle_s ({self.max_cycle_s}) so a whole cycle fits")
         if self.n_frames < 2:
             raise ConfigError(f"CycleConfig.n_frames must be >= 2, got {self.n_frames}")
+        if not 0.0 <= self.min_step_fraction < 0.5:
+            raise ConfigError("CycleConfig.min_step_fraction must be within [0, 0.5), got "
+                              f"{self.min_step_fraction!r}")
         lim = self.angle_limits_deg
         try:
             lim = tuple((float(lo), float(hi)) for lo, hi in lim)

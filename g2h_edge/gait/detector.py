@@ -131,6 +131,7 @@ class OnlineICDetector:
         # rows kept for the peak fit: from the peak - fit_half_s to the confirming sample
         self.hist_len_ = int(math.ceil(2.0 * (c.max_delay_s + c.fit_half_s) * self.rate_hz)) + 8
         self.rejected_: dict[str, int] = {}      # gate name -> count (diagnostics)
+        self.clamped_ = 0                        # ICs moved back onto the confirming frame
         self.reset()
 
     def reset(self) -> None:
@@ -176,7 +177,7 @@ class OnlineICDetector:
         for s in (0, 1) if not self.trun_[1] < self.trun_[0] else (1, 0):   # time order
             if self.mode_[s] == _SEEK_MAX and self.trun_[s] < self.t_last_:
                 prev = self.last_ic_[s]
-                ic = self._evaluate(s, self.trun_[s], *hist)
+                ic = self._evaluate(s, self.trun_[s], *hist, clamp=False)
                 if ic is not None and ic[0] > self.t_last_:
                     self.last_ic_[s] = prev            # not usable: after the last frame
                     self._count("after_end")
@@ -213,30 +214,34 @@ class OnlineICDetector:
         per sample. Same float64 operations and decisions as :meth:`_update_large`."""
         sin, d = math.sin, _D2R
         rows = []
+        increasing, tp = True, -math.inf
         for ti, (hr, hl, kr, kl) in zip(tl, ql):
+            increasing = increasing and ti > tp
+            tp = ti
             if math.isfinite(hr + hl + kr + kl):          # skip frames with NaN/inf angles
                 hr, hl = hr * d, hl * d
                 rows.append((ti, sin(hr) + sin(hr - kr * d), sin(hl) + sin(hl - kl * d),
                              kr, kl))
         if not rows:
             return []
-        self._check_times(rows[0][0], all(b[0] > a[0] for a, b in zip(rows, rows[1:])),
-                          [r[0] for r in rows])
+        self._check_times(rows[0][0], increasing, tl)
         out: list[tuple[float, str]] = []
+        # the state lists are mutated in place here and by _switch (same objects)
         run, trun, mode, thr = self.run_, self.trun_, self.mode_, self.thr_
         min_age, max_age, low, low_pk = self.min_age_, self.max_age_, self.low_, self.low_at_peak_
         for k, row in enumerate(rows):
             ti = row[0]
-            for s in (0, 1):
+            for s in (0, 1):                              # both sides, in sample order
                 v = row[1 + s]
                 if v < low[s]:
                     low[s] = v
                 g = mode[s] * v
-                if g >= run[s]:
+                if g >= run[s]:                           # new maximum: cannot trigger
                     run[s], trun[s], low_pk[s] = g, ti, low[s]
+                    continue
                 age = ti - trun[s]
                 if (g <= run[s] - thr[s] and age >= min_age[s]) or age >= max_age[s]:
-                    ic = self._switch(s, ti, row[1 + s], rows[:k + 1])
+                    ic = self._switch(s, ti, v, rows[:k + 1])
                     if ic is not None:
                         out.append(ic)
         self.hist_.extend(rows)
@@ -311,7 +316,7 @@ class OnlineICDetector:
     def _count(self, gate: str) -> None:
         self.rejected_[gate] = self.rejected_.get(gate, 0) + 1
 
-    def _evaluate(self, s: int, t_peak: float, tt, ff):
+    def _evaluate(self, s: int, t_peak: float, tt, ff, clamp: bool = True):
         """Gate the reach maximum of side ``s`` at ``t_peak``; return (t_ic, side) or None.
         ``tt``/``ff``: rows up to the confirming one, reaching back past the fit window."""
         c = self.config
@@ -343,6 +348,9 @@ class OnlineICDetector:
         if knee > c.max_knee_ic_deg:
             return self._count("knee")
         t_ic = t_v + c.ic_offset_s
+        if clamp and t_ic > tt[-1]:        # a late, flat peak: never report a future IC
+            t_ic = float(tt[-1])
+            self.clamped_ += 1
         if t_ic - self.last_ic_[s] < c.min_stride_s:
             return self._count("stride")
         if t_ic - self.last_ic_[1 - s] < c.min_step_s:

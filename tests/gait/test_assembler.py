@@ -86,6 +86,36 @@ def test_reject_table(t0, t1, reason, match):
     assert a.last_ic_["L"] == t1
 
 
+@pytest.mark.parametrize("others, reason, match", [
+    ([0.7, 1.3], "missed_ic", "holds 2 ICs of the other side"),      # a double cycle
+    ([0.35], "step_asymmetry", "other side's IC at 7 %"),
+    ([2.05], "step_asymmetry", "other side's IC at 88 %"),
+])
+def test_contralateral_ic_checks(others, reason, match):
+    a, _, _ = _filled(dur=3.0)
+    a.on_ic(0.2, "R")
+    for tc in others:
+        a.on_ic(tc, "L")
+    with pytest.raises(GaitError, match=match) as ei:
+        a.on_ic(2.3, "R")
+    assert ei.value.reason == reason
+
+
+def test_contralateral_ic_phase_in_quality():
+    a, _, _ = _filled(dur=3.0)
+    a.on_ic(0.2, "R")
+    c = a.on_ic(1.3, "R")
+    assert c.quality["step_fraction"] is None               # no left IC known
+    a.on_ic(1.85, "L")
+    c = a.on_ic(2.4, "R")
+    assert c.quality["step_fraction"] == pytest.approx(0.5)
+    off = CycleAssembler(CycleConfig(min_step_fraction=0.0))  # check disabled
+    off.push(*_filled(dur=3.0)[1:])
+    off.on_ic(0.2, "R")
+    off.on_ic(0.3, "L")
+    assert off.on_ic(1.3, "R").quality["step_fraction"] is None
+
+
 def test_gait2354_knee_sign_is_implausible():
     t = np.arange(0, 3, 0.01)
     q = _walk(t)
@@ -167,6 +197,7 @@ def test_ic_before_first_frame():
     ({"min_cycle_s": 1.0, "max_cycle_s": 0.9}, "must exceed min_cycle_s"),
     ({"buffer_s": 2.0}, "so a whole cycle fits"),
     ({"n_frames": 1}, "n_frames must be >= 2"),
+    ({"min_step_fraction": 0.5}, "min_step_fraction must be within"),
     ({"n_frames": 180.0}, "must be an integer"),
     ({"angle_limits_deg": ((0, 1),)}, "needs 10 pairs"),
     ({"max_gap": 0.1}, "unknown CycleConfig key"),
