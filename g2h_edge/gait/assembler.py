@@ -7,7 +7,8 @@ non-finite samples, plausible angles, still buffered) and resampled to ``n_frame
 
 Reject reasons (``GaitError.reason``): ``cycle_too_short``, ``cycle_too_long``, ``gap``,
 ``nan``, ``implausible_angles``, ``buffer_overrun``, ``ic_not_increasing``,
-``ic_after_data``, ``before_first_frame``, ``missed_ic``, ``step_asymmetry``, plus ``bad_side``/``bad_shape``/``time_not_increasing`` for misuse.
+``ic_after_data``, ``before_first_frame``, ``missed_ic``, ``step_asymmetry``, plus
+``bad_side``/``bad_shape``/``time_not_increasing`` for misuse.
 The first IC of a side opens the first cycle and returns ``None`` (not a reject).
 """
 from __future__ import annotations

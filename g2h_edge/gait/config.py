@@ -47,7 +47,8 @@ def _check_fields(obj) -> None:
 def _positive(obj, *names: str) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
-            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {getattr(obj, name)!r}")
+            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, "
+                              f"got {getattr(obj, name)!r}")
 
 
 @dataclass(frozen=True)

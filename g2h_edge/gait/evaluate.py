@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,10 +23,11 @@ import numpy as np
 from g2h_edge.errors import DataError
 from g2h_edge.gait.config import ICDetectorConfig
 from g2h_edge.gait.detector import OnlineICDetector
-from g2h_edge.schema import IN_COLS, SIDES
+from g2h_edge.schema import SIDES
 
 __all__ = ["SYNTH_MARGINS_S", "TrialResult", "match_events", "run_online", "evaluate_trial", "pool",
-           "evaluate_data_dir", "synthetic_walk", "synthetic_trials", "format_table", "benchmark_detector",
+           "evaluate_data_dir", "synthetic_walk", "synthetic_trials", "format_table",
+           "benchmark_detector",
            "main"]
 
 
@@ -153,7 +153,8 @@ def pool(results, name="pooled", *, after_start_s: float | None = None) -> dict:
     def q(a, p):
         return float(np.percentile(a, p)) if a.size else float("nan")
     return {
-        "name": name, "trials": len(results), "n_timed": int(err.size), "n_true": n_true, "n_matched": n_match,
+        "name": name, "trials": len(results), "n_timed": int(err.size), "n_true": n_true,
+        "n_matched": n_match,
         "detection_rate": n_match / n_true if n_true else float("nan"),
         "n_false": sum(r.n_false for r in results),
         "median_abs_err_ms": q(err, 50), "p95_abs_err_ms": q(err, 95),
