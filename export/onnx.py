@@ -46,7 +46,6 @@ EXPORTERS = ("torchscript", "dynamo")
 #: max abs difference to the torch model allowed per precision, as a fraction of the largest
 #: |output| on the verification cycles (fp32 uses the absolute ``tol`` instead)
 ACCURACY_BOUND = {"bf16": 0.05, "int8": 0.15}
-_VERIFY_BATCHES = (1, 64)
 
 
 @dataclass(frozen=True)
@@ -221,11 +220,12 @@ def _check_graph(model) -> None:
 
 def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: str = "fp32",
                 exporter: str = "torchscript", tol: float = 1e-4,
-                int8_mode: str = "dynamic") -> ExportReport:
+                int8_mode: str = "dynamic", verify_batches=(1, 64)) -> ExportReport:
     """Export ``bundle`` (a Bundle or a bundle path) to ``path`` and verify it (see module doc).
 
-    Raises ExportError (nothing written) when tracing, the checker, ONNX Runtime or the
-    parity check fails.
+    ``verify_batches`` are the batch sizes of the ONNX Runtime vs torch check of a dynamic
+    export (a fixed-batch export is checked at its batch). Raises ExportError (nothing
+    written) when tracing, the checker, ONNX Runtime or the parity check fails.
     """
     import onnx
 
@@ -257,7 +257,7 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
                                       workdir=Path(tmp))
             _check_graph(model)
     trt = {v: check_trt_ops(model, v) for v in TRT_TARGETS}
-    batches = _VERIFY_BATCHES if batch == "dynamic" else (batch,)
+    batches = tuple(verify_batches) if batch == "dynamic" else (batch,)
     diff = _verify(model.SerializeToString(), module, x, batches, precision, tol)
     meta = onnx_metadata(bundle, bundle_sha256=bundle_sha, precision=precision, opset=opset,
                          exporter=exporter, batch=batch)
