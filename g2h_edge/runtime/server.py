@@ -19,41 +19,16 @@ from collections import Counter
 import numpy as np
 import zmq
 
-from g2h_edge.errors import ConfigError, EngineError, ModelError, WireError
+from g2h_edge.errors import ConfigError, EngineError, WireError
 from g2h_edge.runtime.config import ServerConfig
+from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.stream import Reject, StreamState
-from g2h_edge.schema import IN_COLS, T
+from g2h_edge.schema import T
 from g2h_edge.wire import (End, Frames, Meta, SourceStatus, check_stream_id, decode_input,
                            encode_cycle, encode_reject, encode_status)
 
-__all__ = ["Server", "serve", "load_engines"]
-
-
-def load_engines(config: ServerConfig) -> list:
-    """Load and check every engine of the config (synthetic models need allow_synthetic)."""
-    from g2h_edge.engines import load_engine
-
-    engines = []
-    for path in config.engines:
-        eng = load_engine(path, threads=config.engine_threads)
-        check_engine(eng, path, config.allow_synthetic)
-        engines.append(eng)
-    return engines
-
-
-def check_engine(eng, path: str, allow_synthetic: bool) -> None:
-    """Refuse engines the runtime cannot serve (wrong inputs or length, synthetic)."""
-    if tuple(eng.in_cols) != IN_COLS:
-        raise ModelError(f"engine {path} expects inputs {list(eng.in_cols)}, the runtime "
-                         f"feeds {list(IN_COLS)}", reason="bad_inputs")
-    if int(eng.T) != T:
-        raise ModelError(f"engine {path} expects {eng.T} frames per cycle, the runtime "
-                         f"resamples to {T}", reason="bad_length")
-    if eng.synthetic and not allow_synthetic:
-        raise ConfigError(f"engine {path} ({eng.name}) was trained on SYNTHETIC data: its "
-                          "outputs are not physiology. Pass --allow-synthetic to serve it "
-                          "anyway (demos, tests).", reason="synthetic_model")
+__all__ = ["Server", "serve"]
 
 
 class Server:
@@ -378,7 +353,7 @@ class Server:
                            batched_cycles=self.batched_cycles_),
             "rejects": dict(self.reject_totals_), "unattached_rejects": dict(self.unattached_),
             "sources": {k: dict(v) for k, v in self.sources_.items()},
-            "latency_ms": _latency_summary(lat),
+            "latency_ms": latency_summary(lat),
             "engines": [{"name": e.name, "sha256": e.sha256, "backend": e.backend,
                          "task": e.task, "unit": e.unit, "synthetic": bool(e.synthetic)}
                         for e in self.engines or []],
@@ -388,14 +363,6 @@ class Server:
         self._send(encode_status(self.status(now)))
         self.retired_ = {}
         self.latencies_ = []
-
-
-def _latency_summary(lat: np.ndarray) -> dict:
-    if lat.size == 0:
-        return {"n": 0}
-    p50, p99 = np.percentile(lat, [50, 99])
-    return {"n": int(lat.size), "p50": round(float(p50), 4), "p99": round(float(p99), 4),
-            "max": round(float(lat.max()), 4)}
 
 
 def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,

@@ -1,2 +1,6 @@
-"""g2h_edge.sources"""
-__all__: list[str] = []
+"""g2h_edge.sources: publishers of protocol-v1 frames (replay of recorded trials)."""
+from g2h_edge.sources.replay import (RECOMMENDED_FRAMES_PER_MESSAGE, ReplayConfig, ReplayStats,
+                                     load_trial_file, replay)
+
+__all__ = ["ReplayConfig", "ReplayStats", "replay", "load_trial_file",
+           "RECOMMENDED_FRAMES_PER_MESSAGE"]
