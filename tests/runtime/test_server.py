@@ -311,3 +311,19 @@ def test_streams_without_meta_use_the_cli_default_rate(run_server):
         pub.close()
     cycles = col.of_type("cycle", "nometa")
     assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)
+
+
+def test_server_connects_to_a_binding_publisher(run_server, tmp_path):
+    import threading
+
+    trial = make_stream(4.0, 100.0, seed=19)
+    addr = f"ipc://{tmp_path}/pub"
+    th = threading.Thread(target=replay, args=(trial, ReplayConfig(
+        address=addr, bind=True, stream="rev", max_rate=True, with_events=True)))
+    with run_server(listen=None, connect=(addr,)) as (srv, col):
+        assert "listen" not in srv.endpoints
+        th.start()                  # binds after the server connects: zmq reconnects to it
+        assert col.wait_ended("rev", 60)
+    th.join(30)
+    cycles = col.of_type("cycle", "rev")
+    assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)
