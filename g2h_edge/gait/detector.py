@@ -116,9 +116,9 @@ class OnlineICDetector:
     chunks of any size; it returns the ICs confirmed by those frames as ``(t_ic, side)``.
     The result does not depend on how the frames are chunked.
 
-    ``rate_hz`` is the stream's nominal (or highest expected) rate; it only sizes the short
-    history kept for the peak fit (all settings are in seconds). Frames with non-finite
-    hip-flexion or knee angles are skipped.
+    ``rate_hz`` is the stream's nominal rate; it only sizes the short history kept for the
+    peak fit (all settings are in seconds), which grows if the frames come faster. Frames
+    with non-finite hip-flexion or knee angles are skipped.
     """
 
     def __init__(self, config: ICDetectorConfig | None = None, rate_hz: float = 100.0):
@@ -148,7 +148,8 @@ class OnlineICDetector:
         self.thr_ = [c.confirm_drop_reach] * 2           # per-mode constants (_set_mode)
         self.min_age_ = [c.ic_offset_s + c.confirm_margin_s] * 2
         self.max_age_ = [c.max_delay_s] * 2
-        # recent rows (t, reach_r, reach_l, knee_r, knee_l), used only when a peak is fitted
+        # recent rows (t, reach_r, reach_l, knee_r, knee_l), used only when a peak is fitted;
+        # grows if the frames come faster than rate_hz said (see _check_times)
         self.hist_: deque = deque(maxlen=self.hist_len_)
         self.t_first_ = math.nan
         self.t_last_ = math.nan
@@ -199,6 +200,15 @@ class OnlineICDetector:
             self.reset()
         if not self.hist_:
             self.t_first_ = float(t0)
+            first, frames = float(t0), len(t) - 1
+        else:
+            first, frames = self.t_last_, len(t)
+        if frames > 0:                     # frames faster than rate_hz said: keep more rows
+            dt = (float(t[-1]) - first) / frames
+            c = self.config
+            need = int(2.0 * (c.max_delay_s + c.fit_half_s) / max(dt, 5e-5)) + 8
+            if need > self.hist_.maxlen:
+                self.hist_ = deque(self.hist_, maxlen=need)
         self.t_last_ = float(t[-1])
 
     def _history(self, rows) -> tuple[np.ndarray, np.ndarray]:
@@ -288,7 +298,7 @@ class OnlineICDetector:
                     if ic is not None:
                         out.append(ic)
             start += j + 1
-        self.hist_.extend(map(tuple, rows[-self.hist_len_:].tolist()))
+        self.hist_.extend(map(tuple, rows[-self.hist_.maxlen:].tolist()))
         return out
 
     def _set_mode(self, s: int, mode: float) -> None:

@@ -215,6 +215,13 @@ def test_nan_frames_are_skipped(real_trials):
             np.testing.assert_allclose(d[s], ref[s], atol=0.01)
 
 
+def test_declared_rate_too_low_is_harmless():
+    t, q, _ = synthetic_walk(8.0, 1000.0, 3)
+    ref = detect_ics(t, q, rate_hz=1000.0, chunk=1)
+    for chunk in (1, 10, 300):
+        assert _same(detect_ics(t, q, rate_hz=50.0, chunk=chunk), ref), chunk
+
+
 def test_long_gap_restarts_detection():
     tr = make_stream(10.0, 100.0, seed=2, noise_deg=0.3)
     det = OnlineICDetector(rate_hz=100.0)
