@@ -23,6 +23,7 @@ from g2h_edge.schema import TARGET_UNIT
 from g2h_edge.train import figures, report
 from g2h_edge.train.config import ARCHS, MODEL_NAMES, TASK_NAMES, TrainConfig
 from g2h_edge.train.dataset import check_for_training, per_kg_targets
+from g2h_edge.train.loop import resolve_device
 from g2h_edge.train.metrics import channel_r2, subject_metrics
 from g2h_edge.train.modelling import data_digest
 from g2h_edge.train.progress import Progress
@@ -91,6 +92,7 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
                   source_sha256: str | None = None, progress: bool = True) -> BenchmarkResult:
     """Run the published protocol for ``archs`` on ``data`` (a Gait2HipData) into ``out_dir``."""
     cfg = cfg or TrainConfig()
+    resolve_device(cfg.device)                 # fail before any work if CUDA is missing
     task = check_for_training(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ bit-reproducible.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -71,9 +72,12 @@ def deterministic():
 
 def resolve_device(name: str) -> torch.device:
     """``cpu`` or ``cuda``; asking for CUDA without one is a :class:`TrainError`."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda was asked for but torch sees no CUDA device; use --device cpu",
-                         reason="no_cuda")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("--device cuda was asked for but torch sees no CUDA device; use --device cpu",
+                             reason="no_cuda")
+        # deterministic cuBLAS needs this before its first use (else torch warns on every matmul)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return torch.device(name)
 
 
