@@ -98,10 +98,10 @@ def cycle_row(msg: dict) -> str:
                                                             msg["y"].max(axis=0)))
     dur = msg["t_end"] - msg["t_start"]
     return (f"{msg['stream']:<8} {msg['side']}  {msg['cycle']:>3}  {dur:5.2f}s  "
-            f"{msg['model'][:18]:<18} {msg['latency_ms']:7.2f}  [{msg['unit']}] {peaks}")
+            f"{msg['model'][:22]:<22} {msg['latency_ms']:7.2f}  [{msg['unit']}] {peaks}")
 
 
-HEADER = (f"{'stream':<8} side cyc  dur     {'model':<18} {'lat ms':>7}  peak per output")
+HEADER = (f"{'stream':<8} side cyc  dur     {'model':<22} {'lat ms':>7}  peak per output")
 
 
 def _printer(echo):
@@ -197,7 +197,7 @@ def plot_cycles(cycles: list, out_dir: Path, echo=print) -> list[str]:
         fig.suptitle(f"{model} [{mine[0]['unit']}], R solid / L dashed -- SYNTHETIC model "
                      "and data, not physiology", fontsize=9)
         fig.tight_layout()
-        path = out_dir / f"demo_{model}.png"
+        path = out_dir / (f"{model}.png" if model.startswith("demo") else f"demo_{model}.png")
         fig.savefig(path, dpi=90)
         plt.close(fig)
         paths.append(str(path))
