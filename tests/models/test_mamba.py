@@ -141,3 +141,20 @@ def test_cuda_kernels_match_the_pure_torch_block():
         ref = block(x)
         y = block.cuda()(x.cuda()).cpu()
     torch.testing.assert_close(y, ref, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("d_conv", [1, 2, 4])
+def test_causal_conv_equals_the_padded_conv1d(d_conv):
+    torch.manual_seed(4)
+    block = MambaBlock(8, d_state=4, d_conv=d_conv)
+    x = torch.randn(3, 33, 16)  # (B, L, E)
+    with torch.no_grad():
+        ref = block.conv1d(x.transpose(1, 2))[..., :33].transpose(1, 2)
+        torch.testing.assert_close(block._causal_conv(x), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_sequential_block_sizes_agree(block):
+    args = scan_args(2, 50, seed=5)
+    torch.testing.assert_close(selective_scan_sequential(*args, block=block),
+                               naive_scan(*args), rtol=0, atol=1e-10)
