@@ -46,7 +46,8 @@ def validate_input(x, T: int, n_in: int = N_IN) -> np.ndarray:
         hint = " (add a batch axis: x[None])" if arr.shape == (T, n_in) else ""
         raise EngineError(f"engine input must have shape (B>=1, {T}, {n_in}), got "
                           f"{arr.shape}{hint}", reason="bad_shape")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: caught below
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
