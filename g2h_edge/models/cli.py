@@ -78,7 +78,7 @@ def describe(path) -> dict:
 
 def _describe_checkpoint(path: Path) -> dict:
     from g2h_edge.models.bundle import file_sha256
-    from g2h_edge.models.checkpoint import read_checkpoint
+    from g2h_edge.models.checkpoint import _strings, read_checkpoint
 
     obj = read_checkpoint(path)
     sd = obj["state_dict"]
@@ -88,8 +88,8 @@ def _describe_checkpoint(path: Path) -> dict:
         "file": str(path), "kind": "published checkpoint (import it with "
                                     "`g2h-edge models import`)",
         "arch": obj["model_type"], "hparams": hp, "unit": obj.get("target_unit"),
-        "T": hp.get("T"), "in_cols": [str(c) for c in obj["in_cols"]],
-        "out_cols": [str(c) for c in obj["out_cols"]], "synthetic": False,
+        "T": hp.get("T"), "in_cols": _strings(obj["in_cols"], "in_cols", path),
+        "out_cols": _strings(obj["out_cols"], "out_cols", path), "synthetic": False,
         "provenance": {k: obj[k] for k in obj if k.startswith("test_metrics_")
                        and isinstance(obj[k], dict)}
         | {"test_subjects": [str(s) for s in obj.get("test_subjects", [])]},

@@ -29,6 +29,7 @@ their fused kernels instead (same parameters, same maths).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -188,6 +189,7 @@ def set_scan(model: nn.Module, scan: str) -> nn.Module:
     return model
 
 
+@functools.lru_cache(maxsize=1)
 def cuda_kernels_available() -> bool:
     """True when mamba_ssm's selective-scan kernel can be imported (it needs CUDA)."""
     try:
