@@ -22,6 +22,8 @@ __all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES"
 
 #: frames collected before they are pushed into the ring buffer (unless a cycle closes)
 PUSH_FRAMES = 256
+#: external ICs waiting for their frames, at most (later ones: rejected as ic_backlog)
+MAX_PENDING_IC = 128
 
 
 @dataclass
@@ -137,7 +139,7 @@ class StreamState:
                 self.t_last_ >= self.conv_next_t_:
             self._push_pending()
             self._check_window(self.t_last_, rejects)
-        ics = self._new_ics(msg, q)
+        ics = self._new_ics(msg, q, rejects)
         if ics:
             self._push_pending()
         for t_ic, side in ics:
@@ -154,13 +156,19 @@ class StreamState:
         self.pend_, self.pend_n_ = [], 0
         self.assembler_.push(t, q)
 
-    def _new_ics(self, msg: Frames, q: np.ndarray) -> list:
+    def _new_ics(self, msg: Frames, q: np.ndarray, rejects: list) -> list:
         """ICs that can be processed now (frames up to them are buffered), in time order."""
         if msg.ic:
             if not self.external_:
                 self._switch_to_external()
             for ev in msg.ic:
                 bisect.insort(self.pending_ic_, ev)
+            if len(self.pending_ic_) > MAX_PENDING_IC:   # events far beyond the data
+                drop, self.pending_ic_ = (self.pending_ic_[MAX_PENDING_IC:],
+                                          self.pending_ic_[:MAX_PENDING_IC])
+                self._reject(rejects, "ic_backlog", f"{len(drop)} external IC(s) dropped: "
+                             f"more than {MAX_PENDING_IC} wait for frames (first at "
+                             f"{drop[0][0]:.3f} s, last frame {self.t_last_:.3f} s)")
         if not self.external_:
             if self.detector_ is None:
                 self.detector_ = make_detector(self.cfg.detector, self.rate_hz_)
