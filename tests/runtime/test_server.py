@@ -327,3 +327,17 @@ def test_server_connects_to_a_binding_publisher(run_server, tmp_path):
     th.join(30)
     cycles = col.of_type("cycle", "rev")
     assert {(c["side"], c["t_start"], c["t_end"]) for c in cycles} == _expected(trial)
+
+
+def test_external_ic_backlog_is_bounded(run_server):
+    trial = make_stream(1.0, 100.0, seed=20)
+    with run_server() as (srv, col):
+        pub = _publisher(srv)
+        pub.send_multipart(wire.encode_meta("flood", 100.0))
+        for k in range(3):                          # 192 events far beyond the data
+            ic = [(100.0 + k + j / 100.0, "R") for j in range(64)]
+            sl = slice(10 * k, 10 * k + 10)
+            pub.send_multipart(wire.encode_frames("flood", k, trial.t[sl], trial.q[sl], ic=ic))
+        assert col.wait_for(lambda ms: any(m["type"] == "reject" and m["stream"] == "flood"
+                                           and m["reason"] == "ic_backlog" for m in ms), 10)
+        pub.close()
