@@ -8,7 +8,9 @@ Files written in ``out_dir`` (Model in LSTM/Transformer/Mamba, TASK in MF60/JM60
   ``<Model>_<TASK>.pt`` (model bundle), ``<Model>_<TASK>_run.json`` (what was run, timings),
   ``<Model>_<TASK>_waveforms.png``;
 - per task: ``<TASK>_split.json``, ``<TASK>_test_wilcoxon_holm.csv``, ``<TASK>_summary.md``,
-  ``<TASK>_bars_by_cadence.png``, ``<TASK>_subject_boxplots.png``.
+  ``<TASK>_bars_by_cadence.png``, ``<TASK>_subject_boxplots.png``, ``<TASK>_outputs.json``
+  (which finished models the task-level files describe; a rerun that changes nothing
+  rewrites nothing).
 """
 from __future__ import annotations
 
@@ -111,30 +113,51 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
     y_test = per_kg_targets(data.Y, data.weight_kg)[split.test_idx]
     sid = np.asarray(data.subject_id).astype(str)[split.test_idx]
     spd = np.asarray(data.speed_label).astype(str)[split.test_idx]
-    per_model = {}
-    for m in res.models:
-        name = MODEL_NAMES[m.arch]
-        per_model[name] = per_speed_metrics(y_test, m.y_pred_test, sid, spd)
-        res.files += write_model_extras(out, m.label, y_test, m.y_pred_test, data.out_cols,
-                                        per_model[name], TARGET_UNIT[task], data.synthetic)
-        res.files += [m.bundle_path, out / f"{m.label}_run.json"] + [
-            out / n for n in (report.cv_csv_name(name, tname, cfg.folds), report.speed_csv_name(name, tname))]
+    per_model = {MODEL_NAMES[m.arch]: per_speed_metrics(y_test, m.y_pred_test, sid, spd) for m in res.models}
     res.wilcoxon = compare_models(per_model)
-    res.files.append(report.write_csv(out / f"{tname}_test_wilcoxon_holm.csv", res.wilcoxon,
-                                      report.WILCOXON_COLUMNS))
-    summary = report.summary_markdown(
-        tname, TARGET_UNIT[task],
-        [{"model": MODEL_NAMES[m.arch], "final_epoch": m.final_epoch,
-          "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows], "subjects": per_model[MODEL_NAMES[m.arch]]}
-         for m in res.models],
-        res.wilcoxon, synthetic=data.synthetic, source=source)
-    (out / f"{tname}_summary.md").write_text(summary)
-    res.files.append(out / f"{tname}_summary.md")
-    res.files.append(figures.bars_by_cadence(out / f"{tname}_bars_by_cadence.png", per_model,
-                                             res.wilcoxon, title=tname, synthetic=data.synthetic))
-    res.files.append(figures.subject_boxplots(out / f"{tname}_subject_boxplots.png", per_model,
-                                              title=tname, synthetic=data.synthetic))
+    state = {"models": [[m.label, m.info.get("fingerprint")] for m in res.models]}
+    record = out / f"{tname}_outputs.json"
+    planned = _task_files(out, tname, res.models, cfg.folds)
+    if _outputs_current(record, state, planned):
+        res.files += planned                  # every model reused and every file there: done
+        return res
+    for m in res.models:
+        write_model_extras(out, m.label, y_test, m.y_pred_test, data.out_cols,
+                           per_model[MODEL_NAMES[m.arch]], TARGET_UNIT[task], data.synthetic)
+    report.write_csv(out / f"{tname}_test_wilcoxon_holm.csv", res.wilcoxon, report.WILCOXON_COLUMNS)
+    rows = [{"model": MODEL_NAMES[m.arch], "final_epoch": m.final_epoch,
+             "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows], "subjects": per_model[MODEL_NAMES[m.arch]]}
+            for m in res.models]
+    (out / f"{tname}_summary.md").write_text(report.summary_markdown(
+        tname, TARGET_UNIT[task], rows, res.wilcoxon, synthetic=data.synthetic, source=source))
+    figures.bars_by_cadence(out / f"{tname}_bars_by_cadence.png", per_model, res.wilcoxon, title=tname,
+                            synthetic=data.synthetic)
+    figures.subject_boxplots(out / f"{tname}_subject_boxplots.png", per_model, title=tname,
+                             synthetic=data.synthetic)
+    record.write_text(json.dumps(state, indent=2))
+    res.files += planned
     return res
+
+
+def _task_files(out: Path, tname: str, models: list[ModelResult], folds: int) -> list[Path]:
+    """Every file a benchmark of ``models`` leaves in ``out``."""
+    files = [out / f"{tname}_{n}" for n in ("split.json", "test_wilcoxon_holm.csv", "summary.md",
+                                           "bars_by_cadence.png", "subject_boxplots.png", "outputs.json")]
+    for m in models:
+        name = MODEL_NAMES[m.arch]
+        files += [m.bundle_path, out / f"{m.label}_run.json", out / report.cv_csv_name(name, tname, folds),
+                  out / report.speed_csv_name(name, tname), out / f"{m.label}_waveforms.png",
+                  out / f"{m.label}_test_metrics_by_subject.csv", out / f"{m.label}_test_r2_per_channel.csv"]
+    return files
+
+
+def _outputs_current(record: Path, state: dict, files: list[Path]) -> bool:
+    """True when the task-level outputs were written for exactly these finished models."""
+    try:
+        same = json.loads(record.read_text()) == state
+    except (OSError, ValueError):
+        return False
+    return same and all(f.is_file() for f in files)
 
 
 def write_model_extras(out: Path, label: str, y_true, y_pred, out_cols, per_speed: dict,

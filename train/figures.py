@@ -77,14 +77,12 @@ def bars_by_cadence(path, per_model: dict, wilcoxon: list[dict], *, title: str =
                 top[(m, s)] = (x[i], np.nan_to_num(mean[i] + sd[i]))
         ymax = max([v[1] for v in top.values()] + [0.0])
         h = 0.04 * (ymax if ymax > 0 else 1.0)
-        for s in speeds:
-            level = 0
-            for w in wilcoxon:
-                if w["metric"] != metric or w["speed"] != s or not stars(w["p_holm"]):
-                    continue
-                (x0, y0), (x1, y1) = top[(w["model_a"], s)], top[(w["model_b"], s)]
-                _bracket(ax, x0, x1, max(y0, y1) + h * (1 + 2.5 * level), stars(w["p_holm"]), h)
-                level += 1
+        for s in speeds:                      # brackets stacked above the cadence's tallest bar
+            base = max(top[(m, s)][1] for m in models)
+            sig = [w for w in wilcoxon if w["metric"] == metric and w["speed"] == s and stars(w["p_holm"])]
+            for level, w in enumerate(sig):
+                x0, x1 = top[(w["model_a"], s)][0], top[(w["model_b"], s)][0]
+                _bracket(ax, x0, x1, base + h * (1 + 3 * level), stars(w["p_holm"]), h)
         ax.set_xticks(np.arange(len(speeds)), speeds)
         ax.set_ylabel(f"subject-mean {label}")
         ax.set_title(label)

@@ -112,9 +112,13 @@ def _load_finished(files, fp: str, arch: str, label: str, x_test, cfg) -> ModelR
         return None
     if info.get("fingerprint") != fp:
         return None
+    from g2h_edge.errors import ModelError
     from g2h_edge.models import load_bundle
 
-    bundle = load_bundle(files["bundle"])
+    try:
+        bundle = load_bundle(files["bundle"])
+    except ModelError:
+        return None                           # unreadable bundle: train again
     pred = predict(bundle.module(), x_test, cfg.batch_size, cfg.device)
     return ModelResult(arch, label, files["bundle"], int(info["final_epoch"]),
                        list(info["best_epochs"]), list(info.get("cv_rows", [])), pred, info, True)
@@ -149,7 +153,18 @@ def run_model(data, arch: str, split: HoldoutSplit, out_dir: Path, cfg: TrainCon
     with bars.epochs(f"{label} final ({final_epoch} epochs)", final_epoch) as cb:
         fit = fit_fixed_epochs(make, standardize(x_pool, mean, std), y_pool, final_epoch, cfg, on_epoch=cb)
     bars.done_fold()
+    provenance = {"source": source, "source_sha256": source_sha256, "data_sha256": digest,
+                  "training": PROTOCOL_TEXT.format(k=cfg.folds), "final_epoch": final_epoch,
+                  "best_epochs": best_epochs, "test_subjects": list(split.test_subjects),
+                  "config": cfg.to_dict(), "synthetic_data": bool(data.synthetic)}
+    bundle = make_bundle(name=label, arch=arch, hparams=hp, state_dict=fit.state_dict, mean=mean,
+                         std=std, task=task, synthetic=data.synthetic, provenance=provenance)
+    from g2h_edge.models import load_bundle, save_bundle
 
+    save_bundle(bundle, files["bundle"])
+    pred = predict(load_bundle(files["bundle"]).module(), x_test, cfg.batch_size, cfg.device)
+    speed_rows = speed_table(y[split.test_idx], pred, np.asarray(data.subject_id)[split.test_idx],
+                             np.asarray(data.speed_label)[split.test_idx])
     info = {
         "fingerprint": fp, "label": label, "arch": arch, "task": task, "hparams": hp,
         "config": cfg.to_dict(), "data_sha256": digest, "source": source,
@@ -157,29 +172,17 @@ def run_model(data, arch: str, split: HoldoutSplit, out_dir: Path, cfg: TrainCon
         "best_epochs": best_epochs, "final_epoch": final_epoch, "cv_rows": cv_rows,
         "seconds_per_epoch_cv": float(np.mean(cv_secs)),
         "seconds_per_epoch_final": float(np.mean(fit.epoch_seconds)),
-        "n_pool_cycles": int(len(split.pool_idx)), "n_train_cycles_final": int(len(split.pool_idx)),
-        "device": cfg.device, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
+        "total_seconds": time.perf_counter() - t_start, "n_pool_cycles": int(len(split.pool_idx)),
+        "device": cfg.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(), "test_metrics_by_speed": speed_rows,
     }
-    bundle = make_bundle(
-        name=label, arch=arch, hparams=hp, state_dict=fit.state_dict, mean=mean, std=std,
-        task=task, synthetic=data.synthetic,
-        provenance={"source": source, "source_sha256": source_sha256, "data_sha256": digest,
-                    "training": PROTOCOL_TEXT.format(k=cfg.folds),
-                    "final_epoch": final_epoch, "best_epochs": best_epochs,
-                    "test_subjects": list(split.test_subjects),
-                    "config": cfg.to_dict(), "synthetic_data": bool(data.synthetic)})
-    from g2h_edge.models import load_bundle, save_bundle
+    _write_outputs(files, cv_rows, speed_rows, info)
+    return ModelResult(arch, label, files["bundle"], final_epoch, best_epochs, cv_rows, pred, info)
 
-    save_bundle(bundle, files["bundle"])
-    pred = predict(load_bundle(files["bundle"]).module(), x_test, cfg.batch_size, cfg.device)
-    info["total_seconds"] = time.perf_counter() - t_start
-    speed_rows = speed_table(y[split.test_idx], pred, np.asarray(data.subject_id)[split.test_idx],
-                             np.asarray(data.speed_label)[split.test_idx])
-    info["test_metrics_by_speed"] = speed_rows
+
+def _write_outputs(files: dict, cv_rows, speed_rows, info: dict) -> None:
     report.write_csv(files["cv"], cv_rows, report.CV_COLUMNS)
     report.write_csv(files["speed"], speed_rows, report.SPEED_COLUMNS)
     tmp = files["run"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(plain(info), indent=2))
     tmp.replace(files["run"])                 # last: marks the model finished
-    return ModelResult(arch, label, files["bundle"], final_epoch, best_epochs, cv_rows, pred, info)

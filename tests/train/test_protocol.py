@@ -15,7 +15,7 @@ MODELS = ("LSTM", "Transformer", "Mamba")
 
 def _expected_files():
     names = ["JM60_split.json", "JM60_test_wilcoxon_holm.csv", "JM60_summary.md",
-             "JM60_bars_by_cadence.png", "JM60_subject_boxplots.png"]
+             "JM60_bars_by_cadence.png", "JM60_subject_boxplots.png", "JM60_outputs.json"]
     for m in MODELS:
         names += [f"{m}_JM60_cv_2fold_baseline_metrics.csv", f"{m}_JM60_test_metrics_by_speed_mean.csv",
                   f"{m}_JM60_test_metrics_by_subject.csv", f"{m}_JM60_test_r2_per_channel.csv",
@@ -81,14 +81,14 @@ def test_test_metrics_are_those_of_the_saved_bundle(bench_dir, tiny_cohort):
 
 
 def test_rerun_resumes_finished_models(bench_dir, cohort_file, cli_run, tiny_hparams):
-    bundle = bench_dir / "LSTM_JM60.pt"
-    before = bundle.stat().st_mtime_ns, bundle.read_bytes()
+    bundle, summary = bench_dir / "LSTM_JM60.pt", bench_dir / "JM60_summary.md"
+    before = bundle.stat().st_mtime_ns, bundle.read_bytes(), summary.stat().st_mtime_ns
     code, out = cli_run(["benchmark", "--data", cohort_file, "--models", "lstm,transformer,mamba",
                          "--out", bench_dir, "--max-epochs", "1", "--folds", "2", "--patience", "1",
                          "--hparams", tiny_hparams, "--quiet"])
     assert code == 0, out
     assert out.count("reused") == 3
-    assert (bundle.stat().st_mtime_ns, bundle.read_bytes()) == before
+    assert (bundle.stat().st_mtime_ns, bundle.read_bytes(), summary.stat().st_mtime_ns) == before
 
 
 def test_changed_config_retrains(cohort_file, cli_run, tiny_hparams, tmp_path, bench_dir):
