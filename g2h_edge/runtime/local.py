@@ -80,6 +80,8 @@ class OutputCollector:
         self.endpoint = endpoint
         self.on_message = on_message
         self.messages: list[dict] = []
+        self.ended_: set[str] = set()      # streams a status reported as ended
+        self.statuses_ = 0
         self.lock = threading.Lock()
         self.cond_ = threading.Condition(self.lock)
         self.stop_ = threading.Event()
@@ -110,16 +112,22 @@ class OutputCollector:
                         self.on_message(msg)
                     with self.cond_:
                         self.messages.append(msg)
+                        if msg["type"] == "status":
+                            self.statuses_ += 1
+                            self.ended_.update(k for k, v in msg.get("retired", {}).items()
+                                               if v.get("state") == "ended")
                         self.cond_.notify_all()
         finally:
             sub.close(0)
             ctx.term()
 
-    def wait_for(self, predicate, timeout_s: float) -> bool:
-        """Wait until ``predicate(messages)`` is true (False on timeout)."""
+    def wait_for(self, predicate, timeout_s: float, *, on_self: bool = False) -> bool:
+        """Wait until ``predicate(messages)`` (or ``predicate(self)``) is true (False on
+        timeout)."""
         deadline = time.monotonic() + timeout_s
+        arg = self if on_self else self.messages
         with self.cond_:
-            while not predicate(self.messages):
+            while not predicate(arg):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -127,14 +135,10 @@ class OutputCollector:
         return True
 
     def wait_ready(self, timeout_s: float = 30.0) -> bool:
-        return self.wait_for(lambda ms: any(m["type"] == "status" for m in ms), timeout_s)
+        return self.wait_for(lambda c: c.statuses_ > 0, timeout_s, on_self=True)
 
     def wait_ended(self, stream: str, timeout_s: float = 60.0) -> bool:
-        def ended(ms):
-            return any(m["type"] == "status" and
-                       m.get("retired", {}).get(stream, {}).get("state") == "ended"
-                       for m in ms)
-        return self.wait_for(ended, timeout_s)
+        return self.wait_for(lambda c: stream in c.ended_, timeout_s, on_self=True)
 
     def of_type(self, kind: str, stream: str | None = None) -> list[dict]:
         with self.lock:
