@@ -363,6 +363,9 @@ class Server:
         self._send(encode_status(self.status(now)))
         self.retired_ = {}
         self.latencies_ = []
+        # source counters of streams that are gone were reported once: forget them
+        for sid in [k for k in self.sources_ if k not in self.streams_]:
+            del self.sources_[sid]
 
 
 def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
