@@ -58,6 +58,8 @@ class ServerConfig:
     #: a stream with no message for this long is forgotten (reported as stream_expired)
     stream_timeout_s: float = 10.0
     status_interval_s: float = 1.0
+    #: on SIGINT/SIGTERM, keep handling already-queued input for at most this long
+    shutdown_drain_s: float = 5.0
     #: most cycles in one engine call (larger groups are split). Measured on the 2-core CPU
     #: with the Transformer on ONNX Runtime: per-cycle cost is lowest at batches of 4-8 and
     #: grows ~40 % by 32-64 (cache), so larger batches buy nothing there; raise it on a GPU
@@ -102,6 +104,7 @@ class ServerConfig:
         _num(self, "default_rate_hz", MIN_RATE_HZ, MAX_RATE_HZ, optional=True)
         _num(self, "stream_timeout_s", 0.1, 86400.0)
         _num(self, "status_interval_s", 0.01, 3600.0)
+        _num(self, "shutdown_drain_s", 0.0, 3600.0)
         _num(self, "convention_window_s", 0.5, 60.0)
         _int(self, "max_batch", 1, 65536)
         _int(self, "max_drain", 1, 1_000_000)

@@ -141,7 +141,9 @@ class Server:
                 self._safe(self._publish_status, now)
                 next_status = max(next_status + cfg.status_interval_s, now)
         # shutdown: what is already queued still counts, in-flight cycles are published
-        while self._safe(self._drain):
+        # (bounded: a publisher that keeps sending must not keep the server alive)
+        deadline = time.perf_counter() + cfg.shutdown_drain_s
+        while self._safe(self._drain) and time.perf_counter() < deadline:
             pass
         self._publish_status(time.perf_counter())
 
