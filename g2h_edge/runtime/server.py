@@ -380,9 +380,14 @@ def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
     server = Server(config, engines=engines)
     server.start()
     previous = {}
+    def on_signal(signum, frame):
+        if server.stop_event.is_set():      # a second Ctrl-C: stop now, without draining
+            raise KeyboardInterrupt
+        server.stop()
+
     if install_signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: server.stop())
+            previous[sig] = signal.signal(sig, on_signal)
     try:
         if on_ready is not None:
             on_ready(server)
