@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from g2h_edge.io.synth import make_stream
@@ -51,9 +52,7 @@ def test_record_round_trip_and_truncated_tail(run_server, tmp_path):
         assert z["y"].shape == (len(seen), 180, 3)
 
 
-def test_record_refuses_foreign_file(run_server, tmp_path):
-    import pytest
-
+def test_record_refuses_foreign_file(tmp_path):
     from g2h_edge.errors import DataError
     from g2h_edge.runtime.record import RecordWriter
 
@@ -64,7 +63,8 @@ def test_record_refuses_foreign_file(run_server, tmp_path):
     assert RECORD_MAGIC.startswith(b"G2HREC")
 
 
-def test_sigterm_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_path, sig):
     rec = tmp_path / "sig.g2hrec"
     addr_in, addr_out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
     proc = subprocess.Popen(
@@ -80,7 +80,7 @@ def test_sigterm_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_
                            send_end=False)
         replay(trial, cfg)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
