@@ -415,7 +415,8 @@ def frames_in_schema_order(q: np.ndarray, meta: Meta | None) -> np.ndarray:
 def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: float,
                  model: str, sha256: str, backend: str, outputs, unit: str, y: np.ndarray,
                  quality: dict, latency_ms: float, synthetic: bool,
-                 body_mass_kg: float | None = None) -> list[bytes]:
+                 body_mass_kg: float | None = None, cpu_ms: float | None = None
+                 ) -> list[bytes]:
     """``cycle`` output: per-kg prediction y (180, K); plus y * body mass when known."""
     y = np.ascontiguousarray(y, dtype="<f4")
     outputs = [str(c) for c in outputs]
@@ -431,6 +432,8 @@ def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: f
         body["body_mass_kg"] = float(body_mass_kg)
         body["unit_abs"] = unit.replace("/kg", "")
         body["y_abs"] = (y * np.float32(body_mass_kg)).astype("<f4").tobytes()
+    if cpu_ms is not None:
+        body["cpu_ms"] = float(cpu_ms)
     return _pack(stream, body, MAX_OUTPUT_BYTES)
 
 

@@ -74,6 +74,9 @@ class ServerConfig:
     check_convention: bool = True
     #: seconds of a stream's first frames checked for convention before trusting it
     convention_window_s: float = 2.0
+    #: add ``cpu_ms`` (server thread CPU time from arrival to publish) to cycle messages:
+    #: the processing cost without time spent waiting for a CPU (benchmarks)
+    cpu_timing: bool = False
     #: intra-op threads per engine (None: the engine's default)
     engine_threads: int | None = None
     cycle: CycleConfig = field(default_factory=CycleConfig)
@@ -112,7 +115,7 @@ class ServerConfig:
         _int(self, "rcv_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)
-        for name in ("allow_synthetic", "check_convention"):
+        for name in ("allow_synthetic", "check_convention", "cpu_timing"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
         if self.record_path is not None and not isinstance(self.record_path, str):

@@ -172,6 +172,8 @@ class Server:
         return n
 
     def _handle(self, parts: list, arrival: float) -> None:
+        # thread CPU time at arrival (bench): the processing cost without the waiting
+        cpu0 = time.thread_time() if self.config.cpu_timing else None
         try:
             msg = decode_input(parts)
         except WireError as exc:
@@ -194,7 +196,11 @@ class Server:
                     if st is None:
                         return
                 st.last_seen_ = arrival
+                n_ready = len(self.ready_)
                 st.on_frames(msg, arrival, self.ready_, self.rejects_)
+                if cpu0 is not None:
+                    for r in self.ready_[n_ready:]:
+                        r.arrival_cpu = cpu0
             elif isinstance(msg, Meta):
                 if st is None:
                     st = self._new_stream(msg.stream, msg, arrival)
@@ -310,13 +316,15 @@ class Server:
                 continue
             for r, yi in zip(batch, y):
                 lat = (time.perf_counter() - r.arrival) * 1e3
+                cpu = None if r.arrival_cpu is None else (time.thread_time() -
+                                                          r.arrival_cpu) * 1e3
                 try:
                     parts = encode_cycle(
                         stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
                         t_end=r.t_end, model=eng.name, sha256=eng.sha256,
                         backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=yi,
                         quality=r.quality, latency_ms=lat, synthetic=bool(eng.synthetic),
-                        body_mass_kg=r.body_mass_kg)
+                        body_mass_kg=r.body_mass_kg, cpu_ms=cpu)
                 except Exception as exc:  # never lose a cycle silently
                     self._cycle_reject(r, "internal_error", f"encoding failed: {exc}")
                     continue

@@ -38,6 +38,7 @@ class ReadyCycle:
     quality: dict
     arrival: float           # perf_counter() when the closing frame's message arrived
     body_mass_kg: float | None
+    arrival_cpu: float | None = None   # thread_time() then (only with cpu_timing)
 
 
 @dataclass
