@@ -175,6 +175,7 @@ def run_model(data, arch: str, split: HoldoutSplit, out_dir: Path, cfg: TrainCon
         "total_seconds": time.perf_counter() - t_start, "n_pool_cycles": int(len(split.pool_idx)),
         "device": cfg.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(), "test_metrics_by_speed": speed_rows,
+        "test_metrics_overall": pooled_metrics(y[split.test_idx], pred),   # all test cycles pooled
     }
     _write_outputs(files, cv_rows, speed_rows, info)
     return ModelResult(arch, label, files["bundle"], final_epoch, best_epochs, cv_rows, pred, info)

@@ -77,3 +77,15 @@ def test_demo_script_small(tmp_path):
     b = load_bundle(tmp_path / "demo_transformer_jm.pt")
     assert b.synthetic and b.name == "demo_transformer_jm"
     assert "make_demo_models" in b.provenance["notes"] and "test_metrics_by_speed" in b.provenance
+
+
+def test_evaluate_an_imported_published_checkpoint(reference_dir, tiny_cohort, tmp_path):
+    """Zero-shot evaluation works on a bundle imported from the published checkpoints (kept in tmp)."""
+    from g2h_edge.models import import_checkpoint
+    from g2h_edge.train.evaluate import evaluate_bundle
+
+    bundle = import_checkpoint(reference_dir / "LSTM_JM60.pt")
+    res = evaluate_bundle(bundle, tiny_cohort, tmp_path)
+    assert [r["speed"] for r in res.speed_rows] == ["overall", "fast", "med", "slow"]
+    assert np.isfinite(res.overall["RMSE"]) and res.overall["RMSE"] > 0
+    assert "SYNTHETIC" in (tmp_path / f"{res.name}_external_summary.md").read_text()
