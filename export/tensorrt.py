@@ -88,7 +88,9 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
                           f"{list(ops.unsupported)} (opset {ops.opset})", reason="trt_ops")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    # explicit batch: the default (and only) mode in TensorRT 10; TensorRT 8.x needs the flag
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    network = builder.create_network(0 if flag is None else 1 << int(flag))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(data):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -99,7 +101,7 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if fp16:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):
             raise ExportError("this GPU has no fast FP16; build without --fp16",
                               reason="no_fp16")
         config.set_flag(trt.BuilderFlag.FP16)
