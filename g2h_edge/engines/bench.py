@@ -163,6 +163,13 @@ def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no
             click.echo(f"{r.path:44s} {r.batch:5d} {r.p50_ms:9.3f} {r.p99_ms:9.3f} "
                        f"{r.ms_per_cycle:9.4f} {r.cycles_per_s:10.0f}")
         if len(rows) == 2:
-            click.echo(f"  speed-up vs torch eager at batch {b}: "
-                       f"{rows[1].p50_ms / rows[0].p50_ms:.2f}x (p50)")
+            ratio = rows[1].p50_ms / rows[0].p50_ms
+            click.echo(f"  speed-up vs torch eager at batch {b}: {ratio:.2f}x (p50)")
+            if b == 1 and engine.metadata.get("arch") == "transformer":
+                ms, goal_ms = rows[0].ms_per_cycle, TARGETS["transformer_b1_ms_per_cycle"]
+                goal_x = TARGETS["transformer_speedup_vs_eager"]
+                met = ms <= goal_ms and ratio >= goal_x
+                click.echo(f"  issue-6 target (<= {goal_ms} ms/cycle and >= {goal_x:.0f}x at "
+                           f"batch 1): {'met' if met else 'NOT met'} ({ms:.3f} ms, "
+                           f"{ratio:.2f}x)")
     engine.close()
