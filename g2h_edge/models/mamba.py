@@ -39,7 +39,7 @@ from torch import nn
 __all__ = [
     "MambaBlock", "SCANS", "selective_scan_chunked", "selective_scan_parallel",
     "selective_scan_sequential", "associative_scan", "scan_levels", "default_chunk",
-    "cuda_kernels_available", "exporting", "set_scan",
+    "cuda_kernels_available", "exporting", "set_scan", "softplus",
 ]
 
 
@@ -102,12 +102,15 @@ def default_chunk(length: int) -> int:
 def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None):
     """Selective scan, two-level form (same arguments and result as the others).
 
-    The L steps are cut into nc chunks of ``chunk`` steps. (1) All chunks advance together,
-    step by step, from a zero state: ``chunk`` small steps on (B, nc, E, N) slices, recording
-    the local outputs and the running decay products P. (2) The chunks' end states are
-    combined by a log-depth Hillis-Steele scan over nc, giving the state entering each chunk.
-    (3) Each output gets the entering state's contribution C . (P * h_in). No loop over L:
-    about 2 sqrt(L) unrolled steps, the (B, L, E, N) decays are never all in memory at once.
+    The L steps are cut into nc chunks of ``chunk`` steps, and all chunks are processed
+    together, so each unrolled step works on a (B, nc, N, E) slice:
+    (1) run each chunk from a zero state to its local end state (``chunk`` steps);
+    (2) a log-depth Hillis-Steele scan over the nc chunks, with the chunk decays
+        exp(A * sum(dt)), turns local end states into the state entering each chunk;
+    (3) rerun each chunk from its entering state, reusing the step decays and inputs of (1),
+        reading out y_t = C_t . h_t.
+    No loop over L: about 2 sqrt(L) unrolled steps. The state is laid out (N, E), E last, so
+    every broadcast multiply runs over contiguous rows of E (3x faster in ONNX Runtime).
     """
     b, length, e = u.shape  # (B, L, E)
     n = A.shape[1]
@@ -118,23 +121,24 @@ def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None):
     if pad:  # padded steps come after the real ones, so they cannot change them
         delta, du = F.pad(delta, (0, 0, 0, pad)), F.pad(du, (0, 0, 0, pad))
         B, C = F.pad(B, (0, 0, 0, pad)), F.pad(C, (0, 0, 0, pad))
-    delta = delta.reshape(b, nc, c, e, 1)  # (B, nc, c, E, 1)
-    du = du.reshape(b, nc, c, e, 1)
-    B = B.reshape(b, nc, c, 1, n)  # (B, nc, c, 1, N)
-    C = C.reshape(b, nc, c, n, 1)  # (B, nc, c, N, 1)
-    h, P = du[:, :, 0] * B[:, :, 0], torch.exp(delta[:, :, 0] * A)  # (B, nc, E, N)
-    ys, Ps = [torch.matmul(h, C[:, :, 0])], [P]  # (B, nc, E, 1), (B, nc, E, N)
-    for j in range(1, c):  # unrolled: `chunk` steps, all chunks at once
-        a = torch.exp(delta[:, :, j] * A)  # (B, nc, E, N)
-        h = a * h + du[:, :, j] * B[:, :, j]
-        P = P * a
-        ys.append(torch.matmul(h, C[:, :, j]))
-        Ps.append(P)
-    h_end = associative_scan(P, h)  # (B, nc, E, N): state at the end of each chunk
-    h_in = F.pad(h_end[:, :-1], (0, 0, 0, 0, 1, 0))  # (B, nc, E, N): state entering it
-    carry = torch.stack(Ps, 2) * h_in.unsqueeze(2)  # (B, nc, c, E, N)
-    y = torch.stack(ys, 2) + torch.matmul(carry, C)  # (B, nc, c, E, 1)
-    y = y.reshape(b, nc * c, e)[:, :length]  # (B, L, E)
+    At = A.t()  # (N, E)
+    delta = delta.reshape(b, nc, c, 1, e)  # (B, nc, c, 1, E)
+    du = du.reshape(b, nc, c, 1, e)
+    B = B.reshape(b, nc, c, n, 1)  # (B, nc, c, N, 1)
+    C = C.reshape(b, nc, c, 1, n)  # (B, nc, c, 1, N)
+    decays, drives, h = [], [], None
+    for j in range(c):  # (1) unrolled: `chunk` steps, all chunks at once, from zero
+        decays.append(torch.exp(delta[:, :, j] * At))  # (B, nc, N, E)
+        drives.append(du[:, :, j] * B[:, :, j])  # (B, nc, N, E)
+        h = drives[0] if h is None else decays[j] * h + drives[j]
+    chunk_decay = torch.exp(delta.sum(2) * At)  # (B, nc, N, E) = product of the decays
+    h_end = associative_scan(chunk_decay, h)  # (2) (B, nc, N, E): true end states
+    h = F.pad(h_end[:, :-1], (0, 0, 0, 0, 1, 0))  # (B, nc, N, E): state entering each chunk
+    ys = []
+    for j in range(c):  # (3) the same steps again, from the entering states
+        h = decays[j] * h + drives[j]
+        ys.append(torch.matmul(C[:, :, j], h))  # (B, nc, 1, E)
+    y = torch.stack(ys, 2).reshape(b, nc * c, e)[:, :length]  # (B, L, E)
     return y + u * D
 
 
@@ -172,6 +176,14 @@ def exporting() -> bool:
               getattr(torch.compiler, "is_exporting", None),
               getattr(torch.compiler, "is_compiling", None))
     return any(check() for check in checks if check is not None)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """torch's softplus in eager mode; in exports relu(x) + log(1 + exp(-|x|)), the same
+    function within 1e-7 (ONNX Runtime's Softplus kernel is ~3.5x slower than these 5 ops)."""
+    if not exporting():
+        return F.softplus(x)
+    return F.relu(x) + torch.log(1.0 + torch.exp(-x.abs()))
 
 
 #: scan name -> function; all compute the same recurrence
@@ -231,7 +243,7 @@ class MambaBlock(nn.Module):
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
         x = F.silu(self._causal_conv(x))  # (B, L, E)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)
-        dt = F.softplus(self.dt_proj(dt))  # (B, L, E)
+        dt = softplus(self.dt_proj(dt))  # (B, L, E)
         A = -torch.exp(self.A_log.float())  # (E, N)
         scan = self.scan if self.scan != "auto" else \
             ("chunked" if exporting() else "sequential")

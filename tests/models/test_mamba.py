@@ -122,6 +122,7 @@ def test_onnx_export_has_no_loop_and_matches():
     graph = onnx.load_from_string(buf.getvalue()).graph
     ops = [node.op_type for node in graph.node]
     assert "Loop" not in ops and "Scan" not in ops
+    assert "Softplus" not in ops  # decomposed in exports (ONNX Runtime's kernel is slow)
     # the chunked scan was traced (12 steps per block), not the 180-step sequential one
     assert ops.count("Exp") < 60, ops.count("Exp")
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
