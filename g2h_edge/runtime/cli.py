@@ -46,9 +46,11 @@ def _sides(value: str) -> tuple[str, ...]:
               help="Most cycles per engine call.")
 @click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
               "knee-sign checks (not recommended).")
+@click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
+              help="Print a one-line summary to stderr this often (0: never).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
-              no_convention_check):
+              no_convention_check, log_interval_s):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -74,7 +76,31 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
         click.echo(f"g2h-edge serve: inputs {src} -> outputs {ep['publish']}; engines: "
                    f"{names}; Ctrl-C to stop", err=True)
 
-    return serve(cfg, on_ready=ready)
+    return serve(cfg, on_ready=ready, on_status=_status_logger(log_interval_s))
+
+
+def _status_logger(interval_s: float):
+    """A status callback printing one summary line per interval (None when disabled)."""
+    if interval_s <= 0:
+        return None
+    import time
+
+    state = {"next": time.monotonic() + interval_s, "frames": 0, "cycles": 0}
+
+    def log(status: dict) -> None:
+        now = time.monotonic()
+        if now < state["next"]:
+            return
+        tot, lat = status["totals"], status["latency_ms"]
+        frames, cycles = tot.get("frames", 0), tot.get("cycles", 0)
+        span = interval_s + (now - state["next"])
+        click.echo(f"[{time.strftime('%H:%M:%S')}] streams {tot.get('live_streams', 0)}, "
+                   f"{(frames - state['frames']) / span:.0f} frames/s, "
+                   f"{(cycles - state['cycles']) / span:.1f} cycles/s, rejects "
+                   f"{sum(status['rejects'].values())}, last-second latency p99 "
+                   f"{lat.get('p99', float('nan')):.2f} ms", err=True)
+        state.update(next=now + interval_s, frames=frames, cycles=cycles)
+    return log
 
 
 def _default_stream(path: str) -> str:

@@ -35,10 +35,11 @@ class Server:
     """Protocol-v1 server. ``start()`` loads engines and binds; ``run()`` loops until
     ``stop()``; ``close()`` releases everything. Constructing it does no I/O."""
 
-    def __init__(self, config: ServerConfig, *, engines: list | None = None):
+    def __init__(self, config: ServerConfig, *, engines: list | None = None, on_status=None):
         if not isinstance(config, ServerConfig):
             raise ConfigError(f"Server needs a ServerConfig, got {type(config).__name__}")
         self.config = config
+        self.on_status = on_status          # called with each status map (logging)
         self.engines = engines
         self.owns_engines_ = engines is None     # close only the engines loaded here
         self.streams_: dict[str, StreamState] = {}
@@ -370,7 +371,10 @@ class Server:
         }
 
     def _publish_status(self, now: float) -> None:
-        self._send(encode_status(self.status(now)))
+        status = self.status(now)
+        self._send(encode_status(status))
+        if self.on_status is not None:
+            self.on_status(status)
         self.retired_ = {}
         self.latencies_ = []
         # source counters of streams that are gone were reported once: forget them
@@ -379,15 +383,16 @@ class Server:
 
 
 def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
-          install_signals: bool = True) -> int:
+          on_status=None, install_signals: bool = True) -> int:
     """Run a server until SIGINT/SIGTERM (or ``Server.stop``); returns the exit status 0.
 
     On a signal: stop taking new work, handle what is queued, publish in-flight cycles,
     flush and close the record file.
     """
-    server = Server(config, engines=engines)
+    server = Server(config, engines=engines, on_status=on_status)
     server.start()
     previous = {}
+
     def on_signal(signum, frame):
         if server.stop_event.is_set():      # a second Ctrl-C: stop now, without draining
             raise KeyboardInterrupt

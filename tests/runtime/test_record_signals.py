@@ -70,7 +70,7 @@ def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_p
     proc = subprocess.Popen(
         [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine", str(jm_bundle_path),
          "--allow-synthetic", "--listen", addr_in, "--publish", addr_out,
-         "--record", str(rec), "--threads", "1"],
+         "--record", str(rec), "--threads", "1", "--log-interval", "0.2"],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = proc.stderr.readline()
@@ -82,6 +82,7 @@ def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_p
         time.sleep(0.5)
         proc.send_signal(sig)
         assert proc.wait(60) == 0
+        assert "frames/s" in proc.stderr.read()             # the periodic summary line
     finally:
         if proc.poll() is None:
             proc.kill()
