@@ -123,22 +123,23 @@ def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None):
         B, C = F.pad(B, (0, 0, 0, pad)), F.pad(C, (0, 0, 0, pad))
     At = A.t()  # (N, E)
     delta = delta.reshape(b, nc, c, 1, e)  # (B, nc, c, 1, E)
-    du = du.reshape(b, nc, c, 1, e)
-    B = B.reshape(b, nc, c, n, 1)  # (B, nc, c, N, 1)
-    C = C.reshape(b, nc, c, 1, n)  # (B, nc, c, 1, N)
+    # per-step slices keep their size-1 step axis: one Split node each, no Gather/Squeeze
+    dts, dus, Bs, Cs = (torch.split(t, 1, dim=2) for t in (
+        delta, du.reshape(b, nc, c, 1, e), B.reshape(b, nc, c, n, 1),  # (B, nc, 1, N, 1)
+        C.reshape(b, nc, c, 1, n)))  # (B, nc, 1, 1, N)
     decays, drives, h = [], [], None
     for j in range(c):  # (1) unrolled: `chunk` steps, all chunks at once, from zero
-        decays.append(torch.exp(delta[:, :, j] * At))  # (B, nc, N, E)
-        drives.append(du[:, :, j] * B[:, :, j])  # (B, nc, N, E)
+        decays.append(torch.exp(dts[j] * At))  # (B, nc, 1, N, E)
+        drives.append(dus[j] * Bs[j])  # (B, nc, 1, N, E)
         h = drives[0] if h is None else decays[j] * h + drives[j]
-    chunk_decay = torch.exp(delta.sum(2) * At)  # (B, nc, N, E) = product of the decays
-    h_end = associative_scan(chunk_decay, h)  # (2) (B, nc, N, E): true end states
-    h = F.pad(h_end[:, :-1], (0, 0, 0, 0, 1, 0))  # (B, nc, N, E): state entering each chunk
+    chunk_decay = torch.exp(delta.sum(2, keepdim=True) * At)  # product of the step decays
+    h_end = associative_scan(chunk_decay, h)  # (2) (B, nc, 1, N, E): true end states
+    h = F.pad(h_end[:, :-1], (0, 0, 0, 0, 0, 0, 1, 0))  # the state entering each chunk
     ys = []
     for j in range(c):  # (3) the same steps again, from the entering states
         h = decays[j] * h + drives[j]
-        ys.append(torch.matmul(C[:, :, j], h))  # (B, nc, 1, E)
-    y = torch.stack(ys, 2).reshape(b, nc * c, e)[:, :length]  # (B, L, E)
+        ys.append(torch.matmul(Cs[j], h))  # (B, nc, 1, 1, E)
+    y = torch.cat(ys, 2).reshape(b, nc * c, e)[:, :length]  # (B, L, E)
     return y + u * D
 
 
