@@ -192,13 +192,16 @@ SCANS = {"chunked": selective_scan_chunked, "parallel": selective_scan_parallel,
          "sequential": selective_scan_sequential}
 
 
-def set_scan(model: nn.Module, scan: str) -> nn.Module:
-    """Make every MambaBlock in ``model`` use ``scan`` ("auto" or a SCANS key); returns it."""
+def set_scan(model: nn.Module, scan: str, chunk: int | None = None) -> nn.Module:
+    """Make every MambaBlock in ``model`` use ``scan`` ("auto" or a SCANS key) and, for the
+    chunked scan, chunks of ``chunk`` steps (None: ~sqrt(L)); returns the model."""
     if scan != "auto" and scan not in SCANS:
         raise ValueError(f"unknown scan {scan!r}: use 'auto' or one of {sorted(SCANS)}")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
     for mod in model.modules():
         if isinstance(mod, MambaBlock):
-            mod.scan = scan
+            mod.scan, mod.chunk = scan, chunk
     return model
 
 
@@ -235,6 +238,7 @@ class MambaBlock(nn.Module):
         # "auto": sequential in eager mode (fastest on CPU), chunked when traced/exported
         # (no loop over time in the graph); or force one of SCANS. Same result either way.
         self.scan = "auto"
+        self.chunk: int | None = None  # chunk length of the chunked scan (None: ~sqrt(L))
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u: (B, L, d_model) -> (B, L, d_model)."""
@@ -248,7 +252,8 @@ class MambaBlock(nn.Module):
         A = -torch.exp(self.A_log.float())  # (E, N)
         scan = self.scan if self.scan != "auto" else \
             ("chunked" if exporting() else "sequential")
-        y = SCANS[scan](x, dt, A, B, C, self.D.float())  # (B, L, E)
+        kwargs = {"chunk": self.chunk} if scan == "chunked" and self.chunk else {}
+        y = SCANS[scan](x, dt, A, B, C, self.D.float(), **kwargs)  # (B, L, E)
         return self.out_proj(y * F.silu(z))  # (B, L, d_model)
 
     def _causal_conv(self, x: torch.Tensor) -> torch.Tensor:

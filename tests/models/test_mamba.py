@@ -102,10 +102,14 @@ def test_every_scan_gives_the_same_model_output():
     with torch.no_grad():
         for name in ("sequential", "chunked", "parallel"):
             outs[name] = set_scan(model, name)(x)
-    for name in ("chunked", "parallel"):
+    with torch.no_grad():
+        outs["chunk 30"] = set_scan(model, "chunked", chunk=30)(x)
+    for name in ("chunked", "parallel", "chunk 30"):
         torch.testing.assert_close(outs[name], outs["sequential"], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="unknown scan 'fast'"):
         set_scan(model, "fast")
+    with pytest.raises(ValueError, match="chunk must be a positive int, got 0"):
+        set_scan(model, "chunked", chunk=0)
 
 
 def test_onnx_export_has_no_loop_and_matches():
