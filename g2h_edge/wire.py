@@ -19,6 +19,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import msgpack
 import numpy as np
@@ -89,10 +90,10 @@ class Meta:
     units: str = "deg"
     body_mass_kg: float | None = None
 
-    @property
-    def column_index(self) -> tuple[int, ...]:
+    @cached_property
+    def column_index(self) -> list[int]:
         """Index such that ``q_in[:, column_index]`` is in schema (IN_COLS) order."""
-        return tuple(self.channels.index(c) for c in IN_COLS)
+        return [self.channels.index(c) for c in IN_COLS]
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,9 @@ def _check_channels(channels) -> tuple[str, ...]:
 
 
 def _check_times(t: np.ndarray) -> None:
-    # a float64 sum is finite iff every element is (cheaper than isfinite().all())
-    if not math.isfinite(float(t.sum())):
+    # a non-finite element makes the sum non-finite (cheaper than isfinite().all());
+    # confirm element-wise since a huge finite sum can overflow too
+    if not math.isfinite(float(t.sum())) and not np.isfinite(t).all():
         raise _err("non_finite", "field 't' contains NaN or infinity")
     if t.shape[0] > 1 and not (t[1:] > t[:-1]).all():
         raise _err("time_not_increasing", "times in 't' must be strictly increasing")
@@ -405,7 +407,7 @@ def frames_in_schema_order(q: np.ndarray, meta: Meta | None) -> np.ndarray:
     if meta is None or (meta.channels == IN_COLS and meta.units == "deg"):
         return q
     if meta.channels != IN_COLS:
-        q = q[:, list(meta.column_index)]
+        q = q[:, meta.column_index]
     if meta.units == "rad":
         q = np.rad2deg(q).astype(np.float32, copy=False)
     return q
