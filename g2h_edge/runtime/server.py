@@ -146,7 +146,7 @@ class Server:
         deadline = time.perf_counter() + cfg.shutdown_drain_s
         while self._safe(self._drain) and time.perf_counter() < deadline:
             pass
-        self._publish_status(time.perf_counter())
+        self._safe(self._publish_status, time.perf_counter())
 
     def _safe(self, fn, *args):
         """Run one loop step; a bug is printed and counted, the loop goes on."""
