@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -32,7 +32,13 @@ def test_doc_examples_against_a_real_server(run_server, tmp_path):
         sub = subprocess.Popen([sys.executable, str(sub_py), srv.endpoints["publish"], "12"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.0)            # let the subscriber connect before cycles appear
+            # the subscriber is live once it prints a status line (the server sends one
+            # every 0.1 s here): only then start publishing, so it misses no cycle
+            first = []
+            reader = threading.Thread(target=lambda: first.append(sub.stdout.readline()))
+            reader.start()
+            reader.join(60)
+            assert first and first[0].startswith("status:"), first
             pub = subprocess.run([sys.executable, str(pub_py), srv.endpoints["listen"], "10"],
                                  capture_output=True, text=True, timeout=120)
             assert pub.returncode == 0, pub.stderr
