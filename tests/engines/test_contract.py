@@ -25,12 +25,16 @@ MEAN = np.linspace(-10.0, 30.0, 10).astype(np.float32)
 STD = np.linspace(5.0, 20.0, 10).astype(np.float32)
 
 
-def _bundle() -> Bundle:
+SMALL = {"transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32,
+                         "max_len": 200},
+         "mamba": {"d_model": 16, "d_state": 4}}
+
+
+def _bundle(arch: str = "transformer") -> Bundle:
     torch.manual_seed(0)
-    hp = {**default_hparams("transformer", len(MF_COLS)), "d_model": 16, "nhead": 2,
-          "num_layers": 1, "dim_feedforward": 32, "max_len": 200}
-    return Bundle(name="contract-tiny", arch="transformer", hparams=hp,
-                  state_dict=build_model("transformer", hp).state_dict(), in_cols=IN_COLS,
+    hp = {**default_hparams(arch, len(MF_COLS)), **SMALL[arch]}
+    return Bundle(name="contract-tiny", arch=arch, hparams=hp,
+                  state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS,
                   out_cols=MF_COLS, mean=MEAN, std=STD, task="mf", unit="N/kg", T=180,
                   provenance={"note": "random weights, engine contract tests"},
                   synthetic=True)
@@ -55,14 +59,25 @@ def bundle_file(tmp_path_factory):
     return save_bundle(_bundle(), tmp_path_factory.mktemp("contract") / "tiny.pt")
 
 
-@pytest.fixture(scope="module")
-def onnx_file(bundle_file):
+def _export_onnx(bundle_file):
     for module in ("g2h_edge.engines.onnx_engine", "g2h_edge.export.cli"):
         if not _importable(module):
             pytest.skip(f"{module} does not import yet: no ONNX backend to test")
     out = bundle_file.with_suffix(".onnx")
     _cli(["export", "onnx", "--model", str(bundle_file), "-o", str(out)])
     return out
+
+
+@pytest.fixture(scope="module")
+def onnx_file(bundle_file):
+    return _export_onnx(bundle_file)
+
+
+@pytest.fixture(scope="module")
+def mamba_files(tmp_path_factory):
+    """A small Mamba bundle and its ONNX export (the scan is the hardest part to export)."""
+    pt = save_bundle(_bundle("mamba"), tmp_path_factory.mktemp("mamba") / "mamba.pt")
+    return {"torch": pt, "onnxruntime": _export_onnx(pt)}
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +112,9 @@ def cycles():
     return x.astype(np.float32)  # (5, 180, 10) degrees
 
 
-def _reference(x: np.ndarray) -> np.ndarray:
+def _reference(x: np.ndarray, arch: str = "transformer") -> np.ndarray:
     with torch.no_grad():
-        return _bundle().module()(torch.from_numpy(x)).numpy()
+        return _bundle(arch).module()(torch.from_numpy(x)).numpy()
 
 
 def test_attributes(engine, engine_file):
@@ -186,3 +201,11 @@ def test_load_engine_errors(tmp_path, bundle_file):
     for threads in (0, -1, 1.5, True):
         with pytest.raises(EngineError, match="threads must be a positive int"):
             load_engine(bundle_file, threads=threads)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_mamba_engines_match_the_bundle(mamba_files, backend, batch, cycles):
+    with load_engine(mamba_files[backend]) as eng:
+        np.testing.assert_allclose(eng.infer(cycles[:batch]), _reference(cycles[:batch], "mamba"),
+                                   rtol=0, atol=TOL)
