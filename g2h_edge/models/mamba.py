@@ -13,12 +13,12 @@ so the published state_dict loads with ``strict=True``, and computes the same fu
     y_t    = C_t . h_t + D x_t
     out    = out_proj(y * silu(z))
 
-The recurrence is evaluated without a Python loop over time, so the block exports to ONNX as
-plain tensor ops (no Loop/Scan, which TensorRT handles badly):
-- :func:`selective_scan_chunked` (default): a two-level scan, ~sqrt(L) steps inside chunks for
-  all chunks at once, then a log-depth (Hillis-Steele) scan over the chunk end states;
+The recurrence has three interchangeable forms (``SCANS``), tested against each other:
+- :func:`selective_scan_chunked`: a two-level scan, ~sqrt(L) steps inside chunks for all
+  chunks at once plus a log-depth (Hillis-Steele) scan over the chunk end states. No loop
+  over time, so an export is plain tensor ops (no Loop/Scan, which TensorRT handles badly);
 - :func:`selective_scan_parallel`: one Hillis-Steele scan over all L steps, ceil(log2 L)
-  levels of shift + multiply + add (simple but memory-bound on CPUs, ~5x slower);
+  levels of shift + multiply + add (the textbook form; memory-bound on CPUs, the slowest);
 - :func:`selective_scan_sequential`: the plain step-by-step recurrence, the test oracle.
 ``MambaBlock.scan = "auto"`` (default) runs the sequential form in eager PyTorch, which
 measured fastest on a CPU (its small per-step state stays in cache, one fused multiply-add
@@ -244,7 +244,6 @@ class MambaBlock(nn.Module):
         """u: (B, L, d_model) -> (B, L, d_model)."""
         if u.is_cuda and self.use_cuda_kernels and cuda_kernels_available():
             return self._forward_cuda(u)
-        length = u.shape[1]
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
         x = F.silu(self._causal_conv(x))  # (B, L, E)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from g2h_edge.models import build_model, default_hparams
 from g2h_edge.models.mamba import (
     SCANS, MambaBlock, associative_scan, default_chunk, exporting, scan_levels,
-    selective_scan_chunked, selective_scan_parallel, selective_scan_sequential, set_scan,
+    selective_scan_chunked, selective_scan_sequential, set_scan,
 )
 
 
