@@ -67,7 +67,7 @@ def demo_engine_paths(cfg: DemoConfig, echo=print) -> list[str]:
     if cfg.backend == "torch":
         return [str(b) for b in bundles]
     try:
-        from g2h_edge.export.onnx import export_onnx
+        from g2h_edge.export import export_onnx
     except ImportError as exc:
         if cfg.backend == "onnx":
             raise

@@ -52,10 +52,7 @@ class Reject:
 
 def make_detector(config, rate_hz: float):
     """Online IC detector of one stream (g2h_edge.gait.OnlineICDetector)."""
-    try:
-        from g2h_edge.gait import OnlineICDetector
-    except ImportError:  # older g2h_edge.gait without the re-export
-        from g2h_edge.gait.detector import OnlineICDetector
+    from g2h_edge.gait import OnlineICDetector
     return OnlineICDetector(config, rate_hz)
 
 
