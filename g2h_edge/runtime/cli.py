@@ -146,8 +146,10 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
     click.echo(f"replaying {file} as stream {cfg.stream!r}: {trial.q.shape[0]} frames at "
                f"{trial.rate_hz:g} Hz -> {cfg.address}; waiting for a subscriber...", err=True)
     st = replay(trial, cfg)
+    dropped = (f" ({st.dropped_frames} frames with non-finite angles left out)"
+               if st.dropped_frames else "")
     click.echo(f"sent {st.messages} messages, {st.frames} frames, {st.events} events in "
-               f"{st.wall_s:.2f} s", err=True)
+               f"{st.wall_s:.2f} s{dropped}", err=True)
 
 
 @click.command("record")

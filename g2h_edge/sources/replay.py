@@ -20,6 +20,7 @@ from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, 
                            encode_meta)
 
 __all__ = ["ReplayConfig", "ReplayStats", "replay", "load_trial_file", "build_messages",
+           "finite_frames",
            "wait_for_subscriber", "RECOMMENDED_FRAMES_PER_MESSAGE"]
 
 #: frames per message we recommend to publishers: ~50 ms of data at 200 Hz, one message per
@@ -71,6 +72,7 @@ class ReplayStats:
     frames: int = 0
     events: int = 0
     wall_s: float = 0.0
+    dropped_frames: int = 0      # non-finite frames left out
 
 
 def load_trial_file(path, *, npz_rate_hz: float = 100.0, convert_gait2354: bool = False):
@@ -91,10 +93,7 @@ def build_messages(trial, config: ReplayConfig, *, stream: str | None = None):
     """[(send_time_s trial clock, [topic, body]), ...] for the whole trial, meta first,
     meta repeated every meta_interval_s, ``end`` last (when config.send_end)."""
     stream = stream or config.stream
-    t = np.asarray(trial.t, dtype=np.float64)
-    q = np.asarray(trial.q, dtype=np.float32)
-    if t.ndim != 1 or q.shape != (t.shape[0], 10) or t.shape[0] == 0:
-        raise DataError(f"trial has t {t.shape} and q {q.shape}: expected (n,) and (n, 10)")
+    t, q = finite_frames(trial)
     mass = config.body_mass_kg if config.body_mass_kg is not None else \
         getattr(trial, "body_mass_kg", None)
     meta = encode_meta(stream, float(trial.rate_hz), body_mass_kg=mass)
@@ -115,6 +114,20 @@ def build_messages(trial, config: ReplayConfig, *, stream: str | None = None):
     if config.send_end:
         out.append((float(t[-1]), encode_end(stream)))
     return out
+
+
+def finite_frames(trial) -> tuple[np.ndarray, np.ndarray]:
+    """The trial's frames without the non-finite ones (marker dropouts): the protocol
+    carries finite angles only, and the server sees a dropout as a time gap (bridged by
+    interpolation when short, the cycle rejected as ``gap`` when long)."""
+    t = np.asarray(trial.t, dtype=np.float64)
+    q = np.asarray(trial.q, dtype=np.float32)
+    if t.ndim != 1 or q.shape != (t.shape[0], 10) or t.shape[0] == 0:
+        raise DataError(f"trial has t {t.shape} and q {q.shape}: expected (n,) and (n, 10)")
+    ok = np.isfinite(t) & np.isfinite(q).all(axis=1)
+    if not ok.any():
+        raise DataError("the trial has no frame with finite angles", reason="nan")
+    return t[ok], q[ok]
 
 
 def _events(trial) -> list:
@@ -177,7 +190,8 @@ def send_paced(sock, messages, config: ReplayConfig, stats: ReplayStats, stop=No
 def replay(trial, config: ReplayConfig, *, context=None, on_progress=None) -> ReplayStats:
     """Publish ``trial`` (a g2h_edge.io Trial) as stream ``config.stream``; returns counts."""
     messages = build_messages(trial, config)
-    stats = ReplayStats(frames=int(np.asarray(trial.t).shape[0]))
+    stats = ReplayStats(frames=int(finite_frames(trial)[0].shape[0]))
+    stats.dropped_frames = int(np.asarray(trial.t).shape[0]) - stats.frames
     if config.with_events:
         stats.events = len(_events(trial))
     ctx = context or zmq.Context()

@@ -122,3 +122,16 @@ def test_replay_cli_against_a_server(tmp_path):
     frames = [m for m in got if isinstance(m, wire.Frames)]
     assert frames[0].stream == "walk_angles" and len(frames) == 16
     assert sum(len(f.ic) for f in frames) == sum(len(v) for v in trial.events.values())
+
+
+def test_non_finite_frames_are_left_out():
+    trial = make_stream(2.0, 100.0, seed=36)
+    trial.q = trial.q.copy()
+    trial.q[50:53, 2] = np.nan                      # a marker dropout
+    msgs = build_messages(trial, ReplayConfig(stream="gaps"))
+    frames = [m for m in (wire.decode_input(p) for _, p in msgs) if isinstance(m, wire.Frames)]
+    t = np.concatenate([f.t for f in frames])
+    assert t.shape[0] == trial.t.shape[0] - 3 and not np.isin(trial.t[50:53], t).any()
+    trial.q[:] = np.nan
+    with pytest.raises(DataError, match="no frame with finite angles"):
+        build_messages(trial, ReplayConfig(stream="gaps"))
