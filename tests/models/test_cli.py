@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -47,9 +46,10 @@ def test_errors(tmp_path):
     assert res.exit_code == 2 and "bundles are .pt files" in res.output
 
 
-def test_entry_point_reports_errors(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "g2h_edge.cli", "models", "import",
-                           str(tmp_path / "missing.pt"), "-o", str(tmp_path / "b.pt")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "error: checkpoint" in proc.stderr and "does not exist" in proc.stderr
+def test_entry_point_reports_errors(tmp_path, capsys):
+    from g2h_edge.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "import", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "b.pt")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: checkpoint" in err and "does not exist" in err
