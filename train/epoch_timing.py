@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 
 import numpy as np
 
@@ -26,8 +27,9 @@ __all__ = ["time_epochs", "main", "BENCH_EPOCHS"]
 BENCH_EPOCHS: int = 1206 + 265
 
 
-def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> list[float]:
-    """Seconds of each of ``epochs`` training epochs of ``arch`` on CV fold 1's training rows."""
+def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> tuple[list[float], float]:
+    """Wall seconds of each training epoch of ``arch`` on CV fold 1's training rows, and the
+    process CPU seconds per epoch (all threads; less sensitive to other jobs on the machine)."""
     from g2h_edge.train.config import TrainConfig
     from g2h_edge.train.dataset import fit_standardizer, per_kg_targets, standardize
     from g2h_edge.train.loop import fit_fixed_epochs
@@ -42,8 +44,9 @@ def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> list[float
     y = per_kg_targets(data.Y, data.weight_kg)[rows]
     mean, std = fit_standardizer(x)
     make = model_factory(arch, resolve_hparams(arch, data.task))
+    cpu0 = time.process_time()
     res = fit_fixed_epochs(make, standardize(x, mean, std), y, epochs, TrainConfig(device=device))
-    return res.epoch_seconds
+    return res.epoch_seconds, (time.process_time() - cpu0) / epochs
 
 
 def main(argv=None) -> int:
@@ -63,10 +66,11 @@ def main(argv=None) -> int:
     print(f"cohort: {data.n} cycles ({args.subjects} subjects x 3 cadences x {args.trials}); task {args.task}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     for arch in [a.strip() for a in args.models.split(",") if a.strip()]:
-        secs = time_epochs(arch, data, args.epochs, args.device)
+        secs, cpu = time_epochs(arch, data, args.epochs, args.device)
         med = statistics.median(secs)
         print(f"{arch:12s} {med:8.2f} s/epoch (fold-1 training rows; epochs: "
-              f"{', '.join(f'{s:.2f}' for s in secs)}); whole benchmark ~{med * BENCH_EPOCHS / 3600:.1f} h; "
+              f"{', '.join(f'{s:.2f}' for s in secs)}); {cpu:.1f} CPU s/epoch; "
+              f"whole benchmark ~{med * BENCH_EPOCHS / 3600:.1f} h; "
               f"load avg {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -37,7 +37,19 @@ def model_factory(arch: str, hparams: dict) -> Callable[[], nn.Module]:
     from g2h_edge.models import build_model
 
     build_model(arch, hparams)     # validate now: bad hparams fail before any training
-    return lambda: build_model(arch, hparams)
+
+    def make() -> nn.Module:
+        model = build_model(arch, hparams)
+        if arch == "mamba":
+            # training: the chunked pure-torch scan's forward+backward measured 2.3x faster
+            # than the default sequential one on this CPU (B=64: 18 s vs 41 s a step under
+            # load); same recurrence. mamba_ssm kernels still take over on CUDA when present.
+            from g2h_edge.models.mamba import set_scan
+
+            set_scan(model, "chunked")
+        return model
+
+    return make
 
 
 def model_label(arch: str, task: str) -> str:
