@@ -41,13 +41,14 @@ def _latency(engines: dict, ref_fn, batches, iters: int) -> dict:
         x = x * 5.0 + 10.0
         fns = {k: e.infer for k, e in engines.items()}
         fns["torch"] = ref_fn
-        for row in bench_pair(fns, x, iters=iters, warmup=max(5, iters // 10), rounds=5):
+        n = iters if b == 1 else max(10, iters // 10)  # big batches: fewer, longer calls
+        for row in bench_pair(fns, x, iters=n, warmup=max(2, n // 10), rounds=5):
             out[(row.path, b)] = row.p50_ms / b
     return out
 
 
 def precision_report(reference_dir, data_dir=None, *, names=None, threads: int = 2,
-                     iters: int = 200, batches=(1, 64)) -> list[dict]:
+                     iters: int = 200, batches=(1, 64), verbose: bool = False) -> list[dict]:
     """One dict per (checkpoint, precision); see module doc."""
     from g2h_edge.engines.bench import reference_fn
     from g2h_edge.engines.onnx_engine import OnnxEngine
@@ -88,6 +89,8 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
                     row["real_r2"] = r2(y, real.y) if name.endswith("JM60") else \
                         r2(y, real_outs["fp32"])
                 rows.append(row)
+                if verbose:
+                    print(row, flush=True)
             for e in engines.values():
                 e.close()
     return rows
@@ -114,7 +117,7 @@ def main(argv=None) -> None:
     ap.add_argument("--iters", type=int, default=200)
     args = ap.parse_args(argv)
     rows = precision_report(args.reference, args.data, names=args.names,
-                            threads=args.threads, iters=args.iters)
+                            threads=args.threads, iters=args.iters, verbose=True)
     print(_table(rows, (1, 64)))
 
 
