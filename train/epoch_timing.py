@@ -67,8 +67,8 @@ def main(argv=None) -> int:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     for arch in [a.strip() for a in args.models.split(",") if a.strip()]:
         secs, cpu = time_epochs(arch, data, args.epochs, args.device)
-        med = statistics.median(secs)
-        print(f"{arch:12s} {med:8.2f} s/epoch (fold-1 training rows; epochs: "
+        med = statistics.median(secs[1:] if len(secs) > 1 else secs)   # first epoch = warm-up
+        print(f"{arch:12s} {med:8.2f} s/epoch (median after the first; fold-1 training rows; epochs: "
               f"{', '.join(f'{s:.2f}' for s in secs)}); {cpu:.1f} CPU s/epoch; "
               f"whole benchmark ~{med * BENCH_EPOCHS / 3600:.1f} h; "
               f"load avg {os.getloadavg()[0]:.1f}")
