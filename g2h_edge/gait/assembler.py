@@ -46,6 +46,16 @@ def _reject(msg: str, reason: str, side: str, index: int, t0: float, t1: float) 
     return err
 
 
+def _median(v: np.ndarray) -> float:
+    """np.median of a finite 1-D array without its NaN checks and dispatch (same value:
+    the middle element, or the mean of the two middle ones)."""
+    s = np.sort(v)
+    if s.shape[0] == 0:
+        return float("nan")
+    m = s.shape[0] // 2
+    return float(s[m]) if s.shape[0] % 2 else float((s[m - 1] + s[m]) / 2.0)
+
+
 class CycleAssembler:
     """Ring buffer of one stream's frames and the IC-to-IC cycle builder.
 
@@ -64,6 +74,8 @@ class CycleAssembler:
         self.last_ic_: dict[str, float | None] = {s: None for s in SIDES}
         self.count_: dict[str, int] = {s: 0 for s in SIDES}   # closed intervals per side
         self.ics_: dict[str, deque] = {s: deque(maxlen=8) for s in SIDES}   # recent ICs
+        # (10, 2) limits as an array once (the config is frozen), not once per cycle
+        self.limits_ = np.asarray(self.config.angle_limits_deg, dtype=np.float64)
 
     # ------------------------------------------------------------------ buffer
     def __len__(self) -> int:
@@ -232,7 +244,7 @@ class CycleAssembler:
                           f"(max_gap_s {cfg.max_gap_s} s)", "gap", side, index, t0, t1)
         self._check_limits(qs, side, index, t0, t1)
         x = resample_cycle(ts, qs, t0, t1, cfg.n_frames)
-        frame = float(np.median(dt))
+        frame = _median(dt)
         filled = int(np.sum(np.maximum(np.rint(dt / frame) - 1.0, 0.0)))
         inside = int(np.count_nonzero((ts >= t0) & (ts <= t1)))
         quality = {
@@ -246,7 +258,7 @@ class CycleAssembler:
         return x, quality
 
     def _check_limits(self, qs, side, index, t0, t1) -> None:
-        lim = np.asarray(self.config.angle_limits_deg)           # (10, 2)
+        lim = self.limits_                                       # (10, 2)
         lo, hi = qs.min(axis=0), qs.max(axis=0)
         bad = np.flatnonzero((lo < lim[:, 0]) | (hi > lim[:, 1]))
         if bad.size:

@@ -49,6 +49,8 @@ RADIANS_MIN_KNEE_PTP: float = 0.5
 #: ...and by this factor more than the median range of hip adduction/rotation
 RADIANS_KNEE_RATIO: float = 1.8
 _FRONTAL_INDEX = tuple(IN_COLS.index(c) for c in IN_COLS if "adduction" in c or "rotation" in c)
+_FRONTAL_LIST = list(_FRONTAL_INDEX)
+_KNEE_LIST = list(KNEE_INDEX)
 #: a knee below this (deg) is flexion in the gait2354 sign, not hyper-extension
 GAIT2354_KNEE_MIN_DEG: float = -15.0
 #: ...and more than this fraction of knee samples is negative
@@ -60,6 +62,16 @@ OK_MIN_KNEE_PTP_DEG: float = 25.0
 _TO_DEG_HINT = "multiply the angles by 180/pi (OpenSim .mot/.sto: set inDegrees=no in the header)"
 _GAIT2354_HINT = ("convert with --convert-gait2354 (or g2h_edge.gait.convention.convert_gait2354), "
                   "which flips the sign of knee_angle_r and knee_angle_l")
+
+
+def _median(values: list) -> float:
+    """np.median of a few floats without its overhead (same value: the middle one, or the
+    mean of the two middle ones; NaN when any value is NaN, like np.median)."""
+    if any(v != v for v in values):
+        return float("nan")
+    v = sorted(values)
+    m = len(v) // 2
+    return float(v[m]) if len(v) % 2 else float((v[m - 1] + v[m]) / 2.0)
 
 
 def _as_frames(q) -> np.ndarray:
@@ -82,6 +94,9 @@ class _Stats:
     knee_count: int = 0
 
     def add(self, q: np.ndarray) -> None:
+        if q.shape[0] and np.isfinite(q).all():
+            self._add_finite(q)
+            return
         finite = np.where(np.isfinite(q), q, np.nan)
         if not np.isfinite(finite).any():
             return
@@ -95,13 +110,26 @@ class _Stats:
             self.knee_neg += int(np.sum(knees < 0))
         self.knee_count += int(np.sum(np.isfinite(knees)))
 
+    def _add_finite(self, q: np.ndarray) -> None:
+        """:meth:`add` for an all-finite block (a checked cycle): the same statistics
+        without the NaN-aware reductions (a few times cheaper on a 180 x 10 cycle)."""
+        lo, hi = q.min(axis=0), q.max(axis=0)                      # (10,), (10,)
+        knees = q[:, _KNEE_LIST]                                    # (n, 2)
+        self.n += q.shape[0]
+        # max |q| == max(-min, max): abs is exact, so this equals nanmax(abs(q))
+        self.max_abs = max(self.max_abs, float(-lo.min()), float(hi.max()))
+        self.q_min = np.fmin(self.q_min, lo)
+        self.q_max = np.fmax(self.q_max, hi)
+        self.knee_neg += int(np.count_nonzero(knees < 0))
+        self.knee_count += knees.size
+
     def verdict(self) -> tuple[str, str]:
         """("ok"|"undecided"|reason, message)."""
         if self.n == 0 or self.knee_count == 0:
             return "undecided", "no finite frames yet"
         ptp = self.q_max - self.q_min                                # (10,), inf if unseen
-        knee_ptp = float(np.max(ptp[list(KNEE_INDEX)]))
-        frontal = float(np.median(ptp[list(_FRONTAL_INDEX)]))
+        knee_ptp = float(np.max(ptp[_KNEE_LIST]))
+        frontal = _median(ptp[_FRONTAL_LIST].tolist())
         if self.max_abs < RADIANS_MAX_ABS:
             # walking (not sway or noise): the knee moves far more than hip add/rotation
             if knee_ptp >= RADIANS_MIN_KNEE_PTP and knee_ptp >= RADIANS_KNEE_RATIO * frontal:
