@@ -30,6 +30,7 @@ import numpy as np
 
 from g2h_edge import __version__
 from g2h_edge.errors import ExportError
+from g2h_edge.fsutil import write_atomic
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.trt_ops import DISCOURAGED_OPS, TRT_TARGETS, check_trt_ops, graph_op_types
 
@@ -265,7 +266,7 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
     meta["trt_ops_ok"] = json.dumps({v: r.ok for v, r in trt.items()}, sort_keys=True)
     _set_metadata(model, meta)
     data = model.SerializeToString()
-    _write_atomic(path, data)
+    write_atomic(path, data, error=ExportError, what="ONNX model")
     return ExportReport(
         path=path, sha256=hashlib.sha256(data).hexdigest(), precision=precision, opset=opset,
         exporter=exporter, batch=str(batch),
@@ -275,14 +276,3 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
         trt_unsupported={v: r.unsupported for v, r in trt.items()})
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc}", reason="io_error") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()

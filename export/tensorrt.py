@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from g2h_edge.engines.tensorrt_engine import (
     PLAN_FORMAT_TAG, cuda_device_info, require_tensorrt, sidecar_path,
 )
 from g2h_edge.errors import ExportError
+from g2h_edge.fsutil import write_atomic
 from g2h_edge.export.onnx import FORMAT_TAG as ONNX_FORMAT_TAG
 from g2h_edge.export.onnx import read_metadata
 from g2h_edge.export.trt_ops import check_trt_ops
@@ -124,20 +124,10 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
         opt_batch=opt_batch, max_batch=max_batch, workspace_mb=workspace_mb,
         build_s=round(build_s, 3), plan_sha256=hashlib.sha256(plan).hexdigest(),
         built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    _write(plan_path, plan)
-    _write(sidecar_path(plan_path), json.dumps(side, indent=1, sort_keys=True).encode())
+    write_atomic(plan_path, plan, error=ExportError, what="TensorRT plan")
+    write_atomic(sidecar_path(plan_path), json.dumps(side, indent=1, sort_keys=True).encode(),
+                 error=ExportError, what="plan sidecar")
     return PlanReport(plan=plan_path, sidecar=sidecar_path(plan_path),
                       sha256=side["plan_sha256"], build_s=build_s, metadata=side)
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc}", reason="io_error") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()

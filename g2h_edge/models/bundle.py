@@ -8,7 +8,6 @@ problem.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
 import zipfile
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from g2h_edge.errors import ModelError
+from g2h_edge.fsutil import write_atomic
 from g2h_edge.models.architectures import build_model, validate_hparams
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
@@ -220,16 +220,8 @@ def save_bundle(bundle: Bundle, path) -> Path:
         "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
         "provenance": bundle.provenance, "synthetic": bundle.synthetic,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ModelError(f"cannot write bundle {path}: {exc}", reason="io_error") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda tmp: torch.save(payload, tmp), error=ModelError,
+                        what="bundle")
 
 
 _REFUSED_RE = (re.compile(r"GLOBAL ([\w.]+) was not an allowed global"),
