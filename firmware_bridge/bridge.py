@@ -12,7 +12,6 @@ exponential backoff), and no byte sequence from it can raise.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 import time
@@ -22,12 +21,13 @@ from typing import Any, Mapping
 import zmq
 
 from g2h_edge import wire
+from g2h_edge.config import config_from_mapping
 from g2h_edge.errors import BridgeError, ConfigError, G2HError, WireError
 
 from .deframer import LinkDecoder
 from .link import pack_status
-from .transports import SerialTransport, TransportLost, UdpTransport, parse_host_port
 from .translate import DeviceTranslator, device_stream_of, prediction_frame
+from .transports import SerialTransport, TransportLost, UdpTransport, parse_host_port
 
 __all__ = ["BridgeConfig", "Bridge", "bridge_config", "run_bridge", "MAX_POINTS"]
 
@@ -109,15 +109,7 @@ class BridgeConfig:
 
 def bridge_config(values: Mapping[str, Any]) -> BridgeConfig:
     """BridgeConfig from a mapping; unknown keys raise ConfigError."""
-    known = {f.name for f in dataclasses.fields(BridgeConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"unknown BridgeConfig key(s) {sorted(unknown)}; known: "
-                          f"{sorted(known)}")
-    try:
-        return BridgeConfig(**values)
-    except TypeError as exc:            # missing required keys
-        raise ConfigError(f"BridgeConfig: {exc}") from None
+    return config_from_mapping(BridgeConfig, values)
 
 
 class Bridge:

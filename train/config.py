@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from g2h_edge.config import config_from_mapping
 from g2h_edge.errors import ConfigError
 from g2h_edge.schema import GLOBAL_SEED, HOLDOUT_SEED
 
@@ -79,11 +80,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
         """Build from a mapping; unknown keys are a :class:`ConfigError`."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig key(s) {unknown}: known keys are {sorted(known)}")
-        return cls(**dict(d))
+        return config_from_mapping(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -6,11 +6,10 @@ plain mapping with :func:`from_mapping` (unknown keys are a :class:`ConfigError`
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
 
+from g2h_edge.config import check_numeric_fields
+from g2h_edge.config import config_from_mapping as from_mapping
 from g2h_edge.errors import ConfigError
 from g2h_edge.schema import IN_COLS, T
 
@@ -25,23 +24,6 @@ DEFAULT_ANGLE_LIMITS_DEG: tuple[tuple[float, float], ...] = (
     (-25.0, 160.0), (-70.0, 70.0),                  # knee_angle_r, ankle_angle_r
     (-25.0, 160.0), (-70.0, 70.0),                  # knee_angle_l, ankle_angle_l
 )
-
-
-def _check_fields(obj) -> None:
-    """Type- and range-check every field of a frozen config dataclass."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if f.type in ("float", float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{type(obj).__name__}.{f.name} must be a number, "
-                                  f"got {value!r} ({type(value).__name__})")
-            if not math.isfinite(float(value)):
-                raise ConfigError(f"{type(obj).__name__}.{f.name} must be finite, got {value!r}")
-            object.__setattr__(obj, f.name, float(value))
-        elif f.type in ("int", int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{type(obj).__name__}.{f.name} must be an integer, "
-                                  f"got {value!r} ({type(value).__name__})")
 
 
 def _positive(obj, *names: str) -> None:
@@ -101,7 +83,7 @@ class ICDetectorConfig:
     reset_gap_s: float = 0.25
 
     def __post_init__(self):
-        _check_fields(self)
+        check_numeric_fields(self)
         _positive(self, "confirm_drop_reach", "max_delay_s", "fit_half_s", "swing_rise_reach",
                   "min_swing_reach", "max_knee_ic_deg", "min_stride_s", "reset_gap_s",
                   "start_max_drop_reach")
@@ -139,7 +121,7 @@ class CycleConfig:
         default=DEFAULT_ANGLE_LIMITS_DEG)
 
     def __post_init__(self):
-        _check_fields(self)
+        check_numeric_fields(self)
         _positive(self, "buffer_s", "max_buffer_frames", "min_cycle_s", "max_gap_s")
         if self.max_cycle_s <= self.min_cycle_s:
             raise ConfigError(f"CycleConfig.max_cycle_s ({self.max_cycle_s}) must exceed "
@@ -164,17 +146,3 @@ class CycleConfig:
         object.__setattr__(self, "angle_limits_deg", lim)
 
 
-C = TypeVar("C")
-
-
-def from_mapping(cls: type[C], values: Mapping[str, Any] | None) -> C:
-    """Build a config dataclass from a mapping; unknown keys raise :class:`ConfigError`."""
-    values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
-    try:
-        return cls(**values)
-    except TypeError as exc:  # pragma: no cover - dataclass signature errors
-        raise ConfigError(f"bad {cls.__name__}: {exc}") from None
