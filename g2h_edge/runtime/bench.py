@@ -30,6 +30,7 @@ class E2EConfig:
     ics: str = "detect"            # detect | external
     threads: int | None = 1
     max_batch: int = 8
+    keep_warm_ms: float | None = None
 
 
 def _trials(cfg: E2EConfig, k: int):
@@ -148,7 +149,8 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
     scfg = ServerConfig(engines=cfg.engines, listen="tcp://127.0.0.1:*",
                         publish="tcp://127.0.0.1:*", allow_synthetic=True,
                         engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
-                        max_batch=cfg.max_batch, cpu_timing=True)
+                        max_batch=cfg.max_batch, cpu_timing=True,
+                        keep_warm_ms=cfg.keep_warm_ms)
     server = Server(scfg).start()
     mpc = mp.get_context("spawn")
     go, res_q, col_q = mpc.Event(), mpc.Queue(), mpc.Queue()
@@ -227,7 +229,8 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
     b1 = base[min(base)]
     echo(f"bench e2e: {cfg.streams} stream(s) x {cfg.rate_hz:g} Hz for {cfg.seconds:g} s, "
          f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
-         f"{', '.join(cfg.engines)}")
+         f"{', '.join(cfg.engines)}" + (f", keep-warm every {cfg.keep_warm_ms:g} ms"
+                                        if cfg.keep_warm_ms else ""))
     echo(f"  frames: sent {sent}, ingested {out['frames_ingested']}, loss {out['frame_loss']}"
          f" ({out['frames_per_s']:.0f} frames/s ingested)")
     echo(f"  cycles: {out['cycles']} ({out['cycles_per_s']:.1f}/s), mean batch "
@@ -268,10 +271,13 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 @click.option("--threads", type=int, default=1, show_default=True,
               help="Intra-op threads per engine.")
 @click.option("--max-batch", type=int, default=8, show_default=True)
+@click.option("--keep-warm-ms", type=float, default=None,
+              help="Server keeps the engines warm with a dummy call this often when idle.")
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
-                  threads, max_batch):
+                  threads, max_batch, keep_warm_ms):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""
     run_e2e(E2EConfig(engines=tuple(engines), streams=streams, rate_hz=rate_hz,
                       seconds=seconds, frames_per_message=frames_per_message,
-                      publishers=publishers, ics=ics, threads=threads, max_batch=max_batch),
+                      publishers=publishers, ics=ics, threads=threads, max_batch=max_batch,
+                      keep_warm_ms=keep_warm_ms),
             echo=click.echo)
