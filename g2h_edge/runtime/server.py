@@ -161,10 +161,12 @@ class Server:
         """Idle: one dummy B=1 inference per engine (output discarded), so the next real
         cycle does not pay the cold-cache cost (config.keep_warm_ms)."""
         x = self.warm_x_
-        for eng in self.engines:
-            eng.infer(x)
-        self.warm_calls_ += 1
-        self.last_infer_ = time.perf_counter()
+        try:
+            for eng in self.engines:
+                eng.infer(x)
+            self.warm_calls_ += 1
+        finally:  # a failing engine is retried once per interval, not in a tight loop
+            self.last_infer_ = time.perf_counter()
 
     def _safe(self, fn, *args):
         """Run one loop step; a bug is printed and counted, the loop goes on."""
