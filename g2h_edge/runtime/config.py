@@ -1,11 +1,11 @@
 """The server's one frozen configuration (units in the field names)."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from g2h_edge.config import config_from_mapping
 from g2h_edge.errors import ConfigError
 from g2h_edge.gait.config import CycleConfig, ICDetectorConfig
 from g2h_edge.schema import SIDES
@@ -134,8 +134,4 @@ class ServerConfig:
 
 def server_config(values: Mapping[str, Any]) -> ServerConfig:
     """Build a ServerConfig from a mapping; unknown keys raise ConfigError."""
-    known = {f.name for f in dataclasses.fields(ServerConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown ServerConfig key(s) {unknown}; known: {sorted(known)}")
-    return ServerConfig(**dict(values))
+    return config_from_mapping(ServerConfig, values)
