@@ -239,7 +239,7 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
          f"max {out['latency_max_ms']:.3f} ms")
     echo(f"  server thread CPU time, arrival -> publish (no waiting for a CPU): p50 "
          f"{c50:.3f} ms, p99 {c99:.3f} ms")
-    echo(f"  baseline engine-only infer (same engines, median): " + ", ".join(
+    echo("  baseline engine-only infer (same engines, median): " + ", ".join(
         f"B={b}: {ms:.3f} ms" for b, ms in base.items()))
     echo(f"  baseline engine-only infer B=1, one call every 0.25 s (caches cold, like one "
          f"stream's cycles): {cold:.3f} ms")
