@@ -52,3 +52,34 @@ def data_dir(shared_dir) -> Path:
     if not (d / "schreiber2019").is_dir():
         pytest.skip(f"real trials are absent from {d}")
     return d
+
+
+@pytest.fixture(scope="session")
+def random_bundle(tmp_path_factory):
+    """Factory: ``random_bundle(arch, task, seed=0, name=None)`` writes a bundle of the
+    published architecture with random weights (flagged synthetic) and returns its path."""
+    import numpy as np
+    import torch
+
+    from g2h_edge.io.synth import MU_X, SD_X
+    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
+    from g2h_edge.schema import IN_COLS, TARGET_UNIT, out_cols_for
+
+    def make(arch: str, task: str, *, seed: int = 0, name: str | None = None) -> Path:
+        torch.manual_seed(seed)
+        out_cols = out_cols_for(task)
+        hp = default_hparams(arch, len(out_cols))
+        core = build_model(arch, hp)
+        name = name or f"test-{arch}-{task}"
+        bundle = Bundle(name=name, arch=arch, hparams=hp, state_dict=core.state_dict(),
+                        in_cols=IN_COLS, out_cols=out_cols,
+                        mean=np.asarray(MU_X, np.float32), std=np.asarray(SD_X, np.float32),
+                        task=task, unit=TARGET_UNIT[task], T=180,
+                        provenance={"source": "tests/conftest.py",
+                                    "training_notes": "random init, tests only"},
+                        synthetic=True)
+        path = tmp_path_factory.mktemp("bundles") / f"{name}.pt"
+        save_bundle(bundle, path)
+        return path
+
+    return make

@@ -74,25 +74,9 @@ def _need_engines():
 
 
 @pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory):
+def bundle_path(random_bundle):
     _need_engines()
-    import torch
-
-    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
-
-    torch.manual_seed(0)
-    hp = default_hparams("lstm", len(JM_COLS))
-    core = build_model("lstm", hp)
-    b = Bundle(name="tiny-lstm-jm", arch="lstm", hparams=hp,
-               state_dict={k: v.clone() for k, v in core.state_dict().items()},
-               in_cols=IN_COLS, out_cols=JM_COLS,
-               mean=np.array([16.6, 2.8, -8.0, 21.0, -6.3, 1.2, 23.1, 5.6, 31.9, 8.9], np.float32),
-               std=np.array([22.3, 6.2, 7.2, 22.7, 6.5, 5.8, 20.0, 7.5, 18.6, 8.2], np.float32),
-               task="jm", unit="Nm/kg", T=180, provenance={"note": "untrained, test only"},
-               synthetic=True)
-    path = tmp_path_factory.mktemp("m") / "tiny.pt"
-    save_bundle(b, path)
-    return path
+    return random_bundle("lstm", "jm", seed=0, name="tiny-lstm-jm")
 
 
 @pytest.fixture(scope="module")

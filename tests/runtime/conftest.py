@@ -3,33 +3,14 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import pytest
 
-from g2h_edge.schema import IN_COLS, JM_COLS
 
 
 @pytest.fixture(scope="session")
-def jm_bundle_path(tmp_path_factory):
+def jm_bundle_path(random_bundle):
     """A joint-moment Transformer bundle with random weights (flagged synthetic)."""
-    import torch
-
-    from g2h_edge.io.synth import MU_X, SD_X
-    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
-
-    torch.manual_seed(0)
-    hp = default_hparams("transformer", len(JM_COLS))
-    core = build_model("transformer", hp)
-    bundle = Bundle(name="test-jm", arch="transformer", hparams=hp,
-                    state_dict=core.state_dict(), in_cols=IN_COLS, out_cols=JM_COLS,
-                    mean=np.asarray(MU_X, np.float32), std=np.asarray(SD_X, np.float32),
-                    task="jm", unit="Nm/kg", T=180,
-                    provenance={"source": "tests/runtime/conftest.py",
-                                "training_notes": "random init, runtime tests only"},
-                    synthetic=True)
-    path = tmp_path_factory.mktemp("bundles") / "test_jm.pt"
-    save_bundle(bundle, path)
-    return path
+    return random_bundle("transformer", "jm", seed=0, name="test-jm")
 
 
 @pytest.fixture(scope="session")
@@ -63,24 +44,6 @@ def run_server(engine):
 
 
 @pytest.fixture(scope="session")
-def mf_bundle_path(tmp_path_factory):
+def mf_bundle_path(random_bundle):
     """A muscle-force LSTM bundle with random weights (flagged synthetic)."""
-    import torch
-
-    from g2h_edge.io.synth import MU_X, SD_X
-    from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
-    from g2h_edge.schema import MF_COLS
-
-    torch.manual_seed(1)
-    hp = default_hparams("lstm", len(MF_COLS))
-    core = build_model("lstm", hp)
-    bundle = Bundle(name="test-mf", arch="lstm", hparams=hp, state_dict=core.state_dict(),
-                    in_cols=IN_COLS, out_cols=MF_COLS,
-                    mean=np.asarray(MU_X, np.float32), std=np.asarray(SD_X, np.float32),
-                    task="mf", unit="N/kg", T=180,
-                    provenance={"source": "tests/runtime/conftest.py",
-                                "training_notes": "random init, runtime tests only"},
-                    synthetic=True)
-    path = tmp_path_factory.mktemp("bundles") / "test_mf.pt"
-    save_bundle(bundle, path)
-    return path
+    return random_bundle("lstm", "mf", seed=1, name="test-mf")
