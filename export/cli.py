@@ -34,19 +34,26 @@ def export_cmd():
 @click.option("--precision", default="fp32", show_default=True,
               type=click.Choice(["fp32", "bf16", "int8"]),
               help="fp32 (parity 1e-4), bf16 weights, or int8 MatMul weights.")
-@click.option("--int8-mode", default="dynamic", show_default=True,
-              type=click.Choice(["dynamic", "static"]), help="int8 activation quantisation.")
+@click.option("--int8-mode", default="fused", show_default=True,
+              type=click.Choice(["fused", "dynamic", "static"]),
+              help="int8 form: fused per-channel DynamicQuantizeMatMul (ONNX Runtime), "
+                   "onnxruntime.quantization dynamic (per-tensor) or static QDQ.")
 @click.option("--exporter", default="torchscript", show_default=True,
               type=click.Choice(["torchscript", "dynamo"]), help="torch.onnx exporter.")
-def onnx_cmd(model, output, batch, opset, precision, int8_mode, exporter):
+@click.option("--graph", default="static", show_default=True,
+              type=click.Choice(["static", "generic"]),
+              help="static: the Transformer with standardisation/positions/scale folded and "
+                   "a constant T (faster); generic: trace the bundle's module as is.")
+def onnx_cmd(model, output, batch, opset, precision, int8_mode, exporter, graph):
     """Export a bundle to ONNX (degrees in, per kg out), verified in ONNX Runtime."""
     from g2h_edge.export.onnx import export_onnx
 
     rep = export_onnx(model, output, batch=_batch(batch), opset=opset, precision=precision,
-                      exporter=exporter, int8_mode=int8_mode)
+                      exporter=exporter, int8_mode=int8_mode, graph=graph)
     trt = ", ".join(f"{v}: {'ok' if ok else 'UNSUPPORTED ' + str(list(rep.trt_unsupported[v]))}"
                     for v, ok in rep.trt_ok.items())
-    click.echo(f"wrote {rep.path} ({rep.precision}, opset {rep.opset}, batch {rep.batch}, "
+    click.echo(f"wrote {rep.path} ({rep.precision}, {rep.graph} graph, opset {rep.opset}, "
+               f"batch {rep.batch}, "
                f"{rep.n_nodes} nodes, sha256 {rep.sha256[:16]}...)")
     click.echo(f"max |onnxruntime - torch| = {rep.max_abs_diff:.3g}")
     click.echo(f"TensorRT op check: {trt}")

@@ -4,12 +4,16 @@
                          precision="fp32")
 
 What happens, in order:
-1. the bundle's :class:`~g2h_edge.models.StandardizedModel` (standardisation baked into the
-   graph) is traced with PyTorch's fused attention fast path disabled;
+1. the bundle's model is traced with PyTorch's fused attention fast path disabled: in its
+   ``graph="static"`` form (:mod:`g2h_edge.export.graphs`: standardisation, positions and the
+   attention scale folded into the weights, constant T; the default, used for the
+   Transformer) or as the bundle's own :class:`~g2h_edge.models.StandardizedModel`
+   (``graph="generic"``);
 2. the graph is checked by ``onnx.checker`` (full check, with shape inference), refused if it
    holds a Loop/Scan/If, and its op types are checked against TensorRT 10.3 and 10.15;
 3. for bf16/int8 the graph is converted (see :mod:`g2h_edge.export.precision`);
-4. ONNX Runtime runs it at batch 1 and 64 (or the fixed batch) next to the torch model:
+4. ONNX Runtime runs it at batch 1 and 64 (or the fixed batch) next to the bundle's own
+   torch model (whatever form was traced):
    fp32 must agree within ``tol`` (1e-4), the other precisions within a documented bound;
 5. the bundle's metadata, the precision, opset, exporter, TensorRT check and measured
    max abs difference go into ``metadata_props``, and the file is written atomically.
@@ -32,6 +36,7 @@ from g2h_edge import __version__
 from g2h_edge.errors import ExportError
 from g2h_edge.fsutil import write_atomic
 from g2h_edge.export.cycles import parity_like_cycles
+from g2h_edge.export.graphs import GRAPHS, export_module
 from g2h_edge.export.trt_ops import DISCOURAGED_OPS, TRT_TARGETS, check_trt_ops, graph_op_types
 
 __all__ = ["FORMAT_TAG", "FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "PRECISIONS",
@@ -58,6 +63,7 @@ class ExportReport:
     opset: int
     exporter: str
     batch: str
+    graph: str
     op_types: tuple[str, ...]
     n_nodes: int
     max_abs_diff: float                      # ONNX Runtime vs torch, verification cycles
@@ -77,7 +83,10 @@ def _as_bundle(bundle):
                       reason="bad_argument")
 
 
-def _check_args(batch, opset, precision, exporter) -> None:
+def _check_args(batch, opset, precision, exporter, graph) -> None:
+    if graph not in GRAPHS:
+        raise ExportError(f"graph {graph!r} is not one of {list(GRAPHS)}",
+                          reason="bad_argument")
     if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool)
                                    and 1 <= batch <= 4096)):
         raise ExportError(f"batch must be 'dynamic' or an int in 1..4096, got {batch!r}",
@@ -130,7 +139,7 @@ def _trace(module, sample, path: Path, *, batch, opset: int, exporter: str) -> N
 
 
 def onnx_metadata(bundle, *, bundle_sha256: str, precision: str, opset: int, exporter: str,
-                  batch) -> dict[str, str]:
+                  batch, graph: str = "generic") -> dict[str, str]:
     """The metadata_props of an export: every value JSON-encoded (strings, lists, dicts)."""
     from g2h_edge.models import bundle_metadata
 
@@ -138,7 +147,8 @@ def onnx_metadata(bundle, *, bundle_sha256: str, precision: str, opset: int, exp
     prov = bundle.provenance or {}
     meta.update(
         format=FORMAT_TAG, format_version=FORMAT_VERSION, precision=precision, opset=opset,
-        exporter=exporter, batch=batch, input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+        exporter=exporter, batch=batch, graph=graph, input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
         bundle_sha256=bundle_sha256, source_sha256=str(prov.get("source_sha256", "")),
         g2h_edge_version=__version__,
         exported_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -221,28 +231,32 @@ def _check_graph(model) -> None:
 
 def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: str = "fp32",
                 exporter: str = "torchscript", tol: float = 1e-4,
-                int8_mode: str = "dynamic", verify_batches=(1, 64)) -> ExportReport:
+                int8_mode: str = "fused", verify_batches=(1, 64),
+                graph: str = "static") -> ExportReport:
     """Export ``bundle`` (a Bundle or a bundle path) to ``path`` and verify it (see module doc).
 
     ``verify_batches`` are the batch sizes of the ONNX Runtime vs torch check of a dynamic
-    export (a fixed-batch export is checked at its batch). Raises ExportError (nothing
+    export (a fixed-batch export is checked at its batch). ``graph``: "static" (the fast
+    form, :mod:`g2h_edge.export.graphs`; architectures without one fall back to generic)
+    or "generic". Raises ExportError (nothing
     written) when tracing, the checker, ONNX Runtime or the parity check fails.
     """
     import onnx
 
     from g2h_edge.export.precision import convert_precision
 
-    _check_args(batch, opset, precision, exporter)
+    _check_args(batch, opset, precision, exporter, graph)
     bundle, bundle_sha = _as_bundle(bundle)
     path = Path(path)
-    module = bundle.module()
+    module = bundle.module()                      # the reference the export is checked against
+    traced, graph = export_module(bundle, graph, module=module)
     x = parity_like_cycles(bundle.mean, bundle.std, 9, bundle.T, seed=0)  # (9, T, 10)
     sample = x[:2] if batch == "dynamic" else np.resize(x, (batch,) + x.shape[1:])
     with tempfile.TemporaryDirectory(prefix="g2h-export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
         try:
             import torch
-            _trace(module, torch.from_numpy(np.ascontiguousarray(sample)), raw, batch=batch,
+            _trace(traced, torch.from_numpy(np.ascontiguousarray(sample)), raw, batch=batch,
                    opset=opset, exporter=exporter)
             model = onnx.load(str(raw))
         except ExportError:
@@ -261,7 +275,7 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
     batches = tuple(verify_batches) if batch == "dynamic" else (batch,)
     diff = _verify(model.SerializeToString(), module, x, batches, precision, tol)
     meta = onnx_metadata(bundle, bundle_sha256=bundle_sha, precision=precision, opset=opset,
-                         exporter=exporter, batch=batch)
+                         exporter=exporter, batch=batch, graph=graph)
     meta["verify_max_abs_diff"] = json.dumps(diff)
     meta["trt_ops_ok"] = json.dumps({v: r.ok for v, r in trt.items()}, sort_keys=True)
     _set_metadata(model, meta)
@@ -269,7 +283,7 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
     write_atomic(path, data, error=ExportError, what="ONNX model")
     return ExportReport(
         path=path, sha256=hashlib.sha256(data).hexdigest(), precision=precision, opset=opset,
-        exporter=exporter, batch=str(batch),
+        exporter=exporter, batch=str(batch), graph=graph,
         op_types=tuple(sorted({op for _, op in graph_op_types(model)})),
         n_nodes=len(model.graph.node), max_abs_diff=diff,
         trt_ok={v: r.ok for v, r in trt.items()},

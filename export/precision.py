@@ -1,7 +1,12 @@
 """Reduced-precision variants of an exported fp32 graph.
 
-- ``int8``: ONNX Runtime quantisation of the MatMul/Gemm weights to int8.
-  ``int8_mode="dynamic"`` (default) quantises activations per call
+- ``int8``: MatMul weights in int8.
+  ``int8_mode="fused"`` (default) rewrites every MatMul with a constant 2-D weight (and the
+  bias Add that follows it) into ONNX Runtime's ``com.microsoft.DynamicQuantizeMatMul``
+  with per-output-channel symmetric int8 weights: one kernel quantises the activations per
+  call, multiplies in int8 (AVX-512 VNNI/AMX) and applies scale and bias. It runs on ONNX
+  Runtime only (contrib op). ``int8_mode="dynamic"`` uses ``onnxruntime.quantization``
+  (per-tensor weights) and quantises activations per call
   (DynamicQuantizeLinear -> MatMulInteger, which MLAS runs with AVX-512 VNNI/AMX where the
   CPU has them); ``"static"`` writes a QDQ graph whose activation scales come from
   calibration on parity-like synthetic cycles.
@@ -23,14 +28,14 @@ import numpy as np
 
 from g2h_edge.errors import ExportError
 
-__all__ = ["convert_precision", "to_bf16", "to_int8", "INT8_MODES"]
+__all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "INT8_MODES"]
 
-INT8_MODES = ("dynamic", "static")
+INT8_MODES = ("fused", "dynamic", "static")
 _MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
 
 
 def convert_precision(model, precision: str, *, calib: np.ndarray | None = None,
-                      int8_mode: str = "dynamic", workdir: Path | None = None):
+                      int8_mode: str = "fused", workdir: Path | None = None):
     """Return a new ModelProto in ``precision`` ("bf16" | "int8") from an fp32 ModelProto."""
     if precision == "bf16":
         return to_bf16(model)
@@ -86,9 +91,74 @@ class _CalibReader:
         pass
 
 
-def to_int8(model, *, calib: np.ndarray | None, mode: str = "dynamic",
+def to_int8_fused(model):
+    """MatMul(x, W) [+ b] with a constant 2-D float W -> com.microsoft.DynamicQuantizeMatMul
+    with per-output-channel symmetric int8 weights (scale = max|W[:, n]| / 127)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {i.name: i for i in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+
+    def float_init(name, ndim):
+        init = inits.get(name)
+        if init is None or init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != ndim:
+            return None
+        return numpy_helper.to_array(init)
+
+    new_nodes, dropped, new_inits, n_rewritten = [], set(), [], 0
+    for node in graph.node:
+        if id(node) in dropped:
+            continue
+        w = float_init(node.input[1], 2) if node.op_type == "MatMul" else None
+        if w is None:
+            new_nodes.append(node)
+            continue
+        k, n = w.shape
+        bias_name, out_name = "", node.output[0]
+        users = consumers.get(out_name, [])
+        if len(users) == 1 and users[0].op_type == "Add" and out_name not in graph_outputs:
+            add = users[0]
+            other = add.input[1] if add.input[0] == out_name else add.input[0]
+            b = float_init(other, 1)
+            if b is not None and b.shape == (n,):
+                bias_name, out_name = other, add.output[0]
+                dropped.add(id(add))
+        scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # (N,)
+        wq = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)  # (K, N)
+        base = f"{node.name or 'matmul'}_{n_rewritten}"
+        new_inits += [numpy_helper.from_array(wq, base + "_w_int8"),
+                      numpy_helper.from_array(scale.astype(np.float32), base + "_w_scale"),
+                      numpy_helper.from_array(np.zeros(n, np.int8), base + "_w_zero")]
+        ins = [node.input[0], base + "_w_int8", base + "_w_scale", base + "_w_zero"]
+        new_nodes.append(helper.make_node("DynamicQuantizeMatMul", ins + ([bias_name] if
+                                          bias_name else []), [out_name], name=base + "_dqmm",
+                                          domain="com.microsoft"))
+        n_rewritten += 1
+    if n_rewritten == 0:
+        raise ExportError("int8 (fused): the graph has no MatMul with a constant weight",
+                          reason="quantize_failed")
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    if not any(op.domain == "com.microsoft" for op in out.opset_import):
+        out.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return out
+
+
+def to_int8(model, *, calib: np.ndarray | None, mode: str = "fused",
             workdir: Path | None = None):
-    """Quantise MatMul/Gemm weights to int8 with onnxruntime.quantization (see module doc)."""
+    """Quantise MatMul weights to int8 (see module doc for the modes)."""
     import tempfile
 
     import onnx
@@ -97,6 +167,8 @@ def to_int8(model, *, calib: np.ndarray | None, mode: str = "dynamic",
     if mode not in INT8_MODES:
         raise ExportError(f"int8 mode {mode!r} is not one of {list(INT8_MODES)}",
                           reason="bad_argument")
+    if mode == "fused":
+        return to_int8_fused(model)
     with tempfile.TemporaryDirectory(prefix="g2h-int8-", dir=workdir) as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, str(src))

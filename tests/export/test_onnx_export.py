@@ -76,12 +76,15 @@ def test_fixed_batch_export_serves_any_batch(tiny_bundle_paths, tmp_path):
             assert np.max(np.abs(eng.infer(x[:n]) - _torch_out(bundle, x[:n]))) <= 1e-4
 
 
-@pytest.mark.parametrize("precision,bound", [("bf16", 0.05), ("int8", 0.15)])
+@pytest.mark.parametrize("precision,mode,bound", [("bf16", None, 0.05),
+                                                  ("int8", "fused", 0.15),
+                                                  ("int8", "dynamic", 0.15)])
 def test_reduced_precision_is_runnable_and_bounded(tiny_bundle_paths, tmp_path, precision,
-                                                   bound):
+                                                   mode, bound):
     bundle = load_bundle(tiny_bundle_paths["transformer"])
+    kwargs = {"int8_mode": mode} if mode else {}
     rep = export_onnx(tiny_bundle_paths["transformer"], tmp_path / f"{precision}.onnx",
-                      precision=precision, verify_batches=(1,))
+                      precision=precision, verify_batches=(1,), **kwargs)
     x = parity_like_cycles(bundle.mean, bundle.std, 9, bundle.T, seed=7)
     ref = _torch_out(bundle, x)
     with OnnxEngine(rep.path) as eng:
@@ -90,7 +93,13 @@ def test_reduced_precision_is_runnable_and_bounded(tiny_bundle_paths, tmp_path, 
     err = np.max(np.abs(got - ref))
     assert 0 < err <= bound * np.max(np.abs(ref))  # not bit-identical, but close
     ops = {op for _, op in graph_op_types(onnx.load(str(rep.path)))}
-    if precision == "int8":
+    if mode == "fused":  # every weight MatMul became one int8 kernel; attention stays fp32
+        model = onnx.load(str(rep.path))
+        consts = {i.name for i in model.graph.initializer}
+        assert "DynamicQuantizeMatMul" in ops and rep.trt_ok["10.3"] is False
+        assert not [n for n in model.graph.node
+                    if n.op_type == "MatMul" and n.input[1] in consts]
+    elif precision == "int8":
         assert "MatMulInteger" in ops and rep.trt_ok["10.3"] is False
     else:
         assert "Cast" in ops and rep.trt_ok["10.3"] is True

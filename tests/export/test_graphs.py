@@ -1,0 +1,136 @@
+"""The static Transformer export graph and the fused int8 rewrite."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from g2h_edge.engines.onnx_engine import OnnxEngine
+from g2h_edge.errors import ExportError
+from g2h_edge.export.cycles import parity_like_cycles
+from g2h_edge.export.graphs import export_module
+from g2h_edge.export.onnx import export_onnx, read_metadata
+from g2h_edge.export.precision import to_int8_fused
+from g2h_edge.export.trt_ops import graph_op_types
+from g2h_edge.models import Bundle, build_model, load_bundle
+from g2h_edge.schema import IN_COLS, MF_COLS, T
+
+from .conftest import TINY_HPARAMS, tiny_bundle
+
+SHAPE_OPS = {"Shape", "Concat", "Unsqueeze", "ConstantOfShape", "Expand", "Where"}
+
+
+def _two_layer_bundle() -> Bundle:
+    torch.manual_seed(3)
+    hp = {**TINY_HPARAMS["transformer"], "num_layers": 2, "nhead": 4, "d_out": len(MF_COLS)}
+    rng = np.random.default_rng(3)
+    return Bundle(name="tiny_tf2", arch="transformer", hparams=hp,
+                  state_dict=build_model("transformer", hp).state_dict(), in_cols=IN_COLS,
+                  out_cols=MF_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
+                  std=rng.uniform(3, 15, 10).astype(np.float32), task="mf", unit="N/kg",
+                  T=T, provenance={}, synthetic=True)
+
+
+@pytest.mark.parametrize("make", [lambda: tiny_bundle("transformer"), _two_layer_bundle])
+def test_static_transformer_computes_the_bundle_model(make):
+    bundle = make()
+    ref_mod = bundle.module()
+    static, form = export_module(bundle, "static", module=ref_mod)
+    assert form == "static"
+    x = torch.from_numpy(parity_like_cycles(bundle.mean, bundle.std, 5, bundle.T, seed=2))
+    with torch.no_grad():
+        for b in (1, 5):
+            ref, got = ref_mod(x[:b]), static(x[:b])
+            assert got.shape == ref.shape
+            assert float((got - ref).abs().max()) <= 1e-5
+
+
+def test_static_export_is_smaller_and_keeps_parity(tiny_bundle_paths, tmp_path):
+    path = tiny_bundle_paths["transformer"]
+    bundle = load_bundle(path)
+    static = export_onnx(path, tmp_path / "s.onnx")
+    generic = export_onnx(path, tmp_path / "g.onnx", graph="generic")
+    assert (static.graph, generic.graph) == ("static", "generic")
+    assert static.n_nodes < generic.n_nodes
+    assert not set(static.op_types) & SHAPE_OPS, static.op_types
+    assert set(generic.op_types) & SHAPE_OPS  # what the static form removes
+    assert static.trt_ok == {"10.3": True, "10.15": True}
+    assert read_metadata(onnx.load(str(static.path)))["graph"] == "static"
+    x = parity_like_cycles(bundle.mean, bundle.std, 7, bundle.T, seed=11)
+    with torch.no_grad():
+        ref = bundle.module()(torch.from_numpy(x)).numpy()
+    for rep in (static, generic):
+        with OnnxEngine(rep.path) as eng:
+            for b in (1, 7):
+                assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
+
+
+def test_static_request_falls_back_for_other_archs(tiny_bundle_paths, tmp_path):
+    rep = export_onnx(tiny_bundle_paths["lstm"], tmp_path / "l.onnx", graph="static",
+                      verify_batches=(1,))
+    assert rep.graph == "generic"
+
+
+def test_unknown_graph_is_refused(tiny_bundle_paths, tmp_path):
+    with pytest.raises(ExportError, match="graph 'fast' is not one of"):
+        export_onnx(tiny_bundle_paths["transformer"], tmp_path / "x.onnx", graph="fast")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def _matmul_model(w, b=None, extra_user=False):
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"], name="mm")]
+    inits = [numpy_helper.from_array(w, "w")]
+    out = "mm"
+    if b is not None:
+        inits.append(numpy_helper.from_array(b, "b"))
+        nodes.append(helper.make_node("Add", ["mm", "b"], ["y"], name="add"))
+        out = "y"
+    outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)]
+    if extra_user:  # the MatMul output is used twice: the bias Add must stay separate
+        nodes.append(helper.make_node("Relu", ["mm"], ["r"], name="relu"))
+        outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [None, 5, w.shape[0]])], outputs, inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def _run(model, x):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})
+
+
+@pytest.mark.parametrize("extra_user", [False, True])
+def test_fused_int8_rewrites_weight_matmuls(extra_user):
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (8, 6)).astype(np.float32)
+    w[:, 0] *= 100  # per-channel scales: a large column must not crush the others
+    b = rng.normal(0, 1, 6).astype(np.float32)
+    model = _matmul_model(w, b, extra_user)
+    q = to_int8_fused(model)
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 1 and "MatMul" not in ops
+    assert ("Add" in ops) == extra_user
+    x = rng.normal(0, 1, (3, 5, 8)).astype(np.float32)
+    ref = _run(model, x)
+    got = _run(q, x)
+    for r, g in zip(ref, got):
+        err = np.abs(g - r) / (np.abs(r).max(axis=(0, 1)) + 1e-6)  # per output channel
+        assert 0 < err.max() < 0.03, err.max()
+
+
+def test_fused_int8_needs_a_weight_matmul():
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(ExportError, match="no MatMul with a constant weight"):
+        to_int8_fused(model)
+
+
+def test_graph_op_types_sees_the_contrib_op():
+    q = to_int8_fused(_matmul_model(np.ones((8, 6), np.float32)))
+    assert "DynamicQuantizeMatMul" in {op for _, op in graph_op_types(q)}
