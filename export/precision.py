@@ -32,6 +32,10 @@ __all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "INT8_MOD
 
 INT8_MODES = ("fused", "dynamic", "static")
 _MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
+#: fused int8 leaves MatMuls with a weight dimension below this in fp32: they cost little
+#: time, and in the Mamba they are the dt/B/C projections (K=8 or N=dt_rank+2N=40) whose
+#: errors compound through the selective scan
+_MIN_INT8_DIM = 64
 
 
 def convert_precision(model, precision: str, *, calib: np.ndarray | None = None,
@@ -92,8 +96,9 @@ class _CalibReader:
 
 
 def to_int8_fused(model):
-    """MatMul(x, W) [+ b] with a constant 2-D float W -> com.microsoft.DynamicQuantizeMatMul
-    with per-output-channel symmetric int8 weights (scale = max|W[:, n]| / 127)."""
+    """MatMul(x, W) [+ b] with a constant 2-D float W (both dimensions >= 64) ->
+    com.microsoft.DynamicQuantizeMatMul with per-output-channel symmetric int8 weights
+    (scale = max|W[:, n]| / 127)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -106,9 +111,12 @@ def to_int8_fused(model):
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     graph_outputs = {o.name for o in graph.output}
+    # the exporter deduplicates equal weights as Identity(initializer): see through them
+    alias = {node.output[0]: node.input[0] for node in graph.node
+             if node.op_type == "Identity" and node.input[0] in inits}
 
     def float_init(name, ndim):
-        init = inits.get(name)
+        init = inits.get(alias.get(name, name))
         if init is None or init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != ndim:
             return None
         return numpy_helper.to_array(init)
@@ -118,7 +126,7 @@ def to_int8_fused(model):
         if id(node) in dropped:
             continue
         w = float_init(node.input[1], 2) if node.op_type == "MatMul" else None
-        if w is None:
+        if w is None or min(w.shape) < _MIN_INT8_DIM:
             new_nodes.append(node)
             continue
         k, n = w.shape
@@ -143,8 +151,8 @@ def to_int8_fused(model):
                                           domain="com.microsoft"))
         n_rewritten += 1
     if n_rewritten == 0:
-        raise ExportError("int8 (fused): the graph has no MatMul with a constant weight",
-                          reason="quantize_failed")
+        raise ExportError("int8 (fused): the graph has no MatMul with a constant weight of "
+                          f"at least {_MIN_INT8_DIM}x{_MIN_INT8_DIM}", reason="quantize_failed")
     del graph.node[:]
     graph.node.extend(new_nodes)
     used = {name for node in graph.node for name in node.input}

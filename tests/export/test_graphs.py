@@ -14,7 +14,7 @@ from g2h_edge.export.graphs import export_module
 from g2h_edge.export.onnx import export_onnx, read_metadata
 from g2h_edge.export.precision import to_int8_fused
 from g2h_edge.export.trt_ops import graph_op_types
-from g2h_edge.models import Bundle, build_model, load_bundle
+from g2h_edge.models import Bundle, build_model, load_bundle, save_bundle
 from g2h_edge.schema import IN_COLS, MF_COLS, T
 
 from .conftest import TINY_HPARAMS, tiny_bundle
@@ -22,9 +22,10 @@ from .conftest import TINY_HPARAMS, tiny_bundle
 SHAPE_OPS = {"Shape", "Concat", "Unsqueeze", "ConstantOfShape", "Expand", "Where"}
 
 
-def _two_layer_bundle() -> Bundle:
+def _two_layer_bundle(width: int = 16) -> Bundle:
     torch.manual_seed(3)
-    hp = {**TINY_HPARAMS["transformer"], "num_layers": 2, "nhead": 4, "d_out": len(MF_COLS)}
+    hp = {**TINY_HPARAMS["transformer"], "num_layers": 2, "nhead": 4, "d_out": len(MF_COLS),
+          "d_model": width, "dim_feedforward": 2 * width}
     rng = np.random.default_rng(3)
     return Bundle(name="tiny_tf2", arch="transformer", hparams=hp,
                   state_dict=build_model("transformer", hp).state_dict(), in_cols=IN_COLS,
@@ -79,6 +80,24 @@ def test_unknown_graph_is_refused(tiny_bundle_paths, tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_fused_int8_export_of_a_transformer(tmp_path):
+    bundle = _two_layer_bundle(width=64)  # projections of 64 and up are quantised
+    path = save_bundle(bundle, tmp_path / "tf64.pt")
+    rep = export_onnx(path, tmp_path / "i8.onnx", precision="int8", verify_batches=(1, 3))
+    model = onnx.load(str(rep.path))
+    consts = {i.name for i in model.graph.initializer}
+    weight_mm = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in consts]
+    assert rep.graph == "static" and rep.trt_ok["10.3"] is False
+    assert [n.op_type for n in model.graph.node].count("DynamicQuantizeMatMul") == 8
+    assert len(weight_mm) == 2  # input (K=10) and output (N=14) projections stay fp32
+    x = parity_like_cycles(bundle.mean, bundle.std, 4, bundle.T, seed=5)
+    with torch.no_grad():
+        ref = bundle.module()(torch.from_numpy(x)).numpy()
+    with OnnxEngine(rep.path) as eng:
+        err = np.max(np.abs(eng.infer(x) - ref))
+    assert 0 < err <= 0.15 * np.max(np.abs(ref))
+
+
 def _matmul_model(w, b=None, extra_user=False):
     nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"], name="mm")]
     inits = [numpy_helper.from_array(w, "w")]
@@ -106,20 +125,26 @@ def _run(model, x):
 @pytest.mark.parametrize("extra_user", [False, True])
 def test_fused_int8_rewrites_weight_matmuls(extra_user):
     rng = np.random.default_rng(0)
-    w = rng.normal(0, 1, (8, 6)).astype(np.float32)
+    w = rng.normal(0, 1, (64, 96)).astype(np.float32)
     w[:, 0] *= 100  # per-channel scales: a large column must not crush the others
-    b = rng.normal(0, 1, 6).astype(np.float32)
+    b = rng.normal(0, 1, 96).astype(np.float32)
     model = _matmul_model(w, b, extra_user)
     q = to_int8_fused(model)
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("DynamicQuantizeMatMul") == 1 and "MatMul" not in ops
     assert ("Add" in ops) == extra_user
-    x = rng.normal(0, 1, (3, 5, 8)).astype(np.float32)
+    x = rng.normal(0, 1, (3, 5, 64)).astype(np.float32)
     ref = _run(model, x)
     got = _run(q, x)
     for r, g in zip(ref, got):
         err = np.abs(g - r) / (np.abs(r).max(axis=(0, 1)) + 1e-6)  # per output channel
         assert 0 < err.max() < 0.03, err.max()
+
+
+def test_fused_int8_leaves_small_projections_in_fp32():
+    model = _matmul_model(np.ones((64, 40), np.float32), np.zeros(40, np.float32))
+    with pytest.raises(ExportError, match="no MatMul with a constant weight"):
+        to_int8_fused(model)  # its only MatMul is too small to quantise
 
 
 def test_fused_int8_needs_a_weight_matmul():
@@ -132,5 +157,5 @@ def test_fused_int8_needs_a_weight_matmul():
 
 
 def test_graph_op_types_sees_the_contrib_op():
-    q = to_int8_fused(_matmul_model(np.ones((8, 6), np.float32)))
+    q = to_int8_fused(_matmul_model(np.ones((64, 64), np.float32)))
     assert "DynamicQuantizeMatMul" in {op for _, op in graph_op_types(q)}
