@@ -152,7 +152,10 @@ def to_int8_fused(model):
         n_rewritten += 1
     if n_rewritten == 0:
         raise ExportError("int8 (fused): the graph has no MatMul with a constant weight of "
-                          f"at least {_MIN_INT8_DIM}x{_MIN_INT8_DIM}", reason="quantize_failed")
+                          f"at least {_MIN_INT8_DIM}x{_MIN_INT8_DIM} (an LSTM's recurrent "
+                          "weights live in the LSTM op, which is not quantised); export fp32, "
+                          "or --int8-mode dynamic to quantise the small layers anyway",
+                          reason="quantize_failed")
     del graph.node[:]
     graph.node.extend(new_nodes)
     used = {name for node in graph.node for name in node.input}

@@ -52,6 +52,7 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
     """One dict per (checkpoint, precision); see module doc."""
     from g2h_edge.engines.bench import reference_fn
     from g2h_edge.engines.onnx_engine import OnnxEngine
+    from g2h_edge.errors import ExportError
     from g2h_edge.export.cycles import real_cycles
     from g2h_edge.export.onnx import export_onnx
     from g2h_edge.models import import_checkpoint, save_bundle
@@ -66,10 +67,18 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
         for name in names:
             bp = save_bundle(import_checkpoint(reference_dir / f"{name}.pt"),
                              Path(tmp) / f"{name}.pt")
-            engines = {}
+            engines, label = {}, {}
             for prec in PRECISIONS:
-                rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
-                                  verify_batches=(1,))
+                label[prec] = prec
+                try:
+                    rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
+                                      verify_batches=(1,))
+                except ExportError as exc:  # fused int8 finds nothing to quantise (LSTM)
+                    if exc.reason != "quantize_failed":
+                        raise
+                    rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
+                                      verify_batches=(1,), int8_mode="dynamic")
+                    label[prec] = f"{prec} (dynamic)"
                 engines[prec] = OnnxEngine(rep.path, threads=threads)
             ref_fn, _ = reference_fn(engines["fp32"], bp, threads)
             lat = _latency(engines, ref_fn, batches, iters)
@@ -77,7 +86,7 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
             outs = {p: e.infer(X) for p, e in engines.items()}
             real_outs = {p: e.infer(real.x) for p, e in engines.items()} if real else {}
             for prec in PRECISIONS:
-                row = {"model": name, "precision": prec,
+                row = {"model": name, "precision": label[prec],
                        "parity_maxdiff_vs_fp32": float(np.abs(outs[prec] - outs["fp32"]).max()),
                        "parity_r2": r2(outs[prec], Y)}
                 for b in batches:
