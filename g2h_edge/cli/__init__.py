@@ -68,6 +68,7 @@ COMMANDS = {
     "serve": ("g2h_edge.runtime.cli:serve_cmd", "Serve per-cycle hip predictions from live frames over ZeroMQ"),
     "replay": ("g2h_edge.runtime.cli:replay_cmd", "Publish a recorded trial as protocol-v1 frames"),
     "record": ("g2h_edge.runtime.cli:record_cmd", "Read back a --record file"),
+    "lsl": ("g2h_edge.sources.cli:lsl_cmd", "Publish a live LSL stream of joint angles to the server"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
     "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for time-normalised cycles (NPZ)"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),
