@@ -87,6 +87,11 @@ class LslConfig:
         if not (self.name or self.type or self.source_id):
             raise ConfigError("say which LSL stream to read: a name, a type or a source_id",
                               reason="bad_option")
+        for key in ("name", "type", "source_id"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, str) or "'" in v):
+                raise ConfigError(f"LSL {key} {v!r} must be a string without single quotes",
+                                  reason="bad_option")
         if self.stream is not None:
             try:
                 check_stream_id(self.stream)

@@ -64,6 +64,7 @@ def test_units_from_lsl_errors(units, match):
     ({"name": "x", "rate_hz": 0.1}, "rate_hz"),
     ({"name": "x", "frames_per_message": 0}, "frames_per_message"),
     ({"name": "x", "stream": "bad id!"}, "stream"),
+    ({"name": "it's"}, "without single quotes"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
