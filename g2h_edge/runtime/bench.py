@@ -31,6 +31,7 @@ class E2EConfig:
     threads: int | None = 1
     max_batch: int = 8
     keep_warm_ms: float | None = None
+    busy_poll: bool = False
 
 
 def _trials(cfg: E2EConfig, k: int):
@@ -150,7 +151,7 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
                         publish="tcp://127.0.0.1:*", allow_synthetic=True,
                         engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
                         max_batch=cfg.max_batch, cpu_timing=True,
-                        keep_warm_ms=cfg.keep_warm_ms)
+                        keep_warm_ms=cfg.keep_warm_ms, busy_poll=cfg.busy_poll)
     server = Server(scfg).start()
     mpc = mp.get_context("spawn")
     go, res_q, col_q = mpc.Event(), mpc.Queue(), mpc.Queue()
@@ -230,7 +231,8 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
     echo(f"bench e2e: {cfg.streams} stream(s) x {cfg.rate_hz:g} Hz for {cfg.seconds:g} s, "
          f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
          f"{', '.join(cfg.engines)}" + (f", keep-warm every {cfg.keep_warm_ms:g} ms"
-                                        if cfg.keep_warm_ms else ""))
+                                        if cfg.keep_warm_ms else "")
+         + (", busy poll" if cfg.busy_poll else ""))
     echo(f"  frames: sent {sent}, ingested {out['frames_ingested']}, loss {out['frame_loss']}"
          f" ({out['frames_per_s']:.0f} frames/s ingested)")
     echo(f"  cycles: {out['cycles']} ({out['cycles_per_s']:.1f}/s), mean batch "
@@ -273,11 +275,12 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 @click.option("--max-batch", type=int, default=8, show_default=True)
 @click.option("--keep-warm-ms", type=float, default=None,
               help="Server keeps the engines warm with a dummy call this often when idle.")
+@click.option("--busy-poll", is_flag=True, help="Server never sleeps waiting for input.")
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
-                  threads, max_batch, keep_warm_ms):
+                  threads, max_batch, keep_warm_ms, busy_poll):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""
     run_e2e(E2EConfig(engines=tuple(engines), streams=streams, rate_hz=rate_hz,
                       seconds=seconds, frames_per_message=frames_per_message,
                       publishers=publishers, ics=ics, threads=threads, max_batch=max_batch,
-                      keep_warm_ms=keep_warm_ms),
+                      keep_warm_ms=keep_warm_ms, busy_poll=busy_poll),
             echo=click.echo)

@@ -84,6 +84,9 @@ class ServerConfig:
     #: clocks); a call every 50 ms keeps it near the warm time for ~6 % of one core
     #: (Transformer, ONNX Runtime, 1 thread; docs/runtime.md)
     keep_warm_ms: float | None = None
+    #: never sleep in the input poll: the loop spins on one core so the first message of a
+    #: cycle finds a hot core and hot caches (lowest tail latency; costs a full core)
+    busy_poll: bool = False
     cycle: CycleConfig = field(default_factory=CycleConfig)
     detector: ICDetectorConfig = field(default_factory=ICDetectorConfig)
 
@@ -121,7 +124,7 @@ class ServerConfig:
         _int(self, "rcv_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)
-        for name in ("allow_synthetic", "check_convention", "cpu_timing"):
+        for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
         if self.record_path is not None and not isinstance(self.record_path, str):

@@ -140,7 +140,7 @@ class Server:
         while not self.stop_event.is_set():
             wake = next_status if warm_s is None else min(next_status,
                                                           self.last_infer_ + warm_s)
-            wait = max(0.0, min(wake - time.perf_counter(), 0.1))
+            wait = 0.0 if cfg.busy_poll else max(0.0, min(wake - time.perf_counter(), 0.1))
             if poller.poll(int(wait * 1000) or (1 if wait > 0 else 0)):
                 self._safe(self._drain)
             elif warm_s is not None and time.perf_counter() - self.last_infer_ >= warm_s:

@@ -41,3 +41,25 @@ def test_keep_warm_runs_only_when_asked_and_changes_no_output(run_server):
     for a, b in zip(cycles_off, cycles_on):
         assert (a["side"], a["cycle"]) == (b["side"], b["cycle"])
         np.testing.assert_array_equal(a["y"], b["y"])
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_bad_busy_poll_values(value):
+    with pytest.raises(ConfigError, match="busy_poll"):
+        ServerConfig(engines=("m.onnx",), busy_poll=value)
+
+
+def test_busy_poll_serves_the_same_cycles_and_stops(run_server):
+    t0 = time.process_time()
+    _, cycles_off = _cycles(run_server)
+    spent_off = time.process_time() - t0
+    t0 = time.process_time()
+    _, cycles_on = _cycles(run_server, busy_poll=True)
+    spent_on = time.process_time() - t0
+    print(f"CPU s: sleeping poll {spent_off:.2f}, busy poll {spent_on:.2f}")
+    # the loop spun instead of sleeping through the 0.4 s idle wait: CPU time shows it
+    assert spent_on > spent_off + 0.25
+    assert len(cycles_on) == len(cycles_off) > 0
+    for a, b in zip(cycles_off, cycles_on):
+        assert (a["side"], a["cycle"]) == (b["side"], b["cycle"])
+        np.testing.assert_array_equal(a["y"], b["y"])
