@@ -138,10 +138,13 @@ def _engine_class(suffix: str):
                           f"could not be imported: {exc})", reason="missing_backend") from exc
 
 
-def load_engine(path, *, threads: int | None = None, providers=None) -> Engine:
+def load_engine(path, *, threads: int | None = None, providers=None,
+                torch_precision: str | None = None, torch_compile: str | None = None) -> Engine:
     """Load the engine for ``path`` by suffix: .pt torch, .onnx ONNX Runtime, .plan/.engine
     TensorRT. ``threads`` sets intra-op threads (torch, ONNX Runtime); ``providers`` is the
-    ONNX Runtime provider list (None: the engine's preference order).
+    ONNX Runtime provider list (None: the engine's preference order); ``torch_precision``
+    ("fp32" | "bf16") and ``torch_compile`` (None | "default" | "max-autotune") apply to
+    ``.pt`` bundles only (see :class:`~g2h_edge.engines.torch_engine.TorchEngine`).
 
     Raises EngineError for a missing file or unknown suffix, and the loader's own error
     (ModelError for a bad bundle, EngineError/ExportError from the other backends).
@@ -157,9 +160,13 @@ def load_engine(path, *, threads: int | None = None, providers=None) -> Engine:
                                 or threads < 1):
         raise EngineError(f"threads must be a positive int, got {threads!r}",
                           reason="bad_option")
+    if suffix != ".pt" and (torch_precision not in (None, "fp32") or torch_compile):
+        raise EngineError(f"torch precision/compile options apply to .pt bundles, not "
+                          f"{path.name}", reason="bad_option")
     cls = _engine_class(suffix)
     if suffix == ".pt":
-        return cls(path, threads=threads)
+        return cls(path, threads=threads, precision=torch_precision or "fp32",
+                   compile=torch_compile)
     if suffix == ".onnx":
         return cls(path, threads=threads, providers=providers)
     return cls(path)

@@ -139,14 +139,24 @@ def _batches(text: str) -> list[int]:
 @click.option("--bundle", "bundle_path", default=None, type=click.Path(dir_okay=False),
               help="Bundle whose weights the torch baseline uses.")
 @click.option("--no-reference", is_flag=True, help="Skip the torch-eager baseline.")
-def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no_reference):
+@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help=".pt engines: fp32 or bf16.")
+@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
+              help=".pt Transformer engines: torch.compile mode (compiles before timing).")
+def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no_reference,
+                     torch_precision, torch_compile):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""
     from g2h_edge.engines import load_engine
 
     if iters < 5 or warmup < 0:
         raise click.BadParameter("--iters must be >= 5 and --warmup >= 0")
-    engine = load_engine(engine_path, threads=threads)
-    fns = {f"{engine.backend} ({engine.metadata.get('precision', 'fp32')})": engine.infer}
+    engine = load_engine(engine_path, threads=threads, torch_precision=torch_precision,
+                         torch_compile=torch_compile)
+    engine.warmup(batch_sizes=tuple(_batches(batch)))  # compiled engines compile here
+    label = engine.metadata.get("precision", "fp32")
+    if engine.metadata.get("compile"):
+        label += f", compiled {engine.metadata['compile']}"
+    fns = {f"{engine.backend} ({label})": engine.infer}
     if not no_reference:
         ref, label = reference_fn(engine, bundle_path, threads)
         fns[label] = ref

@@ -32,6 +32,8 @@ class E2EConfig:
     max_batch: int = 8
     keep_warm_ms: float | None = None
     busy_poll: bool = False
+    torch_precision: str | None = None
+    torch_compile: str | None = None
 
 
 def _trials(cfg: E2EConfig, k: int):
@@ -151,7 +153,8 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
                         publish="tcp://127.0.0.1:*", allow_synthetic=True,
                         engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
                         max_batch=cfg.max_batch, cpu_timing=True,
-                        keep_warm_ms=cfg.keep_warm_ms, busy_poll=cfg.busy_poll)
+                        keep_warm_ms=cfg.keep_warm_ms, busy_poll=cfg.busy_poll,
+                        torch_precision=cfg.torch_precision, torch_compile=cfg.torch_compile)
     server = Server(scfg).start()
     mpc = mp.get_context("spawn")
     go, res_q, col_q = mpc.Event(), mpc.Queue(), mpc.Queue()
@@ -232,7 +235,10 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
          f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
          f"{', '.join(cfg.engines)}" + (f", keep-warm every {cfg.keep_warm_ms:g} ms"
                                         if cfg.keep_warm_ms else "")
-         + (", busy poll" if cfg.busy_poll else ""))
+         + (", busy poll" if cfg.busy_poll else "")
+         + (f", torch {cfg.torch_precision or 'fp32'}" + (f" compiled ({cfg.torch_compile})"
+                                                           if cfg.torch_compile else "")
+            if cfg.torch_precision or cfg.torch_compile else ""))
     echo(f"  frames: sent {sent}, ingested {out['frames_ingested']}, loss {out['frame_loss']}"
          f" ({out['frames_per_s']:.0f} frames/s ingested)")
     echo(f"  cycles: {out['cycles']} ({out['cycles_per_s']:.1f}/s), mean batch "
@@ -276,11 +282,16 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 @click.option("--keep-warm-ms", type=float, default=None,
               help="Server keeps the engines warm with a dummy call this often when idle.")
 @click.option("--busy-poll", is_flag=True, help="Server never sleeps waiting for input.")
+@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help=".pt engines: fp32 or bf16.")
+@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
+              help=".pt Transformer engines: torch.compile mode.")
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
-                  threads, max_batch, keep_warm_ms, busy_poll):
+                  threads, max_batch, keep_warm_ms, busy_poll, torch_precision, torch_compile):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""
     run_e2e(E2EConfig(engines=tuple(engines), streams=streams, rate_hz=rate_hz,
                       seconds=seconds, frames_per_message=frames_per_message,
                       publishers=publishers, ics=ics, threads=threads, max_batch=max_batch,
-                      keep_warm_ms=keep_warm_ms, busy_poll=busy_poll),
+                      keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
+                      torch_precision=torch_precision, torch_compile=torch_compile),
             echo=click.echo)

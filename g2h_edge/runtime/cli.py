@@ -49,13 +49,18 @@ def _sides(value: str) -> tuple[str, ...]:
               "for a little CPU; e.g. 50).")
 @click.option("--busy-poll", is_flag=True, help="Never sleep waiting for input (lowest tail "
               "latency; keeps one core at 100 %).")
+@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help=".pt engines: compute in bfloat16 (CPUs with AVX-512 BF16/AMX).")
+@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
+              help=".pt Transformer engines: torch.compile (needs g++; compiles at start).")
 @click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
               help="Print a one-line summary to stderr this often (0: never).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
-              keep_warm_ms, busy_poll, no_convention_check, log_interval_s):
+              keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
+              log_interval_s):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -72,7 +77,8 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
                        max_batch=max_batch, check_convention=not no_convention_check,
-                       keep_warm_ms=keep_warm_ms, busy_poll=busy_poll)
+                       keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
+                       torch_precision=torch_precision, torch_compile=torch_compile)
 
     def ready(server):
         names = ", ".join(f"{e.name} [{e.backend}{', SYNTHETIC' if e.synthetic else ''}]"

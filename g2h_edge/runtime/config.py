@@ -87,6 +87,10 @@ class ServerConfig:
     #: never sleep in the input poll: the loop spins on one core so the first message of a
     #: cycle finds a hot core and hot caches (lowest tail latency; costs a full core)
     busy_poll: bool = False
+    #: .pt engines: "fp32" or "bf16" (None: fp32), and torch.compile mode (None: eager;
+    #: "default" | "max-autotune", Transformer only; docs/export.md)
+    torch_precision: str | None = None
+    torch_compile: str | None = None
     cycle: CycleConfig = field(default_factory=CycleConfig)
     detector: ICDetectorConfig = field(default_factory=ICDetectorConfig)
 
@@ -127,6 +131,12 @@ class ServerConfig:
         for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
+        if self.torch_precision not in (None, "fp32", "bf16"):
+            raise ConfigError(f"ServerConfig.torch_precision = {self.torch_precision!r} must "
+                              "be fp32 or bf16")
+        if self.torch_compile not in (None, "default", "max-autotune"):
+            raise ConfigError(f"ServerConfig.torch_compile = {self.torch_compile!r} must be "
+                              "default or max-autotune")
         if self.record_path is not None and not isinstance(self.record_path, str):
             raise ConfigError(f"ServerConfig.record_path = {self.record_path!r} must be a path")
         if not isinstance(self.cycle, CycleConfig) or not isinstance(self.detector,

@@ -17,7 +17,9 @@ def load_engines(config: ServerConfig) -> list:
     engines = []
     try:
         for path in config.engines:
-            engines.append(load_engine(path, threads=config.engine_threads))
+            engines.append(load_engine(path, threads=config.engine_threads,
+                                       torch_precision=config.torch_precision,
+                                       torch_compile=config.torch_compile))
             check_engine(engines[-1], path, config.allow_synthetic)
     except BaseException:
         for eng in engines:

@@ -75,7 +75,9 @@ class Server:
             for eng in self.engines:
                 check_engine(eng, getattr(eng, "name", "?"), cfg.allow_synthetic)
         for eng in self.engines:
-            eng.warmup(batch_sizes=(1, 2, 4))
+            # every batch size up to max_batch in powers of two (a compiled torch engine
+            # compiles them now, not when the first large batch arrives)
+            eng.warmup(batch_sizes=_warm_sizes(cfg.max_batch))
         self.ctx_ = zmq.Context()
         self.sub_ = self.ctx_.socket(zmq.SUB)
         self.sub_.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
@@ -432,3 +434,8 @@ def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
             signal.signal(sig, handler)
     return 0
 
+
+def _warm_sizes(max_batch: int) -> tuple[int, ...]:
+    """1, 2, 4, ... up to min(max_batch, 64), and max_batch itself."""
+    sizes = {1 << i for i in range(7) if 1 << i <= max_batch}
+    return tuple(sorted(sizes | {max_batch}))

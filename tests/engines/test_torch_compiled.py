@@ -1,0 +1,100 @@
+"""The torch engine's bf16 and torch.compile options (the compiled path needs g++, which the
+build machine has; CI installs nothing else for it)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from g2h_edge.engines import load_engine
+from g2h_edge.engines.torch_engine import TorchEngine, bucket
+from g2h_edge.errors import ConfigError, EngineError
+from g2h_edge.models import Bundle, build_model, save_bundle
+from g2h_edge.runtime.config import ServerConfig
+from g2h_edge.runtime.server import _warm_sizes
+from g2h_edge.schema import IN_COLS, JM_COLS, T
+
+HP = {"transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
+                      "dropout": 0.1, "d_in": 10, "T": T, "max_len": 200, "d_out": 3},
+      "lstm": {"hidden": 16, "layers": 1, "dropout": 0.0, "d_in": 10, "T": T, "d_out": 3}}
+
+
+def _bundle_path(tmp_path_factory, arch):
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    b = Bundle(name=f"c_{arch}", arch=arch, hparams=HP[arch],
+               state_dict=build_model(arch, HP[arch]).state_dict(), in_cols=IN_COLS,
+               out_cols=JM_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
+               std=rng.uniform(3, 15, 10).astype(np.float32), task="jm", unit="Nm/kg", T=T,
+               provenance={}, synthetic=True)
+    return save_bundle(b, tmp_path_factory.mktemp("cb") / f"{arch}.pt")
+
+
+@pytest.fixture(scope="module")
+def tf_path(tmp_path_factory):
+    return _bundle_path(tmp_path_factory, "transformer")
+
+
+def _x(n, seed=0):
+    return np.random.default_rng(seed).normal(0, 20, (n, T, 10)).astype(np.float32)
+
+
+def test_buckets():
+    assert [bucket(b) for b in (1, 2, 3, 4, 5, 8, 9, 33, 64)] == [1, 2, 4, 4, 8, 8, 16, 64, 64]
+    assert _warm_sizes(8) == (1, 2, 4, 8) and _warm_sizes(6) == (1, 2, 4, 6)
+    assert _warm_sizes(1) == (1,) and _warm_sizes(200)[-2:] == (64, 200)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"torch_precision": "fp16"}, "precision 'fp16'"),
+    ({"torch_compile": "fast"}, "compile mode 'fast'"),
+])
+def test_bad_torch_options(tf_path, kwargs, match):
+    with pytest.raises(EngineError, match=match):
+        load_engine(tf_path, **kwargs)
+
+
+def test_compile_is_for_transformers_and_pt_files(tmp_path_factory, tmp_path):
+    with pytest.raises(EngineError, match="Transformer bundles only"):
+        load_engine(_bundle_path(tmp_path_factory, "lstm"), torch_compile="default")
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"not used")
+    with pytest.raises(EngineError, match="apply to .pt bundles"):
+        load_engine(onnx_file, torch_precision="bf16")
+
+
+@pytest.mark.parametrize("field,value", [("torch_precision", "int8"),
+                                         ("torch_compile", "reduce-overhead")])
+def test_server_config_checks_torch_options(field, value):
+    with pytest.raises(ConfigError, match=field):
+        ServerConfig(engines=("m.pt",), **{field: value})
+
+
+def test_bf16_is_close_but_not_exact(tf_path):
+    x = _x(5)
+    with load_engine(tf_path) as ref, load_engine(tf_path, torch_precision="bf16") as eng:
+        want, got = ref.infer(x), eng.infer(x)
+        assert eng.metadata["precision"] == "bf16" and got.dtype == np.float32
+    err = np.abs(got - want).max()
+    assert 0 < err <= 0.05 * np.abs(want).max()
+
+
+def test_compiled_engine_matches_eager_at_any_batch(tf_path):
+    x = _x(70, seed=3)
+    with load_engine(tf_path) as ref:
+        want = ref.infer(x)
+    eng = TorchEngine(tf_path, compile="default")
+    try:
+        assert eng.buckets_ == {1}                  # compiled at load time
+        for n in (1, 3, 70):                         # exact, padded to 4, 64 + (6 -> 8)
+            got = eng.infer(x[:n])
+            assert got.shape == (n, T, 3)
+            np.testing.assert_allclose(got, want[:n], rtol=0, atol=1e-4)
+        assert eng.buckets_ == {1, 4, 8, 64}
+        eng.warmup(batch_sizes=(2,))
+        assert 2 in eng.buckets_
+        assert eng.metadata["compile"] == "default"
+    finally:
+        eng.close()
+    with pytest.raises(EngineError, match="closed"):
+        eng.infer(x[:1])
