@@ -129,7 +129,7 @@ def to_int8_fused(model):
         if w is None or min(w.shape) < _MIN_INT8_DIM:
             new_nodes.append(node)
             continue
-        k, n = w.shape
+        n = w.shape[1]
         bias_name, out_name = "", node.output[0]
         users = consumers.get(out_name, [])
         if len(users) == 1 and users[0].op_type == "Add" and out_name not in graph_outputs:

@@ -83,3 +83,19 @@ def random_bundle(tmp_path_factory):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pylsl():
+    """The pylsl module, once an LSL outlet on this machine was found by name (skips when
+    pylsl is missing or LSL discovery does not work here, e.g. multicast blocked)."""
+    import uuid
+
+    pylsl = pytest.importorskip("pylsl", reason="pylsl (lsl extra) not installed")
+    name = f"g2h_probe_{uuid.uuid4().hex[:8]}"
+    out = pylsl.StreamOutlet(pylsl.StreamInfo(name, "probe", 1, 10, pylsl.cf_float32, name))
+    ok = bool(pylsl.resolve_byprop("name", name, 1, 5.0))
+    del out
+    if not ok:
+        pytest.skip("LSL stream discovery does not work on this machine (multicast blocked?)")
+    return pylsl

@@ -74,7 +74,8 @@ def _folded_cls():
             T, D, H, dh = self.T, self.D, self.H, self.dh
             h = x @ self.w_in + self.b_in                                   # (B, T, D)
             for i in range(self.n_layers):
-                p = lambda key: getattr(self, f"l{i}_{key}")  # noqa: E731
+                def p(key, i=i):
+                    return getattr(self, f"l{i}_{key}")
                 qkv = (h @ p("w_qkv") + p("b_qkv")).reshape(-1, T, 3, H, dh)
                 qkv = qkv.permute(2, 0, 3, 1, 4)                            # (3, B, H, T, dh)
                 q, k, v = qkv[0], qkv[1], qkv[2]

@@ -33,7 +33,7 @@ import numpy as np
 import zmq
 
 from g2h_edge.errors import ConfigError, DataError
-from g2h_edge.schema import IN_COLS, N_IN
+from g2h_edge.schema import IN_COLS
 from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, MAX_RATE_HZ, MIN_BODY_MASS_KG,
                            MAX_BODY_MASS_KG, MIN_RATE_HZ, check_stream_id, encode_end,
                            encode_frames, encode_meta, encode_source_status)

@@ -7,23 +7,10 @@ import time
 import uuid
 
 import numpy as np
-import pytest
 
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS
 from g2h_edge.sources.replay import ReplayConfig, replay
-
-
-@pytest.fixture(scope="module")
-def pylsl():
-    pylsl = pytest.importorskip("pylsl", reason="pylsl (lsl extra) not installed")
-    name = f"g2h_probe_{uuid.uuid4().hex[:8]}"
-    out = pylsl.StreamOutlet(pylsl.StreamInfo(name, "probe", 1, 10, pylsl.cf_float32, name))
-    ok = bool(pylsl.resolve_byprop("name", name, 1, 5.0))
-    del out
-    if not ok:
-        pytest.skip("LSL stream discovery does not work on this machine (multicast blocked?)")
-    return pylsl
 
 
 def test_lsl_stream_is_served_like_a_replay(pylsl, run_server):
