@@ -252,8 +252,12 @@ class MambaBlock(nn.Module):
         scan = self.scan if self.scan != "auto" else \
             ("chunked" if exporting() else "sequential")
         kwargs = {"chunk": self.chunk} if scan == "chunked" and self.chunk else {}
+        low = u.dtype != torch.float32  # a bf16 model: the scan itself runs in float32
+        if low:
+            x, dt, B, C = x.float(), dt.float(), B.float(), C.float()
         y = SCANS[scan](x, dt, A, B, C, self.D.float(), **kwargs)  # (B, L, E)
-        return self.out_proj(y * F.silu(z))  # (B, L, d_model)
+        out = y * F.silu(z)
+        return self.out_proj(out.to(u.dtype) if low else out)  # (B, L, d_model)
 
     def _causal_conv(self, x: torch.Tensor) -> torch.Tensor:
         """Depthwise causal conv1d with ``self.conv1d``'s weights, on (B, L, E) directly.

@@ -16,7 +16,9 @@ from g2h_edge.schema import IN_COLS, JM_COLS, T
 
 HP = {"transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
                       "dropout": 0.1, "d_in": 10, "T": T, "max_len": 200, "d_out": 3},
-      "lstm": {"hidden": 16, "layers": 1, "dropout": 0.0, "d_in": 10, "T": T, "d_out": 3}}
+      "lstm": {"hidden": 16, "layers": 1, "dropout": 0.0, "d_in": 10, "T": T, "d_out": 3},
+      "mamba": {"d_model": 16, "d_state": 4, "d_conv": 4, "expand": 2, "layers": 1,
+                "dropout": 0.0, "d_in": 10, "T": T, "d_out": 3}}
 
 
 def _bundle_path(tmp_path_factory, arch):
@@ -70,9 +72,11 @@ def test_server_config_checks_torch_options(field, value):
         ServerConfig(engines=("m.pt",), **{field: value})
 
 
-def test_bf16_is_close_but_not_exact(tf_path):
+@pytest.mark.parametrize("arch", ["transformer", "lstm", "mamba"])
+def test_bf16_is_close_but_not_exact(tmp_path_factory, arch):
+    path = _bundle_path(tmp_path_factory, arch)
     x = _x(5)
-    with load_engine(tf_path) as ref, load_engine(tf_path, torch_precision="bf16") as eng:
+    with load_engine(path) as ref, load_engine(path, torch_precision="bf16") as eng:
         want, got = ref.infer(x), eng.infer(x)
         assert eng.metadata["precision"] == "bf16" and got.dtype == np.float32
     err = np.abs(got - want).max()
