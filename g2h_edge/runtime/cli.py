@@ -40,8 +40,9 @@ def _sides(value: str) -> tuple[str, ...]:
               "from streams without a meta, assuming this rate, IN_COLS order, degrees.")
 @click.option("--stream-timeout", "stream_timeout_s", type=float, default=10.0,
               show_default=True, help="Forget a stream after this many silent seconds.")
-@click.option("--threads", "engine_threads", type=int, default=None,
-              help="Intra-op threads per engine.")
+@click.option("--threads", "engine_threads", type=int, default=1, show_default=True,
+              help="Intra-op threads per engine (2 pays off only with --keep-warm-ms: idle "
+                   "worker threads wake slowly).")
 @click.option("--max-batch", type=int, default=8, show_default=True,
               help="Most cycles per engine call.")
 @click.option("--keep-warm-ms", type=float, default=None, help="While idle, run each engine "

@@ -77,8 +77,11 @@ class ServerConfig:
     #: add ``cpu_ms`` (server thread CPU time from arrival to publish) to cycle messages:
     #: the processing cost without time spent waiting for a CPU (benchmarks)
     cpu_timing: bool = False
-    #: intra-op threads per engine (None: the engine's default)
-    engine_threads: int | None = None
+    #: intra-op threads per engine (None: the backend's default, one per core). 1 by default:
+    #: a second worker thread that went to sleep between cycles wakes slowly on small
+    #: machines (torch engine, one B=1 call after 50 ms idle: 13.6 ms with 2 threads, 2.1 ms
+    #: with 1; ONNX Runtime one-stream p50 5.3 vs 3.0 ms); use 2 with keep_warm_ms/busy_poll
+    engine_threads: int | None = 1
     #: while idle, run each engine on a dummy cycle at most this often (ms; None: never).
     #: After ~0.1 s without work the first inference is several times slower (caches,
     #: clocks); a call every 50 ms keeps it near the warm time for ~6 % of one core
