@@ -142,7 +142,8 @@ def _batches(text: str) -> list[int]:
 @click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help=".pt engines: fp32 or bf16.")
 @click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer engines: torch.compile mode (compiles before timing).")
+              help=".pt Transformer (fp32 Mamba) engines: torch.compile mode (compiles "
+                   "before timing).")
 def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no_reference,
                      torch_precision, torch_compile):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""

@@ -4,9 +4,9 @@ Eager float32 by default. Two options trade exactness for speed on CPUs with bf1
 (AVX-512 BF16 / AMX), docs/export.md "Compiled torch engine":
 
 - ``precision="bf16"``: weights and activations in bfloat16 (outputs returned as float32);
-- ``compile="default"|"max-autotune"`` (Transformer only): the bundle's Transformer in its
-  folded form (:mod:`g2h_edge.models.folded`, fused attention) through ``torch.compile``
-  with Inductor's weight freezing. Each batch size is compiled once (seconds; max-autotune
+- ``compile="default"|"max-autotune"`` (Transformer; Mamba in fp32): the bundle's
+  Transformer in its folded form (:mod:`g2h_edge.models.folded`, fused attention), or the
+  Mamba with its chunked scan, through ``torch.compile`` with Inductor's weight freezing. Each batch size is compiled once (seconds; max-autotune
   benchmarks GEMM kernels, ~15-20 s), so batches are padded to powers of two (1, 2, 4, ...,
   64; larger batches run in chunks of 64) and :meth:`warmup` compiles the sizes a server
   will use before it serves.
@@ -80,9 +80,13 @@ class TorchEngine(Engine):
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise EngineError(f"torch compile mode {compile_mode!r} is not one of "
                               f"{list(COMPILE_MODES)}", reason="bad_option")
-        if compile_mode is not None and bundle.arch != "transformer":
-            raise EngineError(f"torch compile serves Transformer bundles only ({bundle.name!r} "
-                              f"is {bundle.arch}); export it to ONNX instead",
+        if compile_mode is not None and bundle.arch == "lstm":
+            raise EngineError(f"torch compile serves Transformer and Mamba bundles "
+                              f"({bundle.name!r} is an LSTM, already a single fused op); serve "
+                              "it eagerly or export it to ONNX", reason="bad_option")
+        if compile_mode is not None and bundle.arch == "mamba" and precision != "fp32":
+            raise EngineError("a compiled Mamba runs in fp32 only (its bf16 graph does not "
+                              "compile with this PyTorch); drop --torch-precision bf16",
                               reason="bad_option")
         meta = bundle_metadata(bundle)
         meta.update(backend=self.backend, device=device, precision=precision,
@@ -98,9 +102,10 @@ class TorchEngine(Engine):
         try:
             self.device = torch.device(device)
             module = bundle.module()
-            if compile_mode is not None:
+            if compile_mode is not None and bundle.arch == "transformer":
                 from g2h_edge.models.folded import FoldedTransformer
                 module = FoldedTransformer(module, bundle.T, attention="sdpa")
+            # (a compiled Mamba traces its chunked scan: MambaBlock.scan "auto")
             self.module_ = module.to(self.device, self.dtype)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA requested but absent
             raise EngineError(f"cannot place model {bundle.name!r} on {device!r}: {exc}",

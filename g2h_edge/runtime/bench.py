@@ -285,7 +285,7 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 @click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help=".pt engines: fp32 or bf16.")
 @click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer engines: torch.compile mode.")
+              help=".pt Transformer (fp32 Mamba) engines: torch.compile mode.")
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
                   threads, max_batch, keep_warm_ms, busy_poll, torch_precision, torch_compile):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""

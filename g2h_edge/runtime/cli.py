@@ -53,7 +53,8 @@ def _sides(value: str) -> tuple[str, ...]:
 @click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help=".pt engines: compute in bfloat16 (CPUs with AVX-512 BF16/AMX).")
 @click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer engines: torch.compile (needs g++; compiles at start).")
+              help=".pt Transformer (and fp32 Mamba) engines: torch.compile (needs g++; "
+                   "compiles at start).")
 @click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,

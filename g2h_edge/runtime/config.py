@@ -91,7 +91,7 @@ class ServerConfig:
     #: cycle finds a hot core and hot caches (lowest tail latency; costs a full core)
     busy_poll: bool = False
     #: .pt engines: "fp32" or "bf16" (None: fp32), and torch.compile mode (None: eager;
-    #: "default" | "max-autotune", Transformer only; docs/export.md)
+    #: "default" | "max-autotune"; Transformer, or Mamba in fp32; docs/export.md)
     torch_precision: str | None = None
     torch_compile: str | None = None
     cycle: CycleConfig = field(default_factory=CycleConfig)

@@ -56,9 +56,12 @@ def test_bad_torch_options(tf_path, kwargs, match):
         load_engine(tf_path, **kwargs)
 
 
-def test_compile_is_for_transformers_and_pt_files(tmp_path_factory, tmp_path):
-    with pytest.raises(EngineError, match="Transformer bundles only"):
+def test_compile_is_for_transformer_mamba_and_pt_files(tmp_path_factory, tmp_path):
+    with pytest.raises(EngineError, match="is an LSTM"):
         load_engine(_bundle_path(tmp_path_factory, "lstm"), torch_compile="default")
+    with pytest.raises(EngineError, match="compiled Mamba runs in fp32 only"):
+        load_engine(_bundle_path(tmp_path_factory, "mamba"), torch_compile="default",
+                    torch_precision="bf16")
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"not used")
     with pytest.raises(EngineError, match="apply to .pt bundles"):
@@ -102,3 +105,11 @@ def test_compiled_engine_matches_eager_at_any_batch(tf_path):
         eng.close()
     with pytest.raises(EngineError, match="closed"):
         eng.infer(x[:1])
+
+
+def test_compiled_mamba_matches_eager(tmp_path_factory):
+    path = _bundle_path(tmp_path_factory, "mamba")
+    x = _x(3, seed=4)
+    with load_engine(path) as ref, load_engine(path, torch_compile="default") as eng:
+        np.testing.assert_allclose(eng.infer(x), ref.infer(x), rtol=0, atol=1e-4)
+        assert eng.buckets_ == {1, 4}
