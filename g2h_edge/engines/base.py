@@ -18,7 +18,7 @@ from g2h_edge.errors import EngineError
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
 __all__ = ["Engine", "load_engine", "validate_input", "BACKENDS", "SUFFIXES",
-           "METADATA_KEYS"]
+           "METADATA_KEYS", "TORCH_PRECISIONS", "COMPILE_MODES"]
 
 #: backend names an engine may report
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -29,6 +29,9 @@ SUFFIXES: dict[str, tuple[str, str]] = {
     ".plan": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
     ".engine": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
 }
+#: torch engine options (``load_engine(torch_precision=..., torch_compile=...)``)
+TORCH_PRECISIONS = ("fp32", "bf16")
+COMPILE_MODES = ("default", "max-autotune")
 #: metadata keys every engine needs (as written by ``g2h_edge.models.bundle_metadata``)
 METADATA_KEYS = ("name", "in_cols", "out_cols", "unit", "task", "T", "synthetic")
 

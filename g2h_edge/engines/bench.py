@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import click
 import numpy as np
 
+from g2h_edge.cli.options import torch_engine_options
 from g2h_edge.errors import EngineError
 
 __all__ = ["BenchRow", "time_calls", "bench_pair", "reference_fn", "bench_engine_cmd",
@@ -139,11 +140,7 @@ def _batches(text: str) -> list[int]:
 @click.option("--bundle", "bundle_path", default=None, type=click.Path(dir_okay=False),
               help="Bundle whose weights the torch baseline uses.")
 @click.option("--no-reference", is_flag=True, help="Skip the torch-eager baseline.")
-@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help=".pt engines: fp32 or bf16.")
-@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer (fp32 Mamba) engines: torch.compile mode (compiles "
-                   "before timing).")
+@torch_engine_options
 def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no_reference,
                      torch_precision, torch_compile):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""

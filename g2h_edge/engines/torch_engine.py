@@ -18,14 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from g2h_edge.engines.base import Engine
+from g2h_edge.engines.base import COMPILE_MODES, TORCH_PRECISIONS, Engine
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import Bundle, bundle_metadata, file_sha256, load_bundle
 
 __all__ = ["TorchEngine", "TORCH_PRECISIONS", "COMPILE_MODES", "bucket"]
 
-TORCH_PRECISIONS = ("fp32", "bf16")
-COMPILE_MODES = ("default", "max-autotune")
 _MAX_BUCKET = 64
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import click
 import numpy as np
 
+from g2h_edge.cli.options import torch_engine_options
+
 __all__ = ["E2EConfig", "run_e2e", "bench_e2e_cmd"]
 
 
@@ -282,10 +284,7 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 @click.option("--keep-warm-ms", type=float, default=None,
               help="Server keeps the engines warm with a dummy call this often when idle.")
 @click.option("--busy-poll", is_flag=True, help="Server never sleeps waiting for input.")
-@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help=".pt engines: fp32 or bf16.")
-@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer (fp32 Mamba) engines: torch.compile mode.")
+@torch_engine_options
 def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
                   threads, max_batch, keep_warm_ms, busy_poll, torch_precision, torch_compile):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""

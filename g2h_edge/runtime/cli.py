@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from g2h_edge.cli.options import torch_engine_options
 from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH
 
 __all__ = ["serve_cmd", "replay_cmd", "record_cmd", "demo_cmd"]
@@ -50,11 +51,7 @@ def _sides(value: str) -> tuple[str, ...]:
               "for a little CPU; e.g. 50).")
 @click.option("--busy-poll", is_flag=True, help="Never sleep waiting for input (lowest tail "
               "latency; keeps one core at 100 %).")
-@click.option("--torch-precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help=".pt engines: compute in bfloat16 (CPUs with AVX-512 BF16/AMX).")
-@click.option("--torch-compile", type=click.Choice(["default", "max-autotune"]), default=None,
-              help=".pt Transformer (and fp32 Mamba) engines: torch.compile (needs g++; "
-                   "compiles at start).")
+@torch_engine_options
 @click.option("--no-convention-check", is_flag=True, help="Skip the radians / gait2354 "
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from g2h_edge.config import config_from_mapping
+from g2h_edge.engines.base import COMPILE_MODES, TORCH_PRECISIONS
 from g2h_edge.errors import ConfigError
 from g2h_edge.gait.config import CycleConfig, ICDetectorConfig
 from g2h_edge.schema import SIDES
@@ -134,12 +135,12 @@ class ServerConfig:
         for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
-        if self.torch_precision not in (None, "fp32", "bf16"):
+        if self.torch_precision not in (None, *TORCH_PRECISIONS):
             raise ConfigError(f"ServerConfig.torch_precision = {self.torch_precision!r} must "
-                              "be fp32 or bf16")
-        if self.torch_compile not in (None, "default", "max-autotune"):
+                              f"be one of {list(TORCH_PRECISIONS)}")
+        if self.torch_compile not in (None, *COMPILE_MODES):
             raise ConfigError(f"ServerConfig.torch_compile = {self.torch_compile!r} must be "
-                              "default or max-autotune")
+                              f"one of {list(COMPILE_MODES)}")
         if self.record_path is not None and not isinstance(self.record_path, str):
             raise ConfigError(f"ServerConfig.record_path = {self.record_path!r} must be a path")
         if not isinstance(self.cycle, CycleConfig) or not isinstance(self.detector,
