@@ -1,4 +1,4 @@
-"""``g2h-edge export onnx`` and ``g2h-edge export trt`` (thin: parse, call, print)."""
+"""``g2h-edge export onnx``, ``export trt`` and ``export aoti`` (thin: parse, call, print)."""
 from __future__ import annotations
 
 import click
@@ -20,7 +20,7 @@ def _batch(value: str):
 
 @click.group("export")
 def export_cmd():
-    """Export ONNX models and TensorRT plans."""
+    """Export ONNX models, TensorRT plans and AOTInductor packages."""
 
 
 @export_cmd.command("onnx")
@@ -80,3 +80,35 @@ def trt_cmd(onnx_path, output, fp16, min_batch, opt_batch, max_batch, workspace_
     click.echo(f"wrote {rep.plan} and {rep.sidecar.name} (TensorRT {m['tensorrt_version']}, "
                f"{m['gpu_name']} sm {m['compute_capability']}, {m['precision']}, batch "
                f"{min_batch}/{opt_batch}/{max_batch}, built in {rep.build_s:.1f} s)")
+
+
+@export_cmd.command("aoti")
+@click.option("--model", "model", required=True, type=click.Path(dir_okay=False),
+              help="Model bundle (.pt) to compile (Transformer; Mamba in fp32).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Package to write (*.pt2; a .json sidecar is written next to it).")
+@click.option("--precision", default="bf16", show_default=True,
+              type=click.Choice(["fp32", "bf16"]),
+              help="bf16 uses the CPU's AMX/AVX-512 BF16 units; fp32 keeps the 1e-4 parity.")
+@click.option("--mode", default="max-autotune", show_default=True,
+              type=click.Choice(["default", "max-autotune"]),
+              help="max-autotune benchmarks GEMM kernels while compiling (slower build, "
+                   "faster engine).")
+@click.option("--max-batch", default=64, show_default=True, type=int,
+              help="Largest batch one call takes (bigger batches are split).")
+@click.option("--threads", default=None, type=int,
+              help="Intra-op threads the kernels are compiled for [default: one per core].")
+def aoti_cmd(model, output, precision, mode, max_batch, threads):
+    """Compile a bundle ahead of time for THIS CPU (PyTorch AOTInductor, needs g++)."""
+    from g2h_edge.export.aoti import export_aoti
+
+    rep = export_aoti(model, output, precision=precision, mode=mode, max_batch=max_batch,
+                      threads=threads)
+    m = rep.metadata
+    flag = ", SYNTHETIC model" if m.get("synthetic") else ""
+    click.echo(f"wrote {rep.path} and {rep.sidecar.name} ({m['name']}, {rep.precision}, "
+               f"{rep.mode}, batch 1..{rep.max_batch}, {rep.threads} threads, PyTorch "
+               f"{m['torch_version']}, built in {rep.build_s:.1f} s{flag})")
+    click.echo(f"max |package - torch| = {rep.max_abs_diff:.3g}")
+    click.echo(f"CPU features its kernels may use: {', '.join(m['cpu_flags']) or 'none'} "
+               "(serve it on this kind of CPU only)")

@@ -9,6 +9,8 @@ reports per precision the max abs difference to fp32 and the R2 on
 - real cycles (``schreiber2019`` segmented at the force-plate foot strikes): for joint-moment
   models against the OpenSim hip moments, for muscle-force models against the fp32 output
   (there is no measured muscle force).
+With ``--aoti`` the Transformer checkpoints also get a bf16 AOTInductor package
+(``g2h-edge export aoti``, max-autotune) in the same table, as precision ``aoti-bf16``.
 Prints a markdown table. Nothing derived from the checkpoints is written outside the temp dir.
 """
 from __future__ import annotations
@@ -48,7 +50,8 @@ def _latency(engines: dict, ref_fn, batches, iters: int) -> dict:
 
 
 def precision_report(reference_dir, data_dir=None, *, names=None, threads: int = 2,
-                     iters: int = 200, batches=(1, 64), verbose: bool = False) -> list[dict]:
+                     iters: int = 200, batches=(1, 64), verbose: bool = False,
+                     aoti: bool = False) -> list[dict]:
     """One dict per (checkpoint, precision); see module doc."""
     from g2h_edge.engines.bench import reference_fn
     from g2h_edge.engines.onnx_engine import OnnxEngine
@@ -80,12 +83,20 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
                                       verify_batches=(1,), int8_mode="dynamic")
                     label[prec] = f"{prec} (dynamic)"
                 engines[prec] = OnnxEngine(rep.path, threads=threads)
+            if aoti and name.startswith("Transformer"):
+                from g2h_edge.engines.aoti_engine import AotiEngine
+                from g2h_edge.export.aoti import export_aoti
+
+                pkg = export_aoti(bp, Path(tmp) / f"{name}_aoti.pt2", precision="bf16",
+                                  threads=threads)
+                engines["aoti-bf16"] = AotiEngine(pkg.path, threads=threads)
+                label["aoti-bf16"] = "aoti-bf16"
             ref_fn, _ = reference_fn(engines["fp32"], bp, threads)
             lat = _latency(engines, ref_fn, batches, iters)
             X, Y = parity["X"], parity[f"Y_{name}"]
             outs = {p: e.infer(X) for p, e in engines.items()}
             real_outs = {p: e.infer(real.x) for p, e in engines.items()} if real else {}
-            for prec in PRECISIONS:
+            for prec in engines:
                 row = {"model": name, "precision": label[prec],
                        "parity_maxdiff_vs_fp32": float(np.abs(outs[prec] - outs["fp32"]).max()),
                        "parity_r2": r2(outs[prec], Y)}
@@ -124,9 +135,12 @@ def main(argv=None) -> None:
     ap.add_argument("--names", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--aoti", action="store_true",
+                    help="also a bf16 AOTInductor package per Transformer checkpoint")
     args = ap.parse_args(argv)
     rows = precision_report(args.reference, args.data, names=args.names,
-                            threads=args.threads, iters=args.iters, verbose=True)
+                            threads=args.threads, iters=args.iters, verbose=True,
+                            aoti=args.aoti)
     print(_table(rows, (1, 64)))
 
 

@@ -1,4 +1,4 @@
-"""One inference interface for every backend (torch, ONNX Runtime, TensorRT).
+"""One inference interface for every backend (torch, ONNX Runtime, TensorRT, AOTInductor).
 
 An :class:`Engine` takes cycles in degrees, (B, T, 10) float32 in ``schema.IN_COLS`` order, and
 returns per-kg outputs (B, T, K) float32 in ``engine.out_cols`` order. :meth:`Engine.infer`
@@ -21,13 +21,14 @@ __all__ = ["Engine", "load_engine", "validate_input", "BACKENDS", "SUFFIXES",
            "METADATA_KEYS", "TORCH_PRECISIONS", "COMPILE_MODES"]
 
 #: backend names an engine may report
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
 #: file suffix -> (module, class) of the engine that serves it
 SUFFIXES: dict[str, tuple[str, str]] = {
     ".pt": ("g2h_edge.engines.torch_engine", "TorchEngine"),
     ".onnx": ("g2h_edge.engines.onnx_engine", "OnnxEngine"),
     ".plan": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
     ".engine": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
+    ".pt2": ("g2h_edge.engines.aoti_engine", "AotiEngine"),
 }
 #: torch engine options (``load_engine(torch_precision=..., torch_compile=...)``)
 TORCH_PRECISIONS = ("fp32", "bf16")
@@ -36,8 +37,22 @@ COMPILE_MODES = ("default", "max-autotune")
 METADATA_KEYS = ("name", "in_cols", "out_cols", "unit", "task", "T", "synthetic")
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """True when every value of the float array ``a`` is finite. One reduction: a NaN or an
+    inf anywhere makes the sum non-finite; only a non-finite sum (rare: bad values, or an
+    overflow of large finite ones) pays for the element-wise check."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(a, axis=None)):
+            return True
+    return bool(np.isfinite(a).all())
+
+
 def validate_input(x, T: int, n_in: int = N_IN) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 (B, T, n_in) array, or raise EngineError."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 3 \
+            and x.shape[1] == T and x.shape[2] == n_in and x.shape[0] >= 1 \
+            and x.flags.c_contiguous and _all_finite(x):
+        return x                              # the server's own cycles: the cheap path
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -106,7 +121,7 @@ class Engine(ABC):
         if y.shape != expected:
             raise EngineError(f"{self.backend} engine {self.name!r} returned shape {y.shape}, "
                               f"expected {expected}", reason="bad_output")
-        if not np.all(np.isfinite(y)):
+        if not _all_finite(y):
             raise EngineError(f"{self.backend} engine {self.name!r} produced non-finite "
                               "outputs", reason="non_finite_output")
         return np.ascontiguousarray(y, dtype=np.float32)
@@ -144,10 +159,11 @@ def _engine_class(suffix: str):
 def load_engine(path, *, threads: int | None = None, providers=None,
                 torch_precision: str | None = None, torch_compile: str | None = None) -> Engine:
     """Load the engine for ``path`` by suffix: .pt torch, .onnx ONNX Runtime, .plan/.engine
-    TensorRT. ``threads`` sets intra-op threads (torch, ONNX Runtime); ``providers`` is the
-    ONNX Runtime provider list (None: the engine's preference order); ``torch_precision``
-    ("fp32" | "bf16") and ``torch_compile`` (None | "default" | "max-autotune") apply to
-    ``.pt`` bundles only (see :class:`~g2h_edge.engines.torch_engine.TorchEngine`).
+    TensorRT, .pt2 AOTInductor package (``g2h-edge export aoti``). ``threads`` sets intra-op
+    threads (torch, ONNX Runtime, AOTInductor); ``providers`` is the ONNX Runtime provider
+    list (None: the engine's preference order); ``torch_precision`` ("fp32" | "bf16") and
+    ``torch_compile`` (None | "default" | "max-autotune") apply to ``.pt`` bundles only
+    (see :class:`~g2h_edge.engines.torch_engine.TorchEngine`).
 
     Raises EngineError for a missing file or unknown suffix, and the loader's own error
     (ModelError for a bad bundle, EngineError/ExportError from the other backends).
@@ -158,7 +174,8 @@ def load_engine(path, *, threads: int | None = None, providers=None,
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise EngineError(f"cannot tell the backend of {path.name}: use a .pt bundle, an "
-                          f".onnx model or a .plan/.engine TensorRT plan", reason="bad_suffix")
+                          f".onnx model, a .plan/.engine TensorRT plan or a .pt2 AOTInductor "
+                          "package", reason="bad_suffix")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
                                 or threads < 1):
         raise EngineError(f"threads must be a positive int, got {threads!r}",
@@ -172,4 +189,6 @@ def load_engine(path, *, threads: int | None = None, providers=None,
                    compile=torch_compile)
     if suffix == ".onnx":
         return cls(path, threads=threads, providers=providers)
+    if suffix == ".pt2":
+        return cls(path, threads=threads)
     return cls(path)

@@ -2,12 +2,14 @@
 
 The ``engine_file`` fixture builds one served file per backend from the same small bundle:
 ``.pt`` (torch, always), ``.onnx`` through ``g2h-edge export onnx`` (skipped while the ONNX
-engine or the exporter cannot be imported) and ``.plan`` through ``g2h-edge export trt``
-(skipped without tensorrt and a CUDA GPU). Every test then runs against every engine file.
+engine or the exporter cannot be imported), ``.pt2`` through ``g2h-edge export aoti`` (fp32,
+compiled for one thread; skipped only without a C++ compiler) and ``.plan`` through
+``g2h-edge export trt`` (skipped without tensorrt and a CUDA GPU). Every test then runs against every engine file.
 """
 from __future__ import annotations
 
 import importlib
+import shutil
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from g2h_edge.errors import EngineError, ModelError
 from g2h_edge.models import Bundle, build_model, default_hparams, file_sha256, save_bundle
 from g2h_edge.schema import IN_COLS, MF_COLS
 
-BACKENDS = ["torch", "onnxruntime", "tensorrt"]
+BACKENDS = ["torch", "onnxruntime", "aoti", "tensorrt"]
 TOL = 1e-4  # every backend in fp32 against the bundle's torch module
 MEAN = np.linspace(-10.0, 30.0, 10).astype(np.float32)
 STD = np.linspace(5.0, 20.0, 10).astype(np.float32)
@@ -77,7 +79,21 @@ def onnx_file(bundle_file):
 def mamba_files(tmp_path_factory):
     """A small Mamba bundle and its ONNX export (the scan is the hardest part to export)."""
     pt = save_bundle(_bundle("mamba"), tmp_path_factory.mktemp("mamba") / "mamba.pt")
-    return {"torch": pt, "onnxruntime": _export_onnx(pt)}
+    return {"torch": pt, "onnxruntime": _export_onnx(pt), "aoti": _export_aoti(pt)}
+
+
+def _export_aoti(bundle_file):
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("AOTInductor needs a C++ compiler")
+    out = bundle_file.with_suffix(".pt2")
+    _cli(["export", "aoti", "--model", str(bundle_file), "-o", str(out), "--precision",
+          "fp32", "--mode", "default", "--threads", "1", "--max-batch", "8"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def aoti_file(bundle_file):
+    return _export_aoti(bundle_file)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +108,7 @@ def plan_file(onnx_file):
 
 @pytest.fixture(params=BACKENDS)
 def engine_file(request):
-    name = {"torch": "bundle_file", "onnxruntime": "onnx_file",
+    name = {"torch": "bundle_file", "onnxruntime": "onnx_file", "aoti": "aoti_file",
             "tensorrt": "plan_file"}[request.param]
     return request.param, request.getfixturevalue(name)
 
@@ -203,7 +219,7 @@ def test_load_engine_errors(tmp_path, bundle_file):
             load_engine(bundle_file, threads=threads)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "aoti"])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_mamba_engines_match_the_bundle(mamba_files, backend, batch, cycles):
     with load_engine(mamba_files[backend]) as eng:

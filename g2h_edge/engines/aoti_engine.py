@@ -1,0 +1,167 @@
+"""The AOTInductor engine: serves a ``.pt2`` package built by ``g2h-edge export aoti``.
+
+A package is machine code compiled on and for one CPU (:mod:`g2h_edge.export.aoti`): its
+kernels use that CPU's instruction set (AMX, AVX-512; a CPU without them would die on an
+illegal instruction), a fixed intra-op thread count, and the PyTorch version's C++ ABI. Its
+``<package>.json`` sidecar records the model metadata, the PyTorch version, the machine, the
+CPU's ISA flags, the thread count, the precision, the batch range and the package's sha256.
+Loading checks all of it first and refuses a package that cannot run here, with a message to
+rebuild it on the target.
+
+``threads`` sets PyTorch's intra-op threads (the attention and other library kernels); the
+compiled GEMM kernels always use the thread count they were built with
+(``engine.metadata["threads"]``). None uses that count for everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from g2h_edge.engines.base import Engine
+from g2h_edge.errors import EngineError
+
+__all__ = ["AotiEngine", "sidecar_path", "read_sidecar", "check_package_compat",
+           "cpu_isa_flags", "SIDECAR_KEYS", "AOTI_FORMAT_TAG", "AOTI_PRECISIONS",
+           "AOTI_MODES", "ISA_FLAGS"]
+
+AOTI_FORMAT_TAG = "g2h-edge-aoti"
+AOTI_PRECISIONS = ("fp32", "bf16")
+AOTI_MODES = ("default", "max-autotune")
+SIDECAR_KEYS = ("format", "precision", "mode", "min_batch", "max_batch", "threads",
+                "torch_version", "machine", "cpu_flags", "package_sha256", "built_utc")
+#: /proc/cpuinfo flags that decide which kernels a compiled package may contain
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+             "avx512dq", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile",
+             "amx_bf16", "amx_int8", "asimd", "sve", "bf16", "i8mm")
+
+
+def cpu_isa_flags(cpuinfo: str | None = None) -> set[str]:
+    """The :data:`ISA_FLAGS` this CPU has (from /proc/cpuinfo on Linux; an empty set where
+    it cannot be read, which makes every package built elsewhere refuse to load)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags & set(ISA_FLAGS)
+
+
+def sidecar_path(package) -> Path:
+    """``model.pt2`` -> ``model.pt2.json``."""
+    package = Path(package)
+    return package.with_name(package.name + ".json")
+
+
+def read_sidecar(package) -> dict:
+    """The sidecar of ``package`` as a dict (EngineError when missing or unreadable)."""
+    side = sidecar_path(package)
+    try:
+        meta = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise EngineError(f"AOTInductor package {package} has no sidecar {side.name}: rebuild "
+                          "it with `g2h-edge export aoti` on the target",
+                          reason="missing_sidecar") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
+                          reason="bad_sidecar") from exc
+    missing = [k for k in SIDECAR_KEYS if k not in meta] if isinstance(meta, dict) else ["all"]
+    if missing or meta.get("format") != AOTI_FORMAT_TAG:
+        raise EngineError(f"sidecar {side} is not a g2h-edge AOTInductor sidecar (missing "
+                          f"{missing}, format "
+                          f"{meta.get('format') if isinstance(meta, dict) else None!r})",
+                          reason="bad_sidecar")
+    if meta["precision"] not in AOTI_PRECISIONS or not isinstance(meta["cpu_flags"], list) \
+            or not all(isinstance(meta[k], int) and not isinstance(meta[k], bool)
+                       and meta[k] >= 1 for k in ("min_batch", "max_batch", "threads")):
+        raise EngineError(f"sidecar {side} has invalid values (precision, cpu_flags, batch "
+                          "range or threads)", reason="bad_sidecar")
+    return meta
+
+
+def check_package_compat(meta: dict, *, torch_version: str, machine: str, cpu_flags: set,
+                         package_sha256: str, package_name: str = "package") -> None:
+    """Refuse a package built for another PyTorch, machine or CPU, or whose bytes changed."""
+    problems = []
+    if str(meta["torch_version"]) != str(torch_version):
+        problems.append(f"built with PyTorch {meta['torch_version']}, this is {torch_version}")
+    if str(meta["machine"]) != str(machine):
+        problems.append(f"built for {meta['machine']}, this machine is {machine}")
+    lacking = sorted(set(meta["cpu_flags"]) - set(cpu_flags))
+    if lacking:
+        problems.append(f"its kernels use CPU features this CPU lacks: {lacking}")
+    if problems:
+        raise EngineError(f"AOTInductor package {package_name} cannot run here: "
+                          f"{'; '.join(problems)}. A package is machine code for the CPU and "
+                          "PyTorch that built it: rebuild it on the target with `g2h-edge "
+                          f"export aoti --model BUNDLE.pt -o {package_name}` (or serve the "
+                          ".onnx export)", reason="package_mismatch")
+    if str(meta["package_sha256"]) != str(package_sha256):
+        raise EngineError(f"AOTInductor package {package_name} does not match its sidecar "
+                          f"(sha256 {package_sha256[:12]}... vs "
+                          f"{str(meta['package_sha256'])[:12]}...): the file was changed or "
+                          "truncated; rebuild it", reason="corrupt")
+
+
+class AotiEngine(Engine):
+    """An AOTInductor package on the CPU (see the module doc)."""
+
+    backend = "aoti"
+
+    def __init__(self, path, *, threads: int | None = None):
+        import torch
+
+        path = Path(path)
+        meta = read_sidecar(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise EngineError(f"cannot read AOTInductor package {path}: {exc}",
+                              reason="io_error") from exc
+        check_package_compat(meta, torch_version=torch.__version__,
+                             machine=platform.machine(), cpu_flags=cpu_isa_flags(),
+                             package_sha256=hashlib.sha256(data).hexdigest(),
+                             package_name=path.name)
+        built = int(meta["threads"])
+        if threads is not None:
+            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+                raise EngineError(f"threads must be a positive int, got {threads!r}",
+                                  reason="bad_option")
+            if threads != built:
+                warnings.warn(f"{path.name} was compiled for {built} intra-op threads: its "
+                              f"GEMM kernels use {built} whatever --threads says ({threads} "
+                              "applies to the attention and library kernels); rebuild it "
+                              f"with `g2h-edge export aoti --threads {threads}` to change "
+                              "that", RuntimeWarning, stacklevel=2)
+        torch.set_num_threads(built if threads is None else threads)
+        try:
+            self.runner_ = torch._inductor.aoti_load_package(str(path))
+        except Exception as exc:  # a zip that is not a package, a .so that does not load
+            first = (str(exc).strip().splitlines() or [repr(exc)])[0][:300]
+            raise EngineError(f"cannot load AOTInductor package {path} ({first}): rebuild it "
+                              "with `g2h-edge export aoti`", reason="corrupt") from exc
+        meta.update(backend=self.backend, path=str(path))
+        super().__init__(meta, sha256=meta["package_sha256"])
+        self.min_batch, self.max_batch = int(meta["min_batch"]), int(meta["max_batch"])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], self.max_batch):
+                out.append(self.runner_(torch.from_numpy(x[i:i + self.max_batch])).numpy())
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
+
+    def close(self) -> None:
+        self.runner_ = None
+        super().close()
