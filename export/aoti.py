@@ -45,7 +45,7 @@ from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PREC
                                           cpu_isa_flags, sidecar_path)
 from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
-from g2h_edge.export.onnx import ACCURACY_BOUND, _as_bundle
+from g2h_edge.export.onnx import _as_bundle, check_parity
 from g2h_edge.fsutil import write_atomic
 
 __all__ = ["AotiReport", "export_aoti", "serving_module"]
@@ -121,26 +121,11 @@ def _compile(module, sample, package: Path, *, mode: str, max_batch: int) -> Non
                                                  inductor_configs=configs)
 
 
-def _verify(runner, reference, x: np.ndarray, batches, precision: str, tol: float) -> float:
+def _run_package(runner, x: np.ndarray) -> np.ndarray:
     import torch
 
-    worst, scale = 0.0, 0.0
-    for b in batches:
-        xb = np.ascontiguousarray(np.resize(x, (b,) + x.shape[1:]).astype(np.float32))
-        with torch.inference_mode():
-            ref = reference(torch.from_numpy(xb)).float().numpy()
-            got = runner(torch.from_numpy(xb)).float().numpy()
-        if got.shape != ref.shape or not np.all(np.isfinite(got)):
-            raise ExportError(f"the compiled package's output at batch {b} has shape "
-                              f"{got.shape} (expected {ref.shape}) or non-finite values",
-                              reason="verify_failed")
-        worst = max(worst, float(np.max(np.abs(got - ref))))
-        scale = max(scale, float(np.max(np.abs(ref))))
-    limit = tol if precision == "fp32" else ACCURACY_BOUND[precision] * max(scale, 1e-6)
-    if not worst <= limit:
-        raise ExportError(f"{precision} package differs from the torch model by {worst:.3g} "
-                          f"(limit {limit:.3g}); not written", reason="parity_failed")
-    return worst
+    with torch.inference_mode():
+        return runner(torch.from_numpy(x)).float().numpy()
 
 
 def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autotune",
@@ -183,10 +168,10 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
             except Exception as exc:
                 raise ExportError(f"the compiled package does not load: {exc}",
                                   reason="compile_failed") from exc
-            diff = _verify(runner, reference, x, sorted({1, min(64, max_batch)}), precision,
-                           tol)
+            diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
+                                sorted({1, min(64, max_batch)}), precision, tol,
+                                what="the compiled package")
             data = package.read_bytes()
-            del runner
     finally:
         torch.set_num_threads(before)
     from g2h_edge.models import bundle_metadata

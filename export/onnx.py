@@ -186,23 +186,28 @@ def _ort_run(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     return sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
 
-def _verify(model_bytes: bytes, module, x: np.ndarray, batches, precision: str,
-            tol: float) -> float:
-    """Max |ORT - torch| over the verification batches; ExportError when out of bounds."""
+def check_parity(run, module, x: np.ndarray, batches, precision: str, tol: float, *,
+                 what: str = "ONNX Runtime") -> float:
+    """Max |run(xb) - module(xb)| over the batch sizes ``batches`` (cycles of ``x`` repeated
+    to fill each); ExportError when ``run`` fails, returns a wrong shape or non-finite
+    values, or differs by more than ``tol`` (fp32) or ``ACCURACY_BOUND[precision]`` times
+    the largest |output| (other precisions). ``run``: float32 (B, T, 10) -> (B, T, K)."""
     import torch
 
     worst, scale = 0.0, 0.0
     for b in batches:
-        xb = np.resize(x, (b,) + x.shape[1:]).astype(np.float32)  # repeats cycles to fill b
+        xb = np.ascontiguousarray(np.resize(x, (b,) + x.shape[1:]), dtype=np.float32)
         with torch.no_grad():
-            ref = module(torch.from_numpy(xb)).numpy()
+            ref = module(torch.from_numpy(xb)).float().numpy()
         try:
-            got = _ort_run(model_bytes, xb)
+            got = np.asarray(run(xb))
         except Exception as exc:
-            raise ExportError(f"ONNX Runtime could not run the exported graph at batch {b}: "
-                              f"{str(exc).splitlines()[0][:300]}", reason="ort_failed") from exc
+            raise ExportError(f"{what} could not run the exported model at batch {b}: "
+                              f"{(str(exc).splitlines() or [repr(exc)])[0][:300]}",
+                              reason="ort_failed" if what == "ONNX Runtime" else "run_failed"
+                              ) from exc
         if got.shape != ref.shape or not np.all(np.isfinite(got)):
-            raise ExportError(f"ONNX Runtime output at batch {b} has shape {got.shape} "
+            raise ExportError(f"{what} output at batch {b} has shape {got.shape} "
                               f"(expected {ref.shape}) or non-finite values",
                               reason="verify_failed")
         worst = max(worst, float(np.max(np.abs(got - ref))))
@@ -273,7 +278,9 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
             _check_graph(model)
     trt = {v: check_trt_ops(model, v) for v in TRT_TARGETS}
     batches = tuple(verify_batches) if batch == "dynamic" else (batch,)
-    diff = _verify(model.SerializeToString(), module, x, batches, precision, tol)
+    unlabelled = model.SerializeToString()
+    diff = check_parity(lambda xb: _ort_run(unlabelled, xb), module, x, batches, precision,
+                        tol)
     meta = onnx_metadata(bundle, bundle_sha256=bundle_sha, precision=precision, opset=opset,
                          exporter=exporter, batch=batch, graph=graph)
     meta["verify_max_abs_diff"] = json.dumps(diff)

@@ -15,14 +15,13 @@ compiled GEMM kernels always use the thread count they were built with
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from g2h_edge.engines.base import Engine
+from g2h_edge.engines.base import Engine, read_json_sidecar, sidecar_path
 from g2h_edge.errors import EngineError
 
 __all__ = ["AotiEngine", "sidecar_path", "read_sidecar", "check_package_compat",
@@ -56,35 +55,15 @@ def cpu_isa_flags(cpuinfo: str | None = None) -> set[str]:
     return flags & set(ISA_FLAGS)
 
 
-def sidecar_path(package) -> Path:
-    """``model.pt2`` -> ``model.pt2.json``."""
-    package = Path(package)
-    return package.with_name(package.name + ".json")
-
-
 def read_sidecar(package) -> dict:
     """The sidecar of ``package`` as a dict (EngineError when missing or unreadable)."""
-    side = sidecar_path(package)
-    try:
-        meta = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"AOTInductor package {package} has no sidecar {side.name}: rebuild "
-                          "it with `g2h-edge export aoti` on the target",
-                          reason="missing_sidecar") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
-                          reason="bad_sidecar") from exc
-    missing = [k for k in SIDECAR_KEYS if k not in meta] if isinstance(meta, dict) else ["all"]
-    if missing or meta.get("format") != AOTI_FORMAT_TAG:
-        raise EngineError(f"sidecar {side} is not a g2h-edge AOTInductor sidecar (missing "
-                          f"{missing}, format "
-                          f"{meta.get('format') if isinstance(meta, dict) else None!r})",
-                          reason="bad_sidecar")
+    meta = read_json_sidecar(package, keys=SIDECAR_KEYS, tag=AOTI_FORMAT_TAG,
+                             kind="AOTInductor package", rebuild="g2h-edge export aoti")
     if meta["precision"] not in AOTI_PRECISIONS or not isinstance(meta["cpu_flags"], list) \
             or not all(isinstance(meta[k], int) and not isinstance(meta[k], bool)
                        and meta[k] >= 1 for k in ("min_batch", "max_batch", "threads")):
-        raise EngineError(f"sidecar {side} has invalid values (precision, cpu_flags, batch "
-                          "range or threads)", reason="bad_sidecar")
+        raise EngineError(f"sidecar {sidecar_path(package)} has invalid values (precision, "
+                          "cpu_flags, batch range or threads)", reason="bad_sidecar")
     return meta
 
 

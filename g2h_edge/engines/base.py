@@ -9,6 +9,7 @@ file suffix.
 from __future__ import annotations
 
 import importlib
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from g2h_edge.errors import EngineError
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
 __all__ = ["Engine", "load_engine", "validate_input", "BACKENDS", "SUFFIXES",
-           "METADATA_KEYS", "TORCH_PRECISIONS", "COMPILE_MODES"]
+           "METADATA_KEYS", "TORCH_PRECISIONS", "COMPILE_MODES", "sidecar_path",
+           "read_json_sidecar"]
 
 #: backend names an engine may report
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
@@ -35,6 +37,34 @@ TORCH_PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("default", "max-autotune")
 #: metadata keys every engine needs (as written by ``g2h_edge.models.bundle_metadata``)
 METADATA_KEYS = ("name", "in_cols", "out_cols", "unit", "task", "T", "synthetic")
+
+
+def sidecar_path(path) -> Path:
+    """``model.plan`` -> ``model.plan.json`` (the sidecar of a built engine file)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def read_json_sidecar(path, *, keys, tag: str, kind: str, rebuild: str) -> dict:
+    """The JSON sidecar of the engine file ``path``: a dict holding every key of ``keys``
+    with ``format == tag``, or EngineError (``missing_sidecar`` naming the ``rebuild``
+    command, or ``bad_sidecar``). ``kind`` names the file in messages."""
+    side = sidecar_path(path)
+    try:
+        meta = json.loads(side.read_text())
+    except FileNotFoundError:
+        raise EngineError(f"{kind} {path} has no sidecar {side.name}: rebuild it with "
+                          f"`{rebuild}` on the target", reason="missing_sidecar") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
+                          reason="bad_sidecar") from exc
+    missing = [k for k in keys if k not in meta] if isinstance(meta, dict) else ["all"]
+    if missing or meta.get("format") != tag:
+        raise EngineError(f"sidecar {side} is not a g2h-edge {kind} sidecar (missing "
+                          f"{missing}, format "
+                          f"{meta.get('format') if isinstance(meta, dict) else None!r})",
+                          reason="bad_sidecar")
+    return meta
 
 
 def _all_finite(a: np.ndarray) -> bool:

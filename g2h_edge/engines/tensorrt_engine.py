@@ -12,12 +12,11 @@ plan built elsewhere with a message that says to rebuild it on the target.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
-from g2h_edge.engines.base import Engine
+from g2h_edge.engines.base import Engine, read_json_sidecar, sidecar_path
 from g2h_edge.errors import EngineError, MissingExtraError, require
 
 __all__ = ["TensorRTEngine", "sidecar_path", "read_sidecar", "check_plan_compat",
@@ -28,30 +27,10 @@ SIDECAR_KEYS = ("format", "tensorrt_version", "gpu_name", "compute_capability", 
 PLAN_FORMAT_TAG = "g2h-edge-trt-plan"
 
 
-def sidecar_path(plan) -> Path:
-    """``model.plan`` -> ``model.plan.json``."""
-    plan = Path(plan)
-    return plan.with_name(plan.name + ".json")
-
-
 def read_sidecar(plan) -> dict:
     """The sidecar of ``plan`` as a dict (EngineError when missing or unreadable)."""
-    side = sidecar_path(plan)
-    try:
-        meta = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"TensorRT plan {plan} has no sidecar {side.name}: rebuild it with "
-                          "`g2h-edge export trt` on the target", reason="missing_sidecar"
-                          ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
-                          reason="bad_sidecar") from exc
-    missing = [k for k in SIDECAR_KEYS if k not in meta] if isinstance(meta, dict) else ["all"]
-    if missing or meta.get("format") != PLAN_FORMAT_TAG:
-        raise EngineError(f"sidecar {side} is not a g2h-edge plan sidecar (missing {missing}, "
-                          f"format {meta.get('format') if isinstance(meta, dict) else None!r})",
-                          reason="bad_sidecar")
-    return meta
+    return read_json_sidecar(plan, keys=SIDECAR_KEYS, tag=PLAN_FORMAT_TAG, kind="TensorRT plan",
+                             rebuild="g2h-edge export trt")
 
 
 def check_plan_compat(meta: dict, *, tensorrt_version: str, gpu_name: str,

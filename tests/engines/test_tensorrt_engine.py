@@ -44,7 +44,7 @@ def test_plan_compat(change, match):
 @pytest.mark.parametrize("content,match", [
     (None, "has no sidecar"),
     ("{not json", "not readable JSON"),
-    (json.dumps({"format": "other"}), "not a g2h-edge plan sidecar"),
+    (json.dumps({"format": "other"}), "not a g2h-edge TensorRT plan sidecar"),
     (json.dumps({k: v for k, v in META.items() if k != "gpu_name"}), "missing \\['gpu_name'\\]"),
 ])
 def test_bad_sidecars(tmp_path, content, match):
