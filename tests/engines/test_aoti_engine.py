@@ -199,3 +199,32 @@ def test_a_package_is_served_over_loopback(bf16_package):
     for c, yi in zip(cycles, y):
         assert c["backend"] == "aoti" and c["sha256"] == rep.sha256 and c["synthetic"]
         np.testing.assert_allclose(c["y"], yi, rtol=0, atol=1e-5)
+
+
+def test_the_runtime_and_the_benchmark_take_a_package_by_its_suffix(bf16_package):
+    """`serve --engine x.pt2` loads it through the same path as every engine file, and
+    `bench engine` finds its torch-eager baseline from the sidecar's metadata."""
+    from click.testing import CliRunner
+
+    from g2h_edge.engines.bench import bench_engine_cmd
+    from g2h_edge.errors import ConfigError
+    from g2h_edge.runtime.config import ServerConfig
+    from g2h_edge.runtime.engines import load_engines
+
+    pt, rep = bf16_package
+    engines = load_engines(ServerConfig(engines=(str(rep.path),), allow_synthetic=True,
+                                        engine_threads=1))
+    try:
+        assert [type(e).__name__ for e in engines] == ["AotiEngine"]
+        assert engines[0].metadata["precision"] == "bf16"
+    finally:
+        for e in engines:
+            e.close()
+    with pytest.raises(ConfigError, match="SYNTHETIC"):      # synthetic: refused by default
+        load_engines(ServerConfig(engines=(str(rep.path),), engine_threads=1))
+    res = CliRunner().invoke(bench_engine_cmd, ["--engine", str(rep.path), "--batch", "1",
+                                                "--iters", "5", "--warmup", "1",
+                                                "--threads", "1", "--bundle", str(pt)])
+    assert res.exit_code == 0, res.output
+    assert "aoti (bf16)" in res.output and "torch eager transformer (bundle)" in res.output
+    assert "speed-up vs torch eager at batch 1" in res.output
