@@ -12,7 +12,8 @@ no compiler and no guards at serving time, the lowest per-call cost of the CPU e
 What happens, in order:
 1. the bundle's module is put in its serving form: the Transformer folded
    (:mod:`g2h_edge.models.folded`, fused scaled-dot-product attention), the Mamba with its
-   chunked scan; float32 in and out, ``precision`` inside;
+   chunked scan (run in float32 inside a bf16 model); float32 in and out, ``precision``
+   inside;
 2. ``torch.export`` traces it with a dynamic batch axis (1..``max_batch``);
 3. AOTInductor compiles it with frozen weights (``mode="max-autotune"`` benchmarks GEMM
    kernels, AMX/AVX-512 templates included, and keeps the fastest);
@@ -99,9 +100,6 @@ def _check_args(bundle, precision, mode, max_batch, threads) -> None:
         raise ExportError(f"{bundle.name!r} is an LSTM: its recurrence is one fused kernel "
                           "already, AOT compilation gains nothing; export it to ONNX",
                           reason="unsupported_arch")
-    if bundle.arch == "mamba" and precision != "fp32":
-        raise ExportError("a Mamba package is fp32 only (its bf16 graph does not compile with "
-                          "this PyTorch): use --precision fp32", reason="bad_argument")
 
 
 def _compile(module, sample, package: Path, *, mode: str, max_batch: int) -> None:

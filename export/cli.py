@@ -84,7 +84,7 @@ def trt_cmd(onnx_path, output, fp16, min_batch, opt_batch, max_batch, workspace_
 
 @export_cmd.command("aoti")
 @click.option("--model", "model", required=True, type=click.Path(dir_okay=False),
-              help="Model bundle (.pt) to compile (Transformer; Mamba in fp32).")
+              help="Model bundle (.pt) to compile (Transformer or Mamba).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Package to write (*.pt2; a .json sidecar is written next to it).")
 @click.option("--precision", default="bf16", show_default=True,

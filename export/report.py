@@ -9,7 +9,7 @@ reports per precision the max abs difference to fp32 and the R2 on
 - real cycles (``schreiber2019`` segmented at the force-plate foot strikes): for joint-moment
   models against the OpenSim hip moments, for muscle-force models against the fp32 output
   (there is no measured muscle force).
-With ``--aoti`` the Transformer checkpoints also get a bf16 AOTInductor package
+With ``--aoti`` the Transformer and Mamba checkpoints also get a bf16 AOTInductor package
 (``g2h-edge export aoti``, max-autotune) in the same table, as precision ``aoti-bf16``.
 Prints a markdown table. Nothing derived from the checkpoints is written outside the temp dir.
 """
@@ -83,7 +83,7 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
                                       verify_batches=(1,), int8_mode="dynamic")
                     label[prec] = f"{prec} (dynamic)"
                 engines[prec] = OnnxEngine(rep.path, threads=threads)
-            if aoti and name.startswith("Transformer"):
+            if aoti and name.startswith(("Transformer", "Mamba")):
                 from g2h_edge.engines.aoti_engine import AotiEngine
                 from g2h_edge.export.aoti import export_aoti
 
@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--aoti", action="store_true",
-                    help="also a bf16 AOTInductor package per Transformer checkpoint")
+                    help="also a bf16 AOTInductor package per Transformer/Mamba checkpoint")
     args = ap.parse_args(argv)
     rows = precision_report(args.reference, args.data, names=args.names,
                             threads=args.threads, iters=args.iters, verbose=True,

@@ -148,11 +148,8 @@ def test_cpu_flags_are_read_from_cpuinfo():
 def test_export_refusals(tmp_path):
     pt = save_bundle(_bundle(), tmp_path / "t.pt")
     lstm = save_bundle(_bundle("lstm"), tmp_path / "l.pt")
-    mamba = save_bundle(_bundle("mamba"), tmp_path / "m.pt")
     cases = [
         (dict(bundle=lstm, path=tmp_path / "l.pt2"), "unsupported_arch", "LSTM"),
-        (dict(bundle=mamba, path=tmp_path / "m.pt2", precision="bf16"), "bad_argument",
-         "fp32 only"),
         (dict(bundle=pt, path=tmp_path / "t.onnx"), "bad_argument", r"must be named \*\.pt2"),
         (dict(bundle=pt, path=tmp_path / "t.pt2", max_batch=0), "bad_argument", "max_batch"),
         (dict(bundle=pt, path=tmp_path / "t.pt2", threads=1.5), "bad_argument", "threads"),
@@ -165,6 +162,19 @@ def test_export_refusals(tmp_path):
             export_aoti(kwargs.pop("bundle"), kwargs.pop("path"), **kwargs)
         assert err.value.reason == reason
     assert not list(tmp_path.glob("*.pt2")) and not list(tmp_path.glob("*.json"))
+
+
+def test_a_bf16_mamba_package_is_close_to_the_bundle(tmp_path):
+    pt = save_bundle(_bundle("mamba", seed=3), tmp_path / "m.pt")
+    rep = export_aoti(pt, tmp_path / "m.pt2", precision="bf16", mode="default", max_batch=2,
+                      threads=1)
+    x = parity_like_cycles(rep.metadata["mean"], rep.metadata["std"], 3, 180, seed=2)
+    with load_engine(rep.path, threads=1) as eng:
+        y = eng.infer(x)
+    with torch.no_grad():
+        ref = load_bundle(pt).module()(torch.from_numpy(x)).numpy()
+    assert 0 < np.abs(y - ref).max() <= 0.05 * np.abs(ref).max()
+    assert np.corrcoef(y.ravel(), ref.ravel())[0, 1] > 0.999
 
 
 def test_a_package_is_served_over_loopback(bf16_package):
