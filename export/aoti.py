@@ -46,7 +46,7 @@ from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PREC
                                           cpu_isa_flags, sidecar_path)
 from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
-from g2h_edge.export.onnx import _as_bundle, check_parity
+from g2h_edge.export.onnx import _as_bundle, check_choice, check_parity
 from g2h_edge.fsutil import write_atomic
 
 __all__ = ["AotiReport", "export_aoti", "serving_module"]
@@ -86,12 +86,8 @@ def serving_module(bundle, precision: str):
 
 
 def _check_args(bundle, precision, mode, max_batch, threads) -> None:
-    if precision not in AOTI_PRECISIONS:
-        raise ExportError(f"precision {precision!r} is not one of {list(AOTI_PRECISIONS)}",
-                          reason="bad_argument")
-    if mode not in AOTI_MODES:
-        raise ExportError(f"mode {mode!r} is not one of {list(AOTI_MODES)}",
-                          reason="bad_argument")
+    check_choice("precision", precision, AOTI_PRECISIONS)
+    check_choice("mode", mode, AOTI_MODES)
     for key, v, hi in (("max_batch", max_batch, MAX_BATCH_LIMIT), ("threads", threads, 256)):
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
             raise ExportError(f"{key} must be an int in 1..{hi}, got {v!r}",

@@ -83,10 +83,15 @@ def _as_bundle(bundle):
                       reason="bad_argument")
 
 
-def _check_args(batch, opset, precision, exporter, graph) -> None:
-    if graph not in GRAPHS:
-        raise ExportError(f"graph {graph!r} is not one of {list(GRAPHS)}",
+def check_choice(name: str, value, choices) -> None:
+    """ExportError (``bad_argument``) unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ExportError(f"{name} {value!r} is not one of {list(choices)}",
                           reason="bad_argument")
+
+
+def _check_args(batch, opset, precision, exporter, graph) -> None:
+    check_choice("graph", graph, GRAPHS)
     if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool)
                                    and 1 <= batch <= 4096)):
         raise ExportError(f"batch must be 'dynamic' or an int in 1..4096, got {batch!r}",
@@ -95,12 +100,8 @@ def _check_args(batch, opset, precision, exporter, graph) -> None:
         raise ExportError(f"opset {opset!r} is not supported: use 17..20 (17 has native "
                           "LayerNormalization; TensorRT 10.3 parses up to 20)",
                           reason="bad_argument")
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision {precision!r} is not one of {list(PRECISIONS)}",
-                          reason="bad_argument")
-    if exporter not in EXPORTERS:
-        raise ExportError(f"exporter {exporter!r} is not one of {list(EXPORTERS)}",
-                          reason="bad_argument")
+    check_choice("precision", precision, PRECISIONS)
+    check_choice("exporter", exporter, EXPORTERS)
     if exporter == "dynamo" and opset < 18:
         raise ExportError("the dynamo exporter needs opset >= 18", reason="bad_argument")
 
