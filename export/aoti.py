@@ -164,7 +164,7 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
                                   reason="compile_failed") from exc
             diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
                                 sorted({1, min(64, max_batch)}), precision, tol,
-                                what="the compiled package")
+                                what="the compiled package", fail_reason="run_failed")
             data = package.read_bytes()
     finally:
         torch.set_num_threads(before)

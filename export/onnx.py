@@ -188,11 +188,12 @@ def _ort_run(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def check_parity(run, module, x: np.ndarray, batches, precision: str, tol: float, *,
-                 what: str = "ONNX Runtime") -> float:
+                 what: str = "ONNX Runtime", fail_reason: str = "ort_failed") -> float:
     """Max |run(xb) - module(xb)| over the batch sizes ``batches`` (cycles of ``x`` repeated
     to fill each); ExportError when ``run`` fails, returns a wrong shape or non-finite
     values, or differs by more than ``tol`` (fp32) or ``ACCURACY_BOUND[precision]`` times
-    the largest |output| (other precisions). ``run``: float32 (B, T, 10) -> (B, T, K)."""
+    the largest |output| (other precisions). ``run``: float32 (B, T, 10) -> (B, T, K);
+    ``what`` names it in messages, ``fail_reason`` is the reason code when it raises."""
     import torch
 
     worst, scale = 0.0, 0.0
@@ -205,8 +206,7 @@ def check_parity(run, module, x: np.ndarray, batches, precision: str, tol: float
         except Exception as exc:
             raise ExportError(f"{what} could not run the exported model at batch {b}: "
                               f"{(str(exc).splitlines() or [repr(exc)])[0][:300]}",
-                              reason="ort_failed" if what == "ONNX Runtime" else "run_failed"
-                              ) from exc
+                              reason=fail_reason) from exc
         if got.shape != ref.shape or not np.all(np.isfinite(got)):
             raise ExportError(f"{what} output at batch {b} has shape {got.shape} "
                               f"(expected {ref.shape}) or non-finite values",

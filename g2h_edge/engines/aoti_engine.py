@@ -14,7 +14,6 @@ compiled GEMM kernels always use the thread count they were built with
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from g2h_edge.engines.base import Engine, read_json_sidecar, sidecar_path
 from g2h_edge.errors import EngineError
+from g2h_edge.models.bundle import file_sha256
 
 __all__ = ["AotiEngine", "sidecar_path", "read_sidecar", "check_package_compat",
            "cpu_isa_flags", "SIDECAR_KEYS", "AOTI_FORMAT_TAG", "AOTI_PRECISIONS",
@@ -102,14 +102,13 @@ class AotiEngine(Engine):
         path = Path(path)
         meta = read_sidecar(path)
         try:
-            data = path.read_bytes()
+            sha = file_sha256(path)                  # streamed: the package is not kept
         except OSError as exc:
             raise EngineError(f"cannot read AOTInductor package {path}: {exc}",
                               reason="io_error") from exc
         check_package_compat(meta, torch_version=torch.__version__,
                              machine=platform.machine(), cpu_flags=cpu_isa_flags(),
-                             package_sha256=hashlib.sha256(data).hexdigest(),
-                             package_name=path.name)
+                             package_sha256=sha, package_name=path.name)
         built = int(meta["threads"])
         if threads is not None:
             if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
