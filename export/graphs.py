@@ -34,6 +34,9 @@ def export_module(bundle, graph: str = "static", *, module=None):
     module = bundle.module() if module is None else module
     if graph == "static" and bundle.arch == "transformer":
         return StaticTransformer(module, bundle.T).eval(), "static"
+    if graph == "static" and bundle.arch == "mamba":
+        from g2h_edge.models.folded import FoldedMamba
+        return FoldedMamba(module, bundle.T), "static"
     return module, "generic"
 
 

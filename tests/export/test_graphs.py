@@ -1,4 +1,4 @@
-"""The static Transformer export graph and the fused int8 rewrite."""
+"""The static Transformer and Mamba export graphs and the fused int8 rewrite."""
 from __future__ import annotations
 
 import numpy as np
@@ -66,6 +66,53 @@ def test_static_export_is_smaller_and_keeps_parity(tiny_bundle_paths, tmp_path):
         with OnnxEngine(rep.path) as eng:
             for b in (1, 7):
                 assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
+
+
+def _two_layer_mamba() -> Bundle:
+    torch.manual_seed(4)
+    hp = {**TINY_HPARAMS["mamba"], "layers": 2, "d_out": len(MF_COLS)}
+    rng = np.random.default_rng(4)
+    return Bundle(name="tiny_mamba2", arch="mamba", hparams=hp,
+                  state_dict=build_model("mamba", hp).state_dict(), in_cols=IN_COLS,
+                  out_cols=MF_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
+                  std=rng.uniform(3, 15, 10).astype(np.float32), task="mf", unit="N/kg",
+                  T=T, provenance={}, synthetic=True)
+
+
+@pytest.mark.parametrize("make", [lambda: tiny_bundle("mamba"), _two_layer_mamba])
+def test_static_mamba_computes_the_bundle_model(make):
+    bundle = make()
+    ref_mod = bundle.module()
+    static, form = export_module(bundle, "static", module=ref_mod)
+    assert form == "static"
+    # the bundle's own model is left as it was (the static form is a copy)
+    assert all((b.scan, b.static_len) == ("auto", None) for b in ref_mod.core.blocks)
+    assert all((b.scan, b.static_len) == ("unrolled", T) for b in static.blocks)
+    x = torch.from_numpy(parity_like_cycles(bundle.mean, bundle.std, 5, bundle.T, seed=2))
+    with torch.no_grad():
+        for b in (1, 5):
+            ref, got = ref_mod(x[:b]), static(x[:b])
+            assert got.shape == ref.shape
+            assert float((got - ref).abs().max()) <= 1e-5
+        with pytest.raises(RuntimeError):  # the static form takes exactly T frames
+            static(x[:, 1:])
+
+
+def test_static_mamba_export_has_no_shape_arithmetic(tiny_bundle_paths, tmp_path):
+    path = tiny_bundle_paths["mamba"]
+    bundle = load_bundle(path)
+    static = export_onnx(path, tmp_path / "s.onnx")
+    generic = export_onnx(path, tmp_path / "g.onnx", graph="generic")
+    assert (static.graph, generic.graph) == ("static", "generic")
+    assert static.n_nodes < generic.n_nodes
+    assert "Shape" not in static.op_types and "Shape" in generic.op_types
+    assert static.trt_ok == {"10.3": True, "10.15": True}
+    x = parity_like_cycles(bundle.mean, bundle.std, 7, bundle.T, seed=12)
+    with torch.no_grad():
+        ref = bundle.module()(torch.from_numpy(x)).numpy()
+    with OnnxEngine(static.path) as eng:
+        for b in (1, 7):
+            assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
 
 
 def test_static_request_falls_back_for_other_archs(tiny_bundle_paths, tmp_path):

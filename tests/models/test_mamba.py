@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from g2h_edge.models import build_model, default_hparams
 from g2h_edge.models.mamba import (
-    SCANS, MambaBlock, associative_scan, default_chunk, exporting, scan_levels,
-    selective_scan_chunked, selective_scan_sequential, set_scan,
+    SCANS, MambaBlock, associative_scan, auto_scan, default_chunk, exporting, scan_levels,
+    selective_scan_chunked, selective_scan_sequential, selective_scan_unrolled, set_scan,
 )
 
 
@@ -42,8 +42,8 @@ def test_sequential_oracle_matches_the_definition():
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 7, 16, 17, 64, 180])
-@pytest.mark.parametrize("scan", ["chunked", "parallel"])
-def test_parallel_scans_match_sequential(scan, length):
+@pytest.mark.parametrize("scan", ["chunked", "parallel", "unrolled"])
+def test_export_scans_match_sequential(scan, length):
     args = scan_args(2, length)
     ref = selective_scan_sequential(*args)
     torch.testing.assert_close(SCANS[scan](*args), ref, rtol=0, atol=1e-10)
@@ -56,11 +56,38 @@ def test_chunked_scan_any_chunk_length(chunk):
                                selective_scan_sequential(*args), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("block", [1, 5, 7, 12, 13, 180, 250])
+def test_unrolled_scan_any_block_length(block):
+    args = scan_args(2, 180, seed=4)
+    torch.testing.assert_close(selective_scan_unrolled(*args, block=block),
+                               selective_scan_sequential(*args), rtol=0, atol=1e-10)
+
+
+def test_unrolled_scan_takes_a_static_length():
+    """With ``length`` given the traced graph needs no shape of the input (static exports);
+    a length that disagrees with the input cannot pass silently."""
+    args = scan_args(1, 30, seed=8)
+    torch.testing.assert_close(selective_scan_unrolled(*args, block=7, length=30),
+                               selective_scan_sequential(*args), rtol=0, atol=1e-10)
+    with pytest.raises(RuntimeError):
+        selective_scan_unrolled(*args, block=7, length=29)
+
+
 def test_float32_scans_agree_at_the_published_size():
     args = scan_args(1, 180, e=256, n=16, dtype=torch.float32)
     ref = selective_scan_sequential(*(a.double() for a in args)).float()
     for name, scan in SCANS.items():
         assert float((scan(*args) - ref).abs().max()) < 1e-4, name
+
+
+def test_auto_scan_picks_by_context():
+    assert auto_scan() == "sequential"  # eager
+    seen = []
+    block = MambaBlock(4, d_state=2)
+    block.register_forward_pre_hook(lambda *_: seen.append(auto_scan()))
+    torch.onnx.export(block.eval(), (torch.randn(1, 20, 4),), io.BytesIO(), dynamo=False,
+                      opset_version=17)
+    assert seen == ["unrolled"]
 
 
 def test_associative_scan_is_a_linear_recurrence():
@@ -100,11 +127,12 @@ def test_every_scan_gives_the_same_model_output():
     x = torch.randn(2, 180, 10)
     outs = {}
     with torch.no_grad():
-        for name in ("sequential", "chunked", "parallel"):
+        for name in ("sequential", "chunked", "parallel", "unrolled"):
             outs[name] = set_scan(model, name)(x)
     with torch.no_grad():
         outs["chunk 30"] = set_scan(model, "chunked", chunk=30)(x)
-    for name in ("chunked", "parallel", "chunk 30"):
+        outs["block 30"] = set_scan(model, "unrolled", chunk=30)(x)
+    for name in ("chunked", "parallel", "unrolled", "chunk 30", "block 30"):
         torch.testing.assert_close(outs[name], outs["sequential"], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="unknown scan 'fast'"):
         set_scan(model, "fast")
@@ -127,8 +155,11 @@ def test_onnx_export_has_no_loop_and_matches():
     ops = [node.op_type for node in graph.node]
     assert "Loop" not in ops and "Scan" not in ops
     assert "Softplus" not in ops  # decomposed in exports (ONNX Runtime's kernel is slow)
-    # the chunked scan was traced (12 steps per block), not the 180-step sequential one
-    assert ops.count("Exp") < 60, ops.count("Exp")
+    # the unrolled scan was traced: one multiply-add per step, decays exponentiated per
+    # block of 12 steps (the sequential form would add a Gather per step)
+    assert ops.count("Add") >= 179 and ops.count("Exp") < 60, (ops.count("Add"),
+                                                                ops.count("Exp"))
+    assert ops.count("Gather") < 10  # shape arithmetic only, not one per step
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     x3 = torch.randn(3, 180, 10)
     with torch.no_grad():
@@ -168,10 +199,10 @@ def test_sequential_block_sizes_agree(block):
 def test_gradients_agree_between_scans():
     """Training runs the sequential scan in eager mode: its gradients must be right too."""
     grads = {}
-    for name in ("sequential", "chunked", "parallel"):
+    for name in ("sequential", "chunked", "parallel", "unrolled"):
         args = [a.clone().requires_grad_(True) for a in scan_args(2, 30, seed=6)]
         SCANS[name](*args).square().sum().backward()
         grads[name] = [a.grad for a in args]
-    for name in ("chunked", "parallel"):
+    for name in ("chunked", "parallel", "unrolled"):
         for got, ref in zip(grads[name], grads["sequential"]):
             torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9)
