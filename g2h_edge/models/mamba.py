@@ -4,7 +4,7 @@ The published Gait2Hip-60 Mamba used ``mamba_ssm.Mamba`` (CUDA only). This block
 parameters (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``),
 so the published state_dict loads with ``strict=True``, and computes the same function:
 
-    x, z   = in_proj(u).split(E, E)                    # (B, L, E) each, E = expand * d_model
+    x, z   = in_proj(u).chunk(2)                       # (B, L, E) each, E = expand * d_model
     x      = silu(causal depthwise conv1d(x))          # pad d_conv-1 on the left, keep L
     dt,B,C = x_proj(x).split(dt_rank, d_state, d_state)
     dt     = softplus(dt_proj(dt))                     # (B, L, E)
@@ -303,7 +303,9 @@ class MambaBlock(nn.Module):
         if u.is_cuda and self.use_cuda_kernels and not exporting() \
                 and cuda_kernels_available():  # exports always trace the pure-torch path
             return self._forward_cuda(u)
-        x, z = torch.split(self.in_proj(u), [self.d_inner, self.d_inner], -1)  # (B, L, E) each
+        # (exported as two Slices with computed bounds, even in a static export: constant
+        # bounds, which ONNX Runtime fuses into one Split, measured 4-6 % slower overall)
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
         x = F.silu(self._causal_conv(x))  # (B, L, E)
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], -1)
         dt = softplus(self.dt_proj(dt))  # (B, L, E)
