@@ -130,14 +130,37 @@ class AotiEngine(Engine):
         meta.update(backend=self.backend, path=str(path))
         super().__init__(meta, sha256=meta["package_sha256"])
         self.min_batch, self.max_batch = int(meta["min_batch"]), int(meta["max_batch"])
+        self.run_ = self._direct_runner(torch)
+
+    def _direct_runner(self, torch):
+        """The package's flat ``run([x]) -> [y]`` when it computes exactly what the package
+        call does, else the call itself. The call flattens and rebuilds its arguments with
+        torch's pytree on every cycle (≈0.02 ms of a ≈0.43 ms bf16 Transformer call here);
+        our packages take one tensor and return one, so the flat entry point is checked
+        once, on a probe batch, and used when it agrees."""
+        def call(inputs):
+            return [self.runner_(*inputs)]
+
+        loader = getattr(self.runner_, "loader", None)
+        if loader is None or not hasattr(loader, "run"):
+            return call
+        probe = torch.zeros((self.min_batch, self.T, len(self.in_cols)))
+        try:
+            with torch.inference_mode():
+                flat, ref = loader.run([probe]), call([probe])
+        except Exception:  # noqa: BLE001 - any failure of the flat path: keep the call
+            return call
+        if len(flat) == 1 and flat[0].shape == ref[0].shape and torch.equal(flat[0], ref[0]):
+            return loader.run
+        return call
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        out = []
+        out, run = [], self.run_
         with torch.inference_mode():
             for i in range(0, x.shape[0], self.max_batch):
-                out.append(self.runner_(torch.from_numpy(x[i:i + self.max_batch])).numpy())
+                out.append(run([torch.from_numpy(x[i:i + self.max_batch])])[0].numpy())
         return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 
     def close(self) -> None:

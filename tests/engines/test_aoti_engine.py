@@ -79,6 +79,22 @@ def test_bf16_package_is_close_to_the_bundle_and_says_what_it_is(bf16_package):
     assert np.corrcoef(y.ravel(), ref.ravel())[0, 1] > 0.999
 
 
+def test_the_engine_calls_the_flat_entry_point(bf16_package):
+    """The engine skips the package call's pytree wrapping (see AotiEngine._direct_runner):
+    it must run the same kernels and give the same numbers as the package call, at every
+    batch size, split batches included."""
+    _, rep = bf16_package
+    side = read_sidecar(rep.path)
+    x = parity_like_cycles(side["mean"], side["std"], 7, 180, seed=6)
+    with load_engine(rep.path, threads=1) as eng:
+        assert eng.run_ == eng.runner_.loader.run
+        for b in (1, 4, 7):  # max_batch 4: 7 runs as 4 + 3
+            with torch.inference_mode():
+                ref = np.concatenate([eng.runner_(torch.from_numpy(x[i:min(i + 4, b)]))
+                                      .numpy() for i in range(0, b, 4)])
+            np.testing.assert_array_equal(eng.infer(x[:b]), ref)
+
+
 def test_sidecar_guards_the_package(bf16_package, tmp_path):
     _, rep = bf16_package
     good = _copy(rep, tmp_path)
