@@ -96,6 +96,12 @@ def test_reduced_precision_is_runnable_and_bounded(tiny_bundle_paths, tmp_path, 
         assert "MatMulInteger" in ops and rep.trt_ok["10.3"] is False
     else:
         assert "Cast" in ops and rep.trt_ok["10.3"] is True
+        model = onnx.load(str(rep.path))
+        kinds = {(len(i.dims) >= 2, i.data_type) for i in model.graph.initializer
+                 if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.BFLOAT16)
+                 and np.prod(i.dims) >= 16}
+        # matrices in bf16, vectors (biases, norm scales) kept in fp32
+        assert kinds == {(True, onnx.TensorProto.BFLOAT16), (False, onnx.TensorProto.FLOAT)}
 
 
 @pytest.mark.parametrize("kwargs,match", [
