@@ -42,8 +42,9 @@ def export_cmd():
               type=click.Choice(["torchscript", "dynamo"]), help="torch.onnx exporter.")
 @click.option("--graph", default="static", show_default=True,
               type=click.Choice(["static", "generic"]),
-              help="static: the Transformer with standardisation/positions/scale folded and "
-                   "a constant T (faster); generic: trace the bundle's module as is.")
+              help="static: the Transformer or Mamba with the standardisation (and the "
+                   "Transformer's positions/scale) folded and a constant T (faster); "
+                   "generic: trace the bundle's module as is.")
 def onnx_cmd(model, output, batch, opset, precision, int8_mode, exporter, graph):
     """Export a bundle to ONNX (degrees in, per kg out), verified in ONNX Runtime."""
     from g2h_edge.export.onnx import export_onnx

@@ -1,7 +1,7 @@
 """Export forms of a bundle's model: the same function, written for a fast static graph.
 
 ``graph="generic"`` traces the bundle's own :class:`~g2h_edge.models.StandardizedModel`.
-``graph="static"`` (the default for the Transformer) traces :func:`StaticTransformer`
+``graph="static"`` (the default) traces, for a Transformer, :func:`StaticTransformer`
 (:mod:`g2h_edge.models.folded`), which computes the same outputs from the same weights with
 the cycle length T fixed:
 
@@ -14,7 +14,9 @@ the cycle length T fixed:
 
 The op set stays plain ONNX (MatMul, Add, Reshape, Transpose, Gather, Softmax,
 LayerNormalization, Relu), so the TensorRT op check and the 1e-4 parity check apply unchanged.
-LSTM and Mamba export their generic form ("static" falls back to it).
+For a Mamba it traces :func:`~g2h_edge.models.folded.FoldedMamba` (standardisation folded
+into ``input_proj``, constant T in the causal conv and the unrolled selective scan). The LSTM
+exports its generic form ("static" falls back to it).
 """
 from __future__ import annotations
 
