@@ -22,21 +22,29 @@ from .conftest import TINY_HPARAMS, tiny_bundle
 SHAPE_OPS = {"Shape", "Concat", "Unsqueeze", "ConstantOfShape", "Expand", "Where"}
 
 
-def _two_layer_bundle(width: int = 16) -> Bundle:
-    torch.manual_seed(3)
-    hp = {**TINY_HPARAMS["transformer"], "num_layers": 2, "nhead": 4, "d_out": len(MF_COLS),
-          "d_model": width, "dim_feedforward": 2 * width}
-    rng = np.random.default_rng(3)
-    return Bundle(name="tiny_tf2", arch="transformer", hparams=hp,
-                  state_dict=build_model("transformer", hp).state_dict(), in_cols=IN_COLS,
+def _two_layer(arch: str, name: str, seed: int, **hparams) -> Bundle:
+    torch.manual_seed(seed)
+    hp = {**TINY_HPARAMS[arch], "d_out": len(MF_COLS), **hparams}
+    rng = np.random.default_rng(seed)
+    return Bundle(name=name, arch=arch, hparams=hp,
+                  state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS,
                   out_cols=MF_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
                   std=rng.uniform(3, 15, 10).astype(np.float32), task="mf", unit="N/kg",
                   T=T, provenance={}, synthetic=True)
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_bundle("transformer"), _two_layer_bundle])
-def test_static_transformer_computes_the_bundle_model(make):
-    bundle = make()
+def _two_layer_bundle(width: int = 16) -> Bundle:
+    return _two_layer("transformer", "tiny_tf2", 3, num_layers=2, nhead=4, d_model=width,
+                      dim_feedforward=2 * width)
+
+
+def _two_layer_mamba() -> Bundle:
+    return _two_layer("mamba", "tiny_mamba2", 4, layers=2)
+
+
+def _static_form_matches(bundle):
+    """The static form of ``bundle`` computes its model within 1e-5 at batch 1 and 5;
+    returns (the bundle's model, the static form, the 5 test cycles)."""
     ref_mod = bundle.module()
     static, form = export_module(bundle, "static", module=ref_mod)
     assert form == "static"
@@ -46,65 +54,53 @@ def test_static_transformer_computes_the_bundle_model(make):
             ref, got = ref_mod(x[:b]), static(x[:b])
             assert got.shape == ref.shape
             assert float((got - ref).abs().max()) <= 1e-5
+    return ref_mod, static, x
 
 
-def test_static_export_is_smaller_and_keeps_parity(tiny_bundle_paths, tmp_path):
-    path = tiny_bundle_paths["transformer"]
+@pytest.mark.parametrize("make", [lambda: tiny_bundle("transformer"), _two_layer_bundle])
+def test_static_transformer_computes_the_bundle_model(make):
+    _static_form_matches(make())
+
+
+def _static_and_generic_exports(path, tmp_path, seed):
+    """Export ``path`` in both forms; both are smaller-static, TensorRT-clean and within 1e-4
+    of the bundle at batch 1 and 7. Returns (static report, generic report)."""
     bundle = load_bundle(path)
     static = export_onnx(path, tmp_path / "s.onnx")
     generic = export_onnx(path, tmp_path / "g.onnx", graph="generic")
     assert (static.graph, generic.graph) == ("static", "generic")
     assert static.n_nodes < generic.n_nodes
-    assert not set(static.op_types) & SHAPE_OPS, static.op_types
-    assert set(generic.op_types) & SHAPE_OPS  # what the static form removes
     assert static.trt_ok == {"10.3": True, "10.15": True}
     assert read_metadata(onnx.load(str(static.path)))["graph"] == "static"
-    x = parity_like_cycles(bundle.mean, bundle.std, 7, bundle.T, seed=11)
+    x = parity_like_cycles(bundle.mean, bundle.std, 7, bundle.T, seed=seed)
     with torch.no_grad():
         ref = bundle.module()(torch.from_numpy(x)).numpy()
     for rep in (static, generic):
         with OnnxEngine(rep.path) as eng:
             for b in (1, 7):
                 assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
+    return static, generic
 
 
-def _two_layer_mamba() -> Bundle:
-    torch.manual_seed(4)
-    hp = {**TINY_HPARAMS["mamba"], "layers": 2, "d_out": len(MF_COLS)}
-    rng = np.random.default_rng(4)
-    return Bundle(name="tiny_mamba2", arch="mamba", hparams=hp,
-                  state_dict=build_model("mamba", hp).state_dict(), in_cols=IN_COLS,
-                  out_cols=MF_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
-                  std=rng.uniform(3, 15, 10).astype(np.float32), task="mf", unit="N/kg",
-                  T=T, provenance={}, synthetic=True)
+def test_static_export_is_smaller_and_keeps_parity(tiny_bundle_paths, tmp_path):
+    static, generic = _static_and_generic_exports(tiny_bundle_paths["transformer"], tmp_path,
+                                                  seed=11)
+    assert not set(static.op_types) & SHAPE_OPS, static.op_types
+    assert set(generic.op_types) & SHAPE_OPS  # what the static form removes
 
 
 @pytest.mark.parametrize("make", [lambda: tiny_bundle("mamba"), _two_layer_mamba])
 def test_static_mamba_computes_the_bundle_model(make):
-    bundle = make()
-    ref_mod = bundle.module()
-    static, form = export_module(bundle, "static", module=ref_mod)
-    assert form == "static"
+    ref_mod, static, x = _static_form_matches(make())
     # the bundle's own model is left as it was (the static form is a copy)
     assert all((b.scan, b.static_len) == ("auto", None) for b in ref_mod.core.blocks)
     assert all((b.scan, b.static_len) == ("unrolled", T) for b in static.blocks)
-    x = torch.from_numpy(parity_like_cycles(bundle.mean, bundle.std, 5, bundle.T, seed=2))
-    with torch.no_grad():
-        for b in (1, 5):
-            ref, got = ref_mod(x[:b]), static(x[:b])
-            assert got.shape == ref.shape
-            assert float((got - ref).abs().max()) <= 1e-5
-        with pytest.raises(RuntimeError):  # the static form takes exactly T frames
-            static(x[:, 1:])
+    with torch.no_grad(), pytest.raises(RuntimeError):  # exactly T frames
+        static(x[:, 1:])
 
 
 def test_static_mamba_export_folds_the_standardisation(tiny_bundle_paths, tmp_path):
-    path = tiny_bundle_paths["mamba"]
-    bundle = load_bundle(path)
-    static = export_onnx(path, tmp_path / "s.onnx")
-    generic = export_onnx(path, tmp_path / "g.onnx", graph="generic")
-    assert (static.graph, generic.graph) == ("static", "generic")
-    assert static.n_nodes < generic.n_nodes
+    static, generic = _static_and_generic_exports(tiny_bundle_paths["mamba"], tmp_path, seed=12)
     graphs = {rep.graph: onnx.load(str(rep.path)).graph for rep in (static, generic)}
     first = {form: sorted(n.op_type for n in g.node if g.input[0].name in n.input)
              for form, g in graphs.items()}
@@ -112,13 +108,6 @@ def test_static_mamba_export_folds_the_standardisation(tiny_bundle_paths, tmp_pa
     assert first == {"static": ["MatMul"], "generic": ["Sub"]}
     # only in_proj's split keeps computed bounds (see MambaBlock.forward)
     assert [n.op_type for n in graphs["static"].node].count("Shape") <= 2
-    assert static.trt_ok == {"10.3": True, "10.15": True}
-    x = parity_like_cycles(bundle.mean, bundle.std, 7, bundle.T, seed=12)
-    with torch.no_grad():
-        ref = bundle.module()(torch.from_numpy(x)).numpy()
-    with OnnxEngine(static.path) as eng:
-        for b in (1, 7):
-            assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
 
 
 def test_static_request_falls_back_for_other_archs(tiny_bundle_paths, tmp_path):
