@@ -45,8 +45,15 @@ class WireError(G2HError):
 
 
 class GaitError(G2HError):
-    """A gait cycle that cannot be trusted."""
+    """A gait cycle that cannot be trusted. ``side``, ``index``, ``t_start`` and ``t_end``
+    name the cycle when the error is about one (None otherwise)."""
     reason = "bad_cycle"
+
+    def __init__(self, message: str, *, reason: str | None = None, side: str | None = None,
+                 index: int | None = None, t_start: float | None = None,
+                 t_end: float | None = None):
+        super().__init__(message, reason=reason)
+        self.side, self.index, self.t_start, self.t_end = side, index, t_start, t_end
 
 
 class ModelError(G2HError):

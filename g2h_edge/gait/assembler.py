@@ -40,10 +40,7 @@ class Cycle:
 
 
 def _reject(msg: str, reason: str, side: str, index: int, t0: float, t1: float) -> GaitError:
-    err = GaitError(msg, reason=reason)
-    # context for the runtime's reject message
-    err.side, err.index, err.t_start, err.t_end = side, index, t0, t1
-    return err
+    return GaitError(msg, reason=reason, side=side, index=index, t_start=t0, t_end=t1)
 
 
 def _median(v: np.ndarray) -> float:

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
 
 import numpy as np
 import zmq
@@ -23,17 +22,21 @@ from g2h_edge.errors import ConfigError, EngineError, WireError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.record import RecordWriter
-from g2h_edge.runtime.stream import Reject, StreamState
+from g2h_edge.runtime.pipeline import Pipeline
+from g2h_edge.runtime.stream import ReadyCycle, Reject
 from g2h_edge.schema import N_IN, T
-from g2h_edge.wire import (End, Frames, Meta, SourceStatus, check_stream_id, decode_input,
-                           encode_cycle, encode_reject, encode_status)
+from g2h_edge.wire import decode_input, encode_cycle, encode_reject, encode_status
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "serve", "cycle_message"]
 
 
 class Server:
     """Protocol-v1 server. ``start()`` loads engines and binds; ``run()`` loops until
-    ``stop()``; ``close()`` releases everything. Constructing it does no I/O."""
+    ``stop()``; ``close()`` releases everything. Constructing it does no I/O.
+
+    Sockets, polling, batching, engine calls and publishing live here; everything a message
+    does to stream state happens in :class:`~g2h_edge.runtime.pipeline.Pipeline`.
+    """
 
     def __init__(self, config: ServerConfig, *, engines: list | None = None, on_status=None):
         if not isinstance(config, ServerConfig):
@@ -42,17 +45,12 @@ class Server:
         self.on_status = on_status          # called with each status map (logging)
         self.engines = engines
         self.owns_engines_ = engines is None     # close only the engines loaded here
-        self.streams_: dict[str, StreamState] = {}
-        self.ready_: list = []
-        self.rejects_: list = []
+        self.pipeline = Pipeline(config)
+        self.ready_: list[ReadyCycle] = []  # ready cycles of this drain (batched together)
+        self.rejects_: list[Reject] = []    # rejects to publish
         self.stop_event = threading.Event()
         self.started = threading.Event()
         self.endpoints: dict[str, str] = {}
-        self.totals_ = Counter()            # counters of retired streams
-        self.reject_totals_ = Counter()     # every reject by reason (all streams)
-        self.unattached_ = Counter()        # rejects that belong to no live stream
-        self.sources_: dict[str, dict] = {}
-        self.retired_: dict[str, dict] = {}  # ended/expired since the last status
         self.latencies_: list[float] = []
         self.batches_ = 0
         self.batched_cycles_ = 0
@@ -79,26 +77,16 @@ class Server:
             # compiles them now, not when the first large batch arrives)
             eng.warmup(batch_sizes=_warm_sizes(cfg.max_batch))
         self.ctx_ = zmq.Context()
-        self.sub_ = self.ctx_.socket(zmq.SUB)
-        self.sub_.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
-        self.sub_.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
-        self.sub_.setsockopt(zmq.SUBSCRIBE, b"")
-        self.pub_ = self.ctx_.socket(zmq.PUB)
-        self.pub_.setsockopt(zmq.SNDHWM, 1_000_000)
-        self.pub_.setsockopt(zmq.LINGER, 2000)
         try:
-            if cfg.listen:
-                self.sub_.bind(cfg.listen)
-                self.endpoints["listen"] = self.sub_.getsockopt_string(zmq.LAST_ENDPOINT)
-            for addr in cfg.connect:
-                self.sub_.connect(addr)
-            self.pub_.bind(cfg.publish)
-            self.endpoints["publish"] = self.pub_.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.sub_, self.pub_ = _open_sockets(self.ctx_, cfg)
         except zmq.ZMQError as exc:
             self.close()
             raise ConfigError(f"cannot bind/connect ({exc}); is another server using the "
                               f"address? listen={cfg.listen} publish={cfg.publish}",
                               reason="address_in_use") from None
+        if cfg.listen:
+            self.endpoints["listen"] = self.sub_.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoints["publish"] = self.pub_.getsockopt_string(zmq.LAST_ENDPOINT)
         if cfg.record_path:
             self.record_ = RecordWriter(cfg.record_path).open()
         # long-lived objects (engines, modules) leave the collector's generations: fewer and
@@ -200,101 +188,26 @@ class Server:
         try:
             msg = decode_input(parts)
         except WireError as exc:
-            self._wire_reject(parts, exc)
+            self.rejects_ += self.pipeline.refuse(parts, exc)
             return
         except Exception as exc:  # decode_input raises only WireError; belt and braces
-            self._wire_reject(parts, WireError(f"{type(exc).__name__}: {exc}",
-                                               reason="internal_error"))
+            self.rejects_ += self.pipeline.refuse(parts, WireError(
+                f"{type(exc).__name__}: {exc}", reason="internal_error"))
             return
-        st = self.streams_.get(msg.stream)
-        try:
-            if isinstance(msg, Frames):
-                if st is None:
-                    if self.config.default_rate_hz is None:
-                        self._add_reject(Reject(msg.stream, "no_meta", "frames before any "
-                                         "meta for this stream: send a meta first (or start "
-                                         "the server with --rate-hz)", {"seq": msg.seq}), None)
-                        return
-                    st = self._new_stream(msg.stream, None, arrival)
-                    if st is None:
-                        return
-                st.last_seen_ = arrival
-                n_ready = len(self.ready_)
-                st.on_frames(msg, arrival, self.ready_, self.rejects_)
-                if cpu0 is not None:
-                    for r in self.ready_[n_ready:]:
-                        r.arrival_cpu = cpu0
-            elif isinstance(msg, Meta):
-                if st is None:
-                    st = self._new_stream(msg.stream, msg, arrival)
-                    if st is None:
-                        return
-                else:
-                    st.set_meta(msg)
-                st.last_seen_ = arrival
-            elif isinstance(msg, End):
-                if st is not None:
-                    st.finish(arrival, self.ready_, self.rejects_)
-                    self._retire(st, "ended")
-            elif isinstance(msg, SourceStatus):
-                if st is not None or msg.stream in self.sources_ or \
-                        len(self.sources_) < self.config.max_streams:
-                    self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
-                if st is not None:
-                    st.source_status_[msg.source] = dict(msg.counters)
-                    st.last_seen_ = arrival
-        except Exception as exc:  # a bug must not take down the other streams
-            traceback.print_exc(file=sys.stderr)
-            self.rejects_.append(Reject(msg.stream, "internal_error",
-                                        f"{type(exc).__name__}: {exc}", {}))
-            if st is not None:
-                st.count_reject("internal_error")
-
-    def _new_stream(self, stream: str, meta, now: float) -> StreamState | None:
-        if len(self.streams_) >= self.config.max_streams:
-            self._add_reject(Reject(stream, "too_many_streams", f"the server already holds "
-                                    f"{self.config.max_streams} streams (max_streams); end "
-                                    "or let other streams expire", {}), None)
-            return None
-        st = StreamState(stream, meta, self.config, now)
-        self.streams_[stream] = st
-        self.retired_.pop(stream, None)
-        return st
-
-    def _retire(self, st: StreamState, why: str) -> None:
-        self._flush()
-        snap = st.snapshot(time.perf_counter())
-        snap["state"] = why
-        self.retired_[st.stream] = snap
-        for k, v in st.counters.items():
-            self.totals_[k] += v
-        self.totals_["streams_" + why] += 1
-        del self.streams_[st.stream]
-
-    def _wire_reject(self, parts, exc: WireError) -> None:
-        stream = None
-        try:
-            topic = bytes(parts[0]).decode("utf-8") if len(parts) >= 1 else None
-            stream = check_stream_id(topic)
-        except Exception:
-            stream = None
-        st = self.streams_.get(stream) if stream else None
-        if st is not None:
-            st.count_reject(exc.reason)
-        self._add_reject(Reject(stream, exc.reason, str(exc), {}), st)
-
-    def _add_reject(self, rej: Reject, st) -> None:
-        if st is None:
-            self.unattached_[rej.reason] += 1
-        self.rejects_.append(rej)
+        ready, rejects = self.pipeline.handle(msg, arrival)
+        if rejects:
+            self.rejects_ += rejects
+        if ready:
+            if cpu0 is not None:
+                for r in ready:
+                    r.arrival_cpu = cpu0
+            self.ready_ += ready
 
     def _expire(self, now: float) -> None:
-        timeout = self.config.stream_timeout_s
-        for st in [s for s in self.streams_.values() if now - s.last_seen_ > timeout]:
-            st.finish(now, self.ready_, self.rejects_)
-            st._reject(self.rejects_, "stream_expired", f"no message for {timeout:g} s: "
-                       "stream state dropped (send 'end' to close a stream cleanly)")
-            self._retire(st, "expired")
+        ready, rejects = self.pipeline.expire(now)
+        self.ready_ += ready
+        self.rejects_ += rejects
+        self._flush()
 
     # ------------------------------------------------------------------ outputs
     def _send(self, parts: list) -> None:
@@ -315,8 +228,7 @@ class Server:
         if self.rejects_:
             rejects, self.rejects_ = self.rejects_, []
             for r in rejects:
-                self.reject_totals_[r.reason] += 1
-                self._send(encode_reject(r.stream, r.reason, r.detail, **r.extra))
+                self._send(encode_reject(r.stream, r.reason, r.detail, **r.context()))
         if not self.ready_:
             return
         ready, self.ready_ = self.ready_, []
@@ -343,50 +255,28 @@ class Server:
                 cpu = None if r.arrival_cpu is None else (time.thread_time() -
                                                           r.arrival_cpu) * 1e3
                 try:
-                    parts = encode_cycle(
-                        stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
-                        t_end=r.t_end, model=eng.name, sha256=eng.sha256,
-                        backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=yi,
-                        quality=r.quality, latency_ms=lat, synthetic=bool(eng.synthetic),
-                        body_mass_kg=r.body_mass_kg, cpu_ms=cpu)
+                    parts = cycle_message(r, eng, yi, lat, cpu)
                 except Exception as exc:  # never lose a cycle silently
                     self._cycle_reject(r, "internal_error", f"encoding failed: {exc}")
                     continue
                 self._send(parts)
                 self.latencies_.append(lat)
-        for r in batch:
-            st = self.streams_.get(r.stream)
-            if st is not None:
-                st.counters["cycles"] += 1
-            else:
-                self.totals_["cycles"] += 1
 
-    def _cycle_reject(self, r, reason: str, detail: str) -> None:
-        st = self.streams_.get(r.stream)
-        if st is not None:
-            st.count_reject(reason)
-        self.reject_totals_[reason] += 1
-        self._send(encode_reject(r.stream, reason, detail, side=r.side, cycle=r.index,
-                                 t_start=r.t_start, t_end=r.t_end))
+    def _cycle_reject(self, r: ReadyCycle, reason: str, detail: str) -> None:
+        rej = self.pipeline.reject_cycle(r, reason, detail)
+        self._send(encode_reject(rej.stream, rej.reason, rej.detail, **rej.context()))
 
     def status(self, now: float | None = None) -> dict:
         """The current status map (what the next status message will carry)."""
         now = time.perf_counter() if now is None else now
-        streams = {sid: st.snapshot(now) for sid, st in self.streams_.items()}
-        totals = Counter(self.totals_)
-        for st in self.streams_.values():
-            totals.update(st.counters)
+        part = self.pipeline.status(now)
+        part["totals"].update(published=self.published_, batches=self.batches_,
+                              record_errors=self.record_errors_,
+                              loop_errors=self.loop_errors_,
+                              batched_cycles=self.batched_cycles_)
         lat = np.asarray(self.latencies_, dtype=np.float64)
         return {
-            "time": time.time(), "uptime_s": round(now - self.t0_, 3),
-            "streams": streams, "retired": dict(self.retired_),
-            "totals": dict(totals, live_streams=len(self.streams_),
-                           published=self.published_, batches=self.batches_,
-                           record_errors=self.record_errors_,
-                           loop_errors=self.loop_errors_,
-                           batched_cycles=self.batched_cycles_),
-            "rejects": dict(self.reject_totals_), "unattached_rejects": dict(self.unattached_),
-            "sources": {k: dict(v) for k, v in self.sources_.items()},
+            "time": time.time(), "uptime_s": round(now - self.t0_, 3), **part,
             "latency_ms": latency_summary(lat),
             "engines": [{"name": e.name, "sha256": e.sha256, "backend": e.backend,
                          "task": e.task, "unit": e.unit, "synthetic": bool(e.synthetic)}
@@ -398,11 +288,43 @@ class Server:
         self._send(encode_status(status))
         if self.on_status is not None:
             self.on_status(status)
-        self.retired_ = {}
         self.latencies_ = []
-        # source counters of streams that are gone were reported once: forget them
-        for sid in [k for k in self.sources_ if k not in self.streams_]:
-            del self.sources_[sid]
+        self.pipeline.status_sent()
+
+
+def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
+                  cpu_ms: float | None = None) -> list[bytes]:
+    """The ``cycle`` message of ready cycle ``r`` from engine ``eng``'s output ``y``
+    (180, K) per kg (the one place a cycle message is built)."""
+    return encode_cycle(stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
+                        t_end=r.t_end, model=eng.name, sha256=eng.sha256,
+                        backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=y,
+                        quality=r.quality, latency_ms=latency_ms,
+                        synthetic=bool(eng.synthetic), body_mass_kg=r.body_mass_kg,
+                        cpu_ms=cpu_ms)
+
+
+def _open_sockets(ctx, cfg: ServerConfig):
+    """The input SUB socket (bound to ``listen`` or connected to ``connect``) and the output
+    PUB socket (bound to ``publish``), with the configured queue limits."""
+    sub = ctx.socket(zmq.SUB)
+    pub = ctx.socket(zmq.PUB)
+    try:
+        sub.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
+        sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        pub.setsockopt(zmq.SNDHWM, 1_000_000)
+        pub.setsockopt(zmq.LINGER, 2000)
+        if cfg.listen:
+            sub.bind(cfg.listen)
+        for addr in cfg.connect:
+            sub.connect(addr)
+        pub.bind(cfg.publish)
+    except zmq.ZMQError:
+        sub.close(0)
+        pub.close(0)
+        raise
+    return sub, pub
 
 
 def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,

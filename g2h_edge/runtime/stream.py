@@ -1,14 +1,15 @@
-"""Per-stream state of the server: counters, ring buffer, IC source, convention check.
+"""Per-stream state of the server: seq/time checks, ring buffer, IC source, convention gate.
 
-A :class:`StreamState` turns validated input messages of one stream into ready cycles
-(:class:`ReadyCycle`) or rejects (:class:`Reject`). It does no I/O; the server batches the
-ready cycles across streams and publishes everything.
+A :class:`StreamState` turns the validated input messages of one stream into ready cycles
+(:class:`ReadyCycle`); everything it refuses goes to the ``reject`` callable it was given
+(the pipeline's reject log) as a :class:`Reject`. It does no I/O and never touches another
+object's state; :class:`g2h_edge.runtime.pipeline.Pipeline` owns the streams.
 """
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -18,7 +19,8 @@ from g2h_edge.gait.convention import ConventionMonitor, check_convention
 from g2h_edge.schema import mirror_sides
 from g2h_edge.wire import Frames, Meta, frames_in_schema_order
 
-__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES"]
+__all__ = ["StreamState", "ReadyCycle", "Reject", "ConventionGate", "make_detector",
+           "PUSH_FRAMES", "MAX_PENDING_IC"]
 
 #: frames collected before they are pushed into the ring buffer (unless a cycle closes)
 PUSH_FRAMES = 256
@@ -41,13 +43,34 @@ class ReadyCycle:
     arrival_cpu: float | None = None   # thread_time() then (only with cpu_timing)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reject:
-    """Something refused: reason code, human detail and context fields."""
+    """Something refused: reason code, human detail and the typed context of a refused
+    frames message (``seq``) or cycle (``side``, ``cycle``, ``t_start``, ``t_end``)."""
     stream: str | None
     reason: str
     detail: str
-    extra: dict = field(default_factory=dict)
+    seq: int | None = None
+    side: str | None = None
+    cycle: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    count: int | None = None          # how many items one reject stands for (ICs)
+
+    def context(self) -> dict:
+        """The context fields that are set (extra fields of the ``reject`` message)."""
+        return {k: v for k, v in (("seq", self.seq), ("side", self.side),
+                                  ("cycle", self.cycle), ("t_start", self.t_start),
+                                  ("t_end", self.t_end), ("count", self.count))
+                if v is not None}
+
+    @classmethod
+    def of_gait_error(cls, stream: str, exc: GaitError, side: str) -> "Reject":
+        """A refused cycle from the assembler's error (its typed cycle context)."""
+        return cls(stream, exc.reason, str(exc), side=exc.side or side,
+                   cycle=None if exc.index is None else int(exc.index),
+                   t_start=None if exc.t_start is None else float(exc.t_start),
+                   t_end=None if exc.t_end is None else float(exc.t_end))
 
 
 def make_detector(config, rate_hz: float):
@@ -56,47 +79,125 @@ def make_detector(config, rate_hz: float):
     return OnlineICDetector(config, rate_hz)
 
 
+class ConventionGate:
+    """The convention check of one stream (radians declared as degrees, gait2354 knee sign).
+
+    The first ``window_s`` seconds of frames (then every ``window_s`` until decided) are
+    judged by an incremental monitor; every cycle is checked too. A stream caught once stays
+    blocked: each later cycle is refused with the same error. ``enabled=False``: everything
+    passes.
+    """
+
+    def __init__(self, window_s: float, enabled: bool = True):
+        self.window_s = window_s
+        self.enabled = enabled
+        self.monitor_ = ConventionMonitor() if enabled else None
+        self.ok_ = not enabled             # decided "ok": windows are no longer judged
+        self.blocked_: ConventionError | None = None
+        self.next_t_ = np.inf              # next time the window is judged
+        self.done_t_ = -np.inf             # frames up to here were judged already
+
+    def start(self, t_first: float) -> None:
+        """The stream's first frame time: the first window ends ``window_s`` later."""
+        self.next_t_ = t_first + self.window_s
+
+    def due(self, t_last: float) -> bool:
+        """Whether the frames up to ``t_last`` complete a window to judge."""
+        return not self.ok_ and self.blocked_ is None and t_last >= self.next_t_
+
+    def judge_window(self, t: np.ndarray, q: np.ndarray, t_last: float
+                     ) -> ConventionError | None:
+        """Judge the buffered frames ``t``, ``q`` not judged yet (once per window: it is
+        not free); returns the error when this window blocks the stream."""
+        new = q[t > self.done_t_]
+        self.done_t_ = t_last
+        self.next_t_ = t_last + self.window_s
+        try:
+            verdict = self.monitor_.update(new)
+        except ConventionError as exc:
+            self.blocked_ = exc
+            return exc
+        if verdict == "ok":
+            self.ok_ = True
+            self.monitor_ = None
+        return None
+
+    def check_cycle(self, x: np.ndarray) -> ConventionError | None:
+        """The error that refuses the cycle ``x`` (180, 10) deg, or None to accept it."""
+        if self.blocked_ is not None:
+            return self.blocked_
+        if not self.enabled:
+            return None
+        try:
+            check_convention(x)
+        except ConventionError as exc:
+            return exc
+        return None
+
+    def explain(self, q: np.ndarray) -> ConventionError | None:
+        """For implausible angles ``q`` (n, 10): the wrong convention they show, if any."""
+        if not self.enabled:
+            return None
+        try:
+            check_convention(q)
+        except ConventionError as exc:
+            return exc
+        return None
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``checking`` or ``blocked:<reason>`` (status)."""
+        if self.blocked_ is not None:
+            return "blocked:" + self.blocked_.reason
+        return "ok" if self.ok_ else "checking"
+
+
 class StreamState:
     """One stream: meta, counters, ring buffer (CycleAssembler), IC source, convention.
 
     ICs come from the online detector until the first external ``ic`` event arrives; from
     then on only external events close cycles for this stream (detection is switched off
-    and the open cycles are restarted from the first external event).
+    and the open cycles are restarted from the first external event). ``reject`` receives
+    every :class:`Reject` of this stream.
     """
 
-    def __init__(self, stream: str, meta: Meta | None, server_cfg, now: float):
+    def __init__(self, stream: str, meta: Meta | None, server_cfg, now: float,
+                 reject: Callable[[Reject], None]):
         self.stream = stream
         self.cfg = server_cfg
+        self.reject = reject
         self.meta_: Meta | None = meta
         self.rate_hz_: float = meta.rate_hz if meta else server_cfg.default_rate_hz
         self.assembler_ = CycleAssembler(server_cfg.cycle)
         self.detector_ = None          # created lazily (detection-driven streams only)
         self.external_ = False         # external ICs seen: detection off
         self.pending_ic_: list[tuple[float, str]] = []   # external ICs beyond the data
-        self.monitor_ = ConventionMonitor() if server_cfg.check_convention else None
-        self.convention_ok_ = not server_cfg.check_convention
-        self.blocked_: ConventionError | None = None
+        self.gate_ = ConventionGate(server_cfg.convention_window_s,
+                                    server_cfg.check_convention)
         self.t_first_: float | None = None
         self.t_last_: float | None = None
         self.pend_: list = []               # (t, q) chunks not pushed to the assembler yet
         self.pend_n_ = 0
-        self.conv_next_t_ = np.inf          # next time the convention window is judged
-        self.conv_done_t_ = -np.inf         # frames up to here were judged already
         self.last_seq_: int | None = None
         self.last_seen_ = now
         self.counters = {"messages": 0, "frames": 0, "cycles": 0, "duplicate_seq": 0,
                          "dropped_seq": 0, "ics": 0}
-        self.rejects: Counter = Counter()
         self.source_status_: dict = {}
 
     # ------------------------------------------------------------------ inputs
-    def set_meta(self, meta: Meta) -> None:
+    def set_meta(self, meta: Meta, arrival: float) -> None:
         """A (repeated) meta: later frames use its order/units/mass; a new rate resets the
         detector."""
+        self.last_seen_ = arrival
         if self.meta_ is not None and meta.rate_hz != self.meta_.rate_hz:
             self.detector_ = None
         self.meta_ = meta
         self.rate_hz_ = meta.rate_hz
+
+    def set_source_status(self, source: str, counters: dict, arrival: float) -> None:
+        """Latest counters of a source (e.g. the firmware bridge) of this stream."""
+        self.last_seen_ = arrival
+        self.source_status_[source] = dict(counters)
 
     @property
     def body_mass_kg(self) -> float | None:
@@ -104,22 +205,23 @@ class StreamState:
             return self.meta_.body_mass_kg
         return self.cfg.body_mass_kg
 
-    def on_frames(self, msg: Frames, arrival: float, ready: list, rejects: list) -> None:
-        """Ingest one frames message; append ReadyCycle / Reject objects to the lists."""
+    def on_frames(self, msg: Frames, arrival: float) -> list[ReadyCycle]:
+        """Ingest one frames message; returns the cycles it made ready."""
         c = self.counters
+        self.last_seen_ = arrival
         if self.last_seq_ is not None and msg.seq <= self.last_seq_:
             c["duplicate_seq"] += 1
-            self._reject(rejects, "duplicate_seq", f"seq {msg.seq} <= last seq "
-                         f"{self.last_seq_}: message dropped", seq=msg.seq)
-            return
+            self._reject("duplicate_seq", f"seq {msg.seq} <= last seq {self.last_seq_}: "
+                         "message dropped", seq=msg.seq)
+            return []
         if self.last_seq_ is not None and msg.seq > self.last_seq_ + 1:
             c["dropped_seq"] += msg.seq - self.last_seq_ - 1
         self.last_seq_ = msg.seq
         t = msg.t
         if self.t_last_ is not None and not t[0] > self.t_last_:
-            self._reject(rejects, "time_not_increasing", f"frames start at {t[0]:.6f} s, not "
-                         f"after the stream's last frame ({self.t_last_:.6f} s)", seq=msg.seq)
-            return
+            self._reject("time_not_increasing", f"frames start at {t[0]:.6f} s, not after "
+                         f"the stream's last frame ({self.t_last_:.6f} s)", seq=msg.seq)
+            return []
         q = frames_in_schema_order(msg.q, self.meta_)
         c["messages"] += 1
         c["frames"] += t.shape[0]
@@ -132,16 +234,20 @@ class StreamState:
             self._push_pending()
         if self.t_first_ is None:
             self.t_first_ = float(t[0])
-            self.conv_next_t_ = self.t_first_ + self.cfg.convention_window_s
-        if not self.convention_ok_ and self.blocked_ is None and \
-                self.t_last_ >= self.conv_next_t_:
+            self.gate_.start(self.t_first_)
+        if self.gate_.due(self.t_last_):
             self._push_pending()
-            self._check_window(self.t_last_, rejects)
-        ics = self._new_ics(msg, q, rejects)
+            tb, qb = self.assembler_.buffered()
+            exc = self.gate_.judge_window(tb, qb, self.t_last_)
+            if exc is not None:
+                self._reject(exc.reason, str(exc))
+        ics = self._new_ics(msg, q)
         if ics:
             self._push_pending()
+        ready: list[ReadyCycle] = []
         for t_ic, side in ics:
-            self._close(t_ic, side, arrival, ready, rejects)
+            self._close(t_ic, side, arrival, ready)
+        return ready
 
     def _push_pending(self) -> None:
         if not self.pend_:
@@ -154,7 +260,7 @@ class StreamState:
         self.pend_, self.pend_n_ = [], 0
         self.assembler_.push(t, q)
 
-    def _new_ics(self, msg: Frames, q: np.ndarray, rejects: list) -> list:
+    def _new_ics(self, msg: Frames, q: np.ndarray) -> list:
         """ICs that can be processed now (frames up to them are buffered), in time order."""
         if msg.ic:
             if not self.external_:
@@ -164,9 +270,9 @@ class StreamState:
             if len(self.pending_ic_) > MAX_PENDING_IC:   # events far beyond the data
                 drop, self.pending_ic_ = (self.pending_ic_[MAX_PENDING_IC:],
                                           self.pending_ic_[:MAX_PENDING_IC])
-                self._reject(rejects, "ic_backlog", f"{len(drop)} external IC(s) dropped: "
-                             f"more than {MAX_PENDING_IC} wait for frames (first at "
-                             f"{drop[0][0]:.3f} s, last frame {self.t_last_:.3f} s)")
+                self._reject("ic_backlog", f"{len(drop)} external IC(s) dropped: more than "
+                             f"{MAX_PENDING_IC} wait for frames (first at {drop[0][0]:.3f} "
+                             f"s, last frame {self.t_last_:.3f} s)")
         if not self.external_:
             if self.detector_ is None:
                 self.detector_ = make_detector(self.cfg.detector, self.rate_hz_)
@@ -187,99 +293,67 @@ class StreamState:
         self.external_ = True
         self.detector_ = None
 
-    def _check_window(self, t_last: float, rejects: list) -> None:
-        """Judge the convention once per window (not per message: it is not free), on the
-        buffered frames not judged yet; undecided windows accumulate until decided."""
-        t, q = self.assembler_.buffered()
-        new = q[t > self.conv_done_t_]
-        self.conv_done_t_ = t_last
-        self.conv_next_t_ = t_last + self.cfg.convention_window_s
-        try:
-            verdict = self.monitor_.update(new)
-        except ConventionError as exc:
-            self.blocked_ = exc
-            self._reject(rejects, exc.reason, str(exc))
-            return
-        if verdict == "ok":
-            self.convention_ok_ = True
-            self.monitor_ = None
-
-    def _close(self, t_ic: float, side: str, arrival: float, ready: list,
-               rejects: list) -> None:
+    def _close(self, t_ic: float, side: str, arrival: float, ready: list) -> None:
         self.counters["ics"] += 1
         try:
             cyc = self.assembler_.on_ic(t_ic, side,
                                         source="external" if self.external_ else "detector")
         except GaitError as exc:
             if side in self.cfg.sides:
-                exc = self._explain(exc)
-                self._reject(rejects, exc.reason, str(exc), **_gait_context(exc, side))
+                self.reject(self._explain(Reject.of_gait_error(self.stream, exc, side)))
             return
         if cyc is None or side not in self.cfg.sides:
             return
-        ctx = {"side": side, "cycle": cyc.index, "t_start": cyc.t_start, "t_end": cyc.t_end}
-        if self.blocked_ is not None:
-            self._reject(rejects, self.blocked_.reason, str(self.blocked_), **ctx)
+        exc = self.gate_.check_cycle(cyc.x)
+        if exc is not None:
+            self._reject(exc.reason, str(exc), side=side, cycle=cyc.index,
+                         t_start=cyc.t_start, t_end=cyc.t_end)
             return
-        if self.cfg.check_convention:
-            try:
-                check_convention(cyc.x)
-            except ConventionError as exc:
-                self._reject(rejects, exc.reason, str(exc), **ctx)
-                return
         x = cyc.x if side == "R" else mirror_sides(cyc.x)
+        self.counters["cycles"] += 1
         ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
                                 np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
                                 arrival, self.body_mass_kg))
 
-    def _explain(self, exc: GaitError):
+    def _explain(self, rej: Reject) -> Reject:
         """Implausible angles are often a wrong convention: say which one when it is."""
-        if exc.reason != "implausible_angles" or not self.cfg.check_convention:
-            return exc
+        if rej.reason != "implausible_angles" or rej.t_start is None or rej.t_end is None:
+            return rej
         t, q = self.assembler_.buffered()
-        t0, t1 = getattr(exc, "t_start", None), getattr(exc, "t_end", None)
-        if t0 is None or t1 is None:
-            return exc
-        try:
-            check_convention(q[(t >= t0) & (t <= t1)])
-        except ConventionError as conv:
-            for attr in ("side", "index", "t_start", "t_end"):
-                setattr(conv, attr, getattr(exc, attr, None))
-            return conv
-        return exc
+        conv = self.gate_.explain(q[(t >= rej.t_start) & (t <= rej.t_end)])
+        if conv is None:
+            return rej
+        return Reject(rej.stream, conv.reason, str(conv), side=rej.side, cycle=rej.cycle,
+                      t_start=rej.t_start, t_end=rej.t_end)
 
-    def finish(self, arrival: float, ready: list, rejects: list) -> None:
+    def finish(self, arrival: float) -> list[ReadyCycle]:
         """End of stream: the detector's last confirmed ICs close their cycles; external ICs
-        beyond the last frame can never close one (rejected)."""
+        beyond the last frame can never close one (rejected). Returns the ready cycles."""
         self._push_pending()
+        ready: list[ReadyCycle] = []
         if self.detector_ is not None and hasattr(self.detector_, "flush"):
             try:
                 for t_ic, side in sorted(self.detector_.flush()):
-                    self._close(t_ic, side, arrival, ready, rejects)
+                    self._close(t_ic, side, arrival, ready)
             except G2HError as exc:
-                self._reject(rejects, exc.reason, str(exc))
+                self._reject(exc.reason, str(exc))
         for t_ic, side in self.pending_ic_:
             if side in self.cfg.sides:
-                self._reject(rejects, "ic_after_data", f"{side} IC at {t_ic:.4f} s is after "
-                             "the stream's last frame", side=side, t_end=t_ic)
+                self._reject("ic_after_data", f"{side} IC at {t_ic:.4f} s is after the "
+                             "stream's last frame", side=side, t_end=t_ic)
         self.pending_ic_ = []
+        return ready
 
-    def _reject(self, rejects: list, reason: str, detail: str, **extra) -> None:
-        self.rejects[reason] += 1
-        rejects.append(Reject(self.stream, reason, detail, extra))
-
-    def count_reject(self, reason: str) -> None:
-        self.rejects[reason] += 1
+    def _reject(self, reason: str, detail: str, **context) -> None:
+        self.reject(Reject(self.stream, reason, detail, **context))
 
     def snapshot(self, now: float) -> dict:
-        """Counters for the status message."""
+        """Counters for the status message (the pipeline adds the reject counts)."""
         out = dict(self.counters)
-        out["rejects"] = dict(self.rejects)
         out["ic_source"] = "external" if self.external_ else "detector"
         out["rate_hz"] = self.rate_hz_
         out["idle_s"] = round(now - self.last_seen_, 3)
-        out["convention"] = ("blocked:" + self.blocked_.reason if self.blocked_ is not None
-                             else "ok" if self.convention_ok_ else "checking")
+        out["convention"] = self.gate_.state
         if self.source_status_:
             out["sources"] = dict(self.source_status_)
         return out
@@ -288,12 +362,3 @@ class StreamState:
 def _plain(d: dict) -> dict:
     """Quality values as plain Python scalars (msgpack cannot pack numpy scalars)."""
     return {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
-
-
-def _gait_context(exc: G2HError, side: str) -> dict:
-    ctx = {"side": getattr(exc, "side", side)}
-    for key, attr in (("cycle", "index"), ("t_start", "t_start"), ("t_end", "t_end")):
-        v = getattr(exc, attr, None)
-        if v is not None:
-            ctx[key] = float(v) if key != "cycle" else int(v)
-    return ctx

@@ -1,0 +1,207 @@
+"""The server's work between a decoded input message and a ready cycle, without sockets.
+
+:class:`Pipeline` owns every stream's state: ``handle(msg, arrival)`` looks up, creates,
+evicts and retires :class:`~g2h_edge.runtime.stream.StreamState` objects, applies metas,
+frames, source counters and ``end``, and returns the cycles that became ready plus the
+rejects to publish. :class:`RejectLog` is the one place where rejects are counted.
+The server (:mod:`g2h_edge.runtime.server`) only moves bytes: it decodes, calls the
+pipeline, batches ready cycles into engine calls and publishes.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from collections import Counter
+
+from g2h_edge.errors import ConfigError, WireError
+from g2h_edge.runtime.config import ServerConfig
+from g2h_edge.runtime.stream import ReadyCycle, Reject, StreamState
+from g2h_edge.wire import End, Frames, Meta, SourceStatus, check_stream_id
+
+__all__ = ["Pipeline", "RejectLog"]
+
+
+class RejectLog:
+    """Counts every reject (by reason, per live stream, unattached) and queues it for
+    publication. ``add`` is the only way a reject enters the system."""
+
+    def __init__(self):
+        self.by_reason: Counter = Counter()          # every reject since start
+        self.unattached: Counter = Counter()         # rejects of no live stream
+        self.by_stream: dict[str, Counter] = {}      # live streams' rejects
+        self.pending_: list[Reject] = []
+
+    def add(self, rej: Reject, attached: bool = True) -> None:
+        """Count ``rej`` (against its live stream when ``attached``) and queue it."""
+        self.count(rej.stream, rej.reason, attached)
+        self.pending_.append(rej)
+
+    def count(self, stream: str | None, reason: str, attached: bool = True,
+              retired: dict | None = None) -> None:
+        """Count a reject that its caller publishes itself (``retired``: the reject counts
+        of a stream retired meanwhile, reported in its retired entry)."""
+        self.by_reason[reason] += 1
+        if retired is not None:
+            retired[reason] = retired.get(reason, 0) + 1
+        elif attached and stream is not None:
+            self.by_stream.setdefault(stream, Counter())[reason] += 1
+        else:
+            self.unattached[reason] += 1
+
+    def take(self) -> list[Reject]:
+        """The rejects queued since the last call (to publish)."""
+        out, self.pending_ = self.pending_, []
+        return out
+
+    def of_stream(self, stream: str) -> dict:
+        return dict(self.by_stream.get(stream, ()))
+
+    def forget(self, stream: str) -> dict:
+        """Stop tracking a retired stream; returns its counts."""
+        return dict(self.by_stream.pop(stream, ()))
+
+
+class Pipeline:
+    """Per-stream state of every stream, driven by decoded input messages (no sockets).
+
+    ``handle(msg, arrival)`` -> ``(ready_cycles, rejects)``; ``refuse`` for messages that
+    did not decode; ``expire(now)`` for silent streams; ``reject_cycle`` for cycles the
+    engines could not serve; ``status(now)`` for the counters of the status message.
+    """
+
+    def __init__(self, config: ServerConfig):
+        if not isinstance(config, ServerConfig):
+            raise ConfigError(f"Pipeline needs a ServerConfig, got {type(config).__name__}")
+        self.config = config
+        self.log = RejectLog()
+        self.streams_: dict[str, StreamState] = {}
+        self.totals_ = Counter()             # counters of retired streams
+        self.retired_: dict[str, dict] = {}   # ended/expired since the last status
+        self.sources_: dict[str, dict] = {}   # source counters, also of unknown streams
+
+    # ------------------------------------------------------------------ inputs
+    def handle(self, msg, arrival: float) -> tuple[list[ReadyCycle], list[Reject]]:
+        """Apply one decoded input message; returns (ready cycles, rejects to publish)."""
+        ready: list[ReadyCycle] = []
+        try:
+            ready = self._apply(msg, arrival)
+        except Exception as exc:  # a bug must not take down the other streams
+            traceback.print_exc(file=sys.stderr)
+            self.log.add(Reject(msg.stream, "internal_error", f"{type(exc).__name__}: {exc}"),
+                         attached=msg.stream in self.streams_)
+        return ready, self.log.take()
+
+    def _apply(self, msg, arrival: float) -> list[ReadyCycle]:
+        st = self.streams_.get(msg.stream)
+        if isinstance(msg, Frames):
+            if st is None:
+                if self.config.default_rate_hz is None:
+                    self.log.add(Reject(msg.stream, "no_meta", "frames before any meta for "
+                                        "this stream: send a meta first (or start the server"
+                                        " with --rate-hz)", seq=msg.seq), attached=False)
+                    return []
+                st = self._new_stream(msg.stream, None, arrival)
+                if st is None:
+                    return []
+            return st.on_frames(msg, arrival)
+        if isinstance(msg, Meta):
+            if st is None:
+                self._new_stream(msg.stream, msg, arrival)
+            else:
+                st.set_meta(msg, arrival)
+            return []
+        if isinstance(msg, End):
+            if st is None:
+                return []
+            ready = st.finish(arrival)
+            self._retire(st, "ended", arrival)
+            return ready
+        if isinstance(msg, SourceStatus):
+            self._source_status(msg, st, arrival)
+            return []
+        raise TypeError(f"not an input message: {type(msg).__name__}")
+
+    def _source_status(self, msg: SourceStatus, st: StreamState | None, arrival: float):
+        if st is not None or msg.stream in self.sources_ or \
+                len(self.sources_) < self.config.max_streams:
+            self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
+        if st is not None:
+            st.set_source_status(msg.source, msg.counters, arrival)
+
+    def refuse(self, parts, exc: WireError) -> list[Reject]:
+        """An input that did not decode: reject it (against its stream when the topic names
+        a live one); returns the rejects to publish."""
+        try:
+            topic = bytes(parts[0]).decode("utf-8") if len(parts) >= 1 else None
+            stream = check_stream_id(topic)
+        except Exception:
+            stream = None
+        self.log.add(Reject(stream, exc.reason, str(exc)), attached=stream in self.streams_)
+        return self.log.take()
+
+    def _new_stream(self, stream: str, meta: Meta | None, now: float) -> StreamState | None:
+        if len(self.streams_) >= self.config.max_streams:
+            self.log.add(Reject(stream, "too_many_streams", f"the server already holds "
+                                f"{self.config.max_streams} streams (max_streams); end or "
+                                "let other streams expire"), attached=False)
+            return None
+        st = StreamState(stream, meta, self.config, now, self.log.add)
+        self.streams_[stream] = st
+        self.retired_.pop(stream, None)
+        return st
+
+    def _retire(self, st: StreamState, why: str, now: float) -> None:
+        snap = st.snapshot(now)
+        snap["rejects"] = self.log.forget(st.stream)
+        snap["state"] = why
+        self.retired_[st.stream] = snap
+        self.totals_.update(st.counters)
+        self.totals_["streams_" + why] += 1
+        del self.streams_[st.stream]
+
+    def expire(self, now: float) -> tuple[list[ReadyCycle], list[Reject]]:
+        """Finish and forget every stream silent for ``stream_timeout_s``."""
+        timeout = self.config.stream_timeout_s
+        ready: list[ReadyCycle] = []
+        for st in [s for s in self.streams_.values() if now - s.last_seen_ > timeout]:
+            ready += st.finish(now)
+            self.log.add(Reject(st.stream, "stream_expired", f"no message for {timeout:g} s: "
+                                "stream state dropped (send 'end' to close a stream cleanly)"))
+            self._retire(st, "expired", now)
+        return ready, self.log.take()
+
+    # ------------------------------------------------------------------ outputs
+    def reject_cycle(self, r: ReadyCycle, reason: str, detail: str) -> Reject:
+        """A ready cycle the engines could not serve (counted like every reject)."""
+        rej = Reject(r.stream, reason, detail, side=r.side, cycle=r.index,
+                     t_start=r.t_start, t_end=r.t_end)
+        retired = self.retired_.get(r.stream)
+        if r.stream not in self.streams_ and retired is not None:
+            # the stream ended while its last cycles were in flight: its retired counts
+            self.log.count(r.stream, reason, retired=retired["rejects"])
+        else:
+            self.log.count(r.stream, reason, attached=r.stream in self.streams_)
+        return rej
+
+    def status(self, now: float) -> dict:
+        """Stream-related parts of the status map: streams, retired, totals (counters),
+        rejects, unattached_rejects, sources."""
+        streams = {}
+        totals = Counter(self.totals_)
+        for sid, st in self.streams_.items():
+            snap = st.snapshot(now)
+            snap["rejects"] = self.log.of_stream(sid)
+            streams[sid] = snap
+            totals.update(st.counters)
+        return {"streams": streams, "retired": dict(self.retired_),
+                "totals": dict(totals, live_streams=len(self.streams_)),
+                "rejects": dict(self.log.by_reason),
+                "unattached_rejects": dict(self.log.unattached),
+                "sources": {k: dict(v) for k, v in self.sources_.items()}}
+
+    def status_sent(self) -> None:
+        """After a status went out: retired streams and source counters of streams that are
+        gone were reported once; forget them."""
+        self.retired_ = {}
+        for sid in [k for k in self.sources_ if k not in self.streams_]:
+            del self.sources_[sid]
