@@ -29,7 +29,8 @@ from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
 __all__ = [
     "PROTOCOL_VERSION", "MAX_MESSAGE_BYTES", "MAX_OUTPUT_BYTES", "MAX_FRAMES_PER_MESSAGE",
-    "MAX_IC_PER_MESSAGE",
+    "MAX_IC_PER_MESSAGE", "MAX_INPUT_PART_BYTES", "MAX_SOURCES_PER_STREAM", "MAX_COUNTER",
+    "STREAM_REASONS", "CYCLE_REASONS", "REJECT_REASONS",
     "MAX_COUNTERS", "MIN_RATE_HZ", "MAX_RATE_HZ", "MIN_BODY_MASS_KG", "MAX_BODY_MASS_KG",
     "STREAM_ID_PATTERN", "STATUS_TOPIC", "NO_STREAM_TOPIC", "REASONS", "UNITS",
     "Meta", "Frames", "End", "SourceStatus",
@@ -41,6 +42,14 @@ __all__ = [
 PROTOCOL_VERSION: int = 1
 #: largest accepted body (bytes); a 1000-frame message is about 50 kB
 MAX_MESSAGE_BYTES: int = 256 * 1024
+#: ZMQ_MAXMSGSIZE of the server's input socket (per message part): ZeroMQ closes the
+#: connection of a sender whose part is larger, without reading it (memory stays bounded);
+#: a body between MAX_MESSAGE_BYTES and this is read and rejected as ``oversize``
+MAX_INPUT_PART_BYTES: int = 2 * MAX_MESSAGE_BYTES
+#: most distinct ``source`` names per stream (source status inputs); more: too_many_sources
+MAX_SOURCES_PER_STREAM: int = 8
+#: counters in status messages saturate here (msgpack's largest integer, 2**64 - 1)
+MAX_COUNTER: int = 2**64 - 1
 #: largest output message (status with many streams can be big; outputs are trusted)
 MAX_OUTPUT_BYTES: int = 64 * 1024 * 1024
 #: most frames in one ``frames`` message
@@ -70,6 +79,21 @@ REASONS: tuple[str, ...] = (
     "no_frames", "too_many_frames", "bad_q_length", "non_finite", "time_not_increasing",
     "bad_ic", "bad_source", "bad_counters", "bad_output",
 )
+#: every reason the server's stream state adds (g2h_edge.runtime; docs/protocol.md)
+STREAM_REASONS: tuple[str, ...] = (
+    "no_meta", "duplicate_seq", "time_not_increasing", "meta_changed", "stream_expired",
+    "stream_evicted", "too_many_streams", "too_many_sources", "radians_as_degrees",
+    "knee_sign_gait2354", "internal_error", "engine_error",
+)
+#: every reason a refused cycle carries (g2h_edge.gait, external ICs; docs/protocol.md)
+CYCLE_REASONS: tuple[str, ...] = (
+    "cycle_too_short", "cycle_too_long", "gap", "nan", "implausible_angles",
+    "buffer_overrun", "before_first_frame", "missed_ic", "step_asymmetry",
+    "ic_not_increasing", "ic_after_data", "ic_backlog",
+)
+#: every ``reason`` a ``reject`` output may carry: the one list (docs/protocol.md's tables)
+REJECT_REASONS: tuple[str, ...] = tuple(dict.fromkeys(REASONS + STREAM_REASONS +
+                                                      CYCLE_REASONS))
 
 _INPUT_FIELDS = {
     "meta": ({"v", "type", "stream", "rate_hz", "channels", "units"}, {"body_mass_kg"}),
@@ -450,10 +474,26 @@ def encode_reject(stream: str | None, reason: str, detail: str = "", **extra) ->
 
 
 def encode_status(status: dict) -> list[bytes]:
-    """``status`` output (once a second) on topic ``$status``; ``status`` holds the counters."""
+    """``status`` output (once a second) on topic ``$status``; ``status`` holds the counters.
+    Integers beyond msgpack's range saturate (at MAX_COUNTER, or -2**63): a counter can
+    never stop the status."""
     body = {"v": PROTOCOL_VERSION, "type": "status"}
     body.update(status)
-    return _pack(STATUS_TOPIC.decode(), body, MAX_OUTPUT_BYTES)
+    try:
+        return _pack(STATUS_TOPIC.decode(), body, MAX_OUTPUT_BYTES)
+    except OverflowError:
+        return _pack(STATUS_TOPIC.decode(), _saturate(body), MAX_OUTPUT_BYTES)
+
+
+def _saturate(obj):
+    """``obj`` with every int clamped to msgpack's range (nested maps and lists)."""
+    if isinstance(obj, dict):
+        return {k: _saturate(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_saturate(v) for v in obj]
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return min(max(obj, -2**63), MAX_COUNTER)
+    return obj
 
 
 def decode_output(parts) -> dict:

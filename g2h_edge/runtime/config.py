@@ -12,11 +12,22 @@ from g2h_edge.gait.config import CycleConfig, ICDetectorConfig
 from g2h_edge.schema import SIDES
 from g2h_edge.wire import MAX_BODY_MASS_KG, MAX_RATE_HZ, MIN_BODY_MASS_KG, MIN_RATE_HZ
 
-__all__ = ["ServerConfig", "DEFAULT_LISTEN", "DEFAULT_PUBLISH", "server_config"]
+__all__ = ["ServerConfig", "DEFAULT_LISTEN", "DEFAULT_PUBLISH", "server_config",
+           "MEMORY_BUDGET_BYTES", "STREAM_BYTES_MAX", "OUTPUT_MESSAGE_BYTES_MAX"]
 
 #: default addresses: loopback only (nothing is exposed to the network unless asked)
 DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+
+#: the memory the default limits are sized for, worst case (docs/runtime.md, "Memory
+#: budget"): max_streams x STREAM_BYTES_MAX + rcv_hwm x MAX_INPUT_PART_BYTES (per
+#: publisher connection) + snd_hwm x OUTPUT_MESSAGE_BYTES_MAX (per subscriber)
+MEMORY_BUDGET_BYTES = 1 << 30
+#: one stream's state at the protocol's caps (2000 Hz, 6 s ring buffer, 1-1000 frames per
+#: message, 128 waiting ICs): 1.4-1.7 MB held, measured with tracemalloc
+STREAM_BYTES_MAX = 2 << 20
+#: a cycle message of the largest model (14 muscles, y and y_abs, quality): about 21 kB
+OUTPUT_MESSAGE_BYTES_MAX = 32 << 10
 
 
 def _num(obj, name, lo, hi, *, optional=False):
@@ -67,10 +78,19 @@ class ServerConfig:
     max_batch: int = 8
     #: most input messages handled before ready cycles are inferred and published
     max_drain: int = 512
-    #: most live streams; metas/frames of further streams are rejected (too_many_streams)
-    max_streams: int = 10000
-    #: SUB receive high-water mark (messages); large so bursts are queued, not dropped
-    rcv_hwm: int = 2_000_000
+    #: most live streams (256 x STREAM_BYTES_MAX = 512 MiB). A new stream beyond it evicts
+    #: the stream silent longest, if silent for evict_idle_s (stream_evicted), else it is
+    #: refused (too_many_streams)
+    max_streams: int = 256
+    #: a stream silent this long may be evicted to admit a new one when max_streams are held
+    evict_idle_s: float = 2.0
+    #: SUB receive high-water mark, messages per publisher connection (512 x
+    #: MAX_INPUT_PART_BYTES = 256 MiB); a full queue holds the publisher back (XPUB_NODROP
+    #: publishers block, plain PUB publishers drop)
+    rcv_hwm: int = 512
+    #: PUB send high-water mark, messages per subscriber (8192 x OUTPUT_MESSAGE_BYTES_MAX =
+    #: 256 MiB); a subscriber this far behind misses messages (ZeroMQ PUB drops for it)
+    snd_hwm: int = 8192
     #: run the convention check (radians, gait2354 knee sign) on early windows and cycles
     check_convention: bool = True
     #: seconds of a stream's first frames checked for convention before trusting it
@@ -126,10 +146,12 @@ class ServerConfig:
         _num(self, "shutdown_drain_s", 0.0, 3600.0)
         _num(self, "convention_window_s", 0.5, 60.0)
         _num(self, "keep_warm_ms", 1.0, 60_000.0, optional=True)
+        _num(self, "evict_idle_s", 0.0, 86400.0)
         _int(self, "max_batch", 1, 65536)
         _int(self, "max_drain", 1, 1_000_000)
         _int(self, "max_streams", 1, 10_000_000)
         _int(self, "rcv_hwm", 0, 2**31 - 1)
+        _int(self, "snd_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)
         for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll"):

@@ -16,7 +16,8 @@ from collections import Counter
 from g2h_edge.errors import ConfigError, WireError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.stream import ReadyCycle, Reject, StreamState
-from g2h_edge.wire import End, Frames, Meta, SourceStatus, check_stream_id
+from g2h_edge.wire import (MAX_SOURCES_PER_STREAM, End, Frames, Meta, SourceStatus,
+                           check_stream_id)
 
 __all__ = ["Pipeline", "RejectLog"]
 
@@ -94,22 +95,33 @@ class Pipeline:
     def _apply(self, msg, arrival: float) -> list[ReadyCycle]:
         st = self.streams_.get(msg.stream)
         if isinstance(msg, Frames):
-            if st is None:
+            ready: list[ReadyCycle] = []
+            if st is not None and st.new_session(msg):
+                ready = st.finish(arrival)           # what the old session can still close
+                meta = st.next_meta
+                self._retire(st, "restarted", arrival)
+                st = self._admit(msg.stream, meta, arrival, ready)
+            elif st is None:
                 if self.config.default_rate_hz is None:
                     self.log.add(Reject(msg.stream, "no_meta", "frames before any meta for "
                                         "this stream: send a meta first (or start the server"
                                         " with --rate-hz)", seq=msg.seq), attached=False)
                     return []
-                st = self._new_stream(msg.stream, None, arrival)
-                if st is None:
-                    return []
-            return st.on_frames(msg, arrival)
+                st = self._admit(msg.stream, None, arrival, ready)
+            return ready + st.on_frames(msg, arrival) if st is not None else ready
         if isinstance(msg, Meta):
+            ready: list[ReadyCycle] = []
             if st is None:
-                self._new_stream(msg.stream, msg, arrival)
+                self._admit(msg.stream, msg, arrival, ready)
+            elif changes := st.meta_changes(msg):
+                st.hold_meta(msg, arrival)
+                self.log.add(Reject(msg.stream, "meta_changed", "meta refused, it changes "
+                                    + ", ".join(changes) + ": a stream keeps its meta; send "
+                                    "'end' first (or restart the publisher: meta, then seq "
+                                    "from 0) to change it"))
             else:
                 st.set_meta(msg, arrival)
-            return []
+            return ready
         if isinstance(msg, End):
             if st is None:
                 return []
@@ -122,9 +134,17 @@ class Pipeline:
         raise TypeError(f"not an input message: {type(msg).__name__}")
 
     def _source_status(self, msg: SourceStatus, st: StreamState | None, arrival: float):
-        if st is not None or msg.stream in self.sources_ or \
-                len(self.sources_) < self.config.max_streams:
-            self.sources_.setdefault(msg.stream, {})[msg.source] = dict(msg.counters)
+        known = self.sources_.get(msg.stream)
+        if known is None and st is None and len(self.sources_) >= self.config.max_streams:
+            return              # counters of unknown streams: bounded, reported once
+        known = self.sources_.setdefault(msg.stream, {})
+        if msg.source not in known and len(known) >= MAX_SOURCES_PER_STREAM:
+            self.log.add(Reject(msg.stream, "too_many_sources", f"source {msg.source!r} "
+                                f"refused: stream {msg.stream!r} already has "
+                                f"{MAX_SOURCES_PER_STREAM} sources (MAX_SOURCES_PER_STREAM)"),
+                         attached=st is not None)
+            return
+        known[msg.source] = dict(msg.counters)
         if st is not None:
             st.set_source_status(msg.source, msg.counters, arrival)
 
@@ -139,15 +159,28 @@ class Pipeline:
         self.log.add(Reject(stream, exc.reason, str(exc)), attached=stream in self.streams_)
         return self.log.take()
 
-    def _new_stream(self, stream: str, meta: Meta | None, now: float) -> StreamState | None:
-        if len(self.streams_) >= self.config.max_streams:
-            self.log.add(Reject(stream, "too_many_streams", f"the server already holds "
-                                f"{self.config.max_streams} streams (max_streams); end or "
-                                "let other streams expire"), attached=False)
-            return None
-        st = StreamState(stream, meta, self.config, now, self.log.add)
+    def _admit(self, stream: str, meta: Meta | None, now: float,
+               ready: list[ReadyCycle]) -> StreamState | None:
+        """A new stream's state; with max_streams held, the stream idle longest (at least
+        evict_idle_s) makes room (its last cycles go to ``ready``), else None (refused)."""
+        cfg = self.config
+        if len(self.streams_) >= cfg.max_streams:
+            idlest = min(self.streams_.values(), key=lambda s: s.last_seen_)
+            idle_s = now - idlest.last_seen_
+            if idle_s < cfg.evict_idle_s:
+                self.log.add(Reject(stream, "too_many_streams", f"the server holds "
+                                    f"{cfg.max_streams} streams (max_streams), all active "
+                                    f"within {cfg.evict_idle_s:g} s; end or pause other "
+                                    "streams"), attached=False)
+                return None
+            ready += idlest.finish(now)
+            self.log.add(Reject(idlest.stream, "stream_evicted", f"silent for {idle_s:.1f} s "
+                                f"while the server held max_streams ({cfg.max_streams}): "
+                                f"state dropped to admit {stream!r}; send again to resume "
+                                "as a new stream"))
+            self._retire(idlest, "evicted", now)
+        st = StreamState(stream, meta, cfg, now, self.log.add)
         self.streams_[stream] = st
-        self.retired_.pop(stream, None)
         return st
 
     def _retire(self, st: StreamState, why: str, now: float) -> None:

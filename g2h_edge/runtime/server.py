@@ -21,11 +21,12 @@ import zmq
 from g2h_edge.errors import ConfigError, EngineError, WireError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
-from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.pipeline import Pipeline
+from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.stream import ReadyCycle, Reject
 from g2h_edge.schema import N_IN, T
-from g2h_edge.wire import decode_input, encode_cycle, encode_reject, encode_status
+from g2h_edge.wire import (MAX_INPUT_PART_BYTES, decode_input, encode_cycle, encode_reject,
+                           encode_status)
 
 __all__ = ["Server", "serve", "cycle_message"]
 
@@ -285,11 +286,13 @@ class Server:
 
     def _publish_status(self, now: float) -> None:
         status = self.status(now)
-        self._send(encode_status(status))
-        if self.on_status is not None:
-            self.on_status(status)
-        self.latencies_ = []
-        self.pipeline.status_sent()
+        try:
+            self._send(encode_status(status))
+            if self.on_status is not None:
+                self.on_status(status)
+        finally:  # reported or not, a failure must not make the retired pile up
+            self.latencies_ = []
+            self.pipeline.status_sent()
 
 
 def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
@@ -311,9 +314,11 @@ def _open_sockets(ctx, cfg: ServerConfig):
     pub = ctx.socket(zmq.PUB)
     try:
         sub.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
+        # larger parts close the sender's connection unread (memory bound, wire.py)
+        sub.setsockopt(zmq.MAXMSGSIZE, MAX_INPUT_PART_BYTES)
         sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
-        pub.setsockopt(zmq.SNDHWM, 1_000_000)
+        pub.setsockopt(zmq.SNDHWM, cfg.snd_hwm)
         pub.setsockopt(zmq.LINGER, 2000)
         if cfg.listen:
             sub.bind(cfg.listen)

@@ -179,23 +179,48 @@ class StreamState:
         self.pend_: list = []               # (t, q) chunks not pushed to the assembler yet
         self.pend_n_ = 0
         self.last_seq_: int | None = None
+        self.meta_since_frames_ = False     # a meta came after the last accepted frames
+        self.held_meta_: Meta | None = None  # a changed meta, refused (meta_changed)
+        self.ic_backlog_told_ = False       # the one ic_backlog reject was sent
         self.last_seen_ = now
         self.counters = {"messages": 0, "frames": 0, "cycles": 0, "duplicate_seq": 0,
-                         "dropped_seq": 0, "ics": 0}
+                         "dropped_seq": 0, "ics": 0, "ic_dropped": 0}
         self.source_status_: dict = {}
 
     # ------------------------------------------------------------------ inputs
+    def meta_changes(self, meta: Meta) -> list[str]:
+        """What ``meta`` would change of this stream's meaning: ``channels``, ``units`` or
+        ``body_mass_kg`` as "name: old -> new" (empty for a repeated or rate-only meta)."""
+        cur = self.meta_ or Meta(self.stream, self.rate_hz_)
+        return [f"{k}: {getattr(cur, k)!r} -> {getattr(meta, k)!r}"
+                for k in ("channels", "units", "body_mass_kg")
+                if getattr(cur, k) != getattr(meta, k)]
+
+    def hold_meta(self, meta: Meta, arrival: float) -> None:
+        """A refused, changed meta: kept for a new session of this stream id only."""
+        self.last_seen_ = arrival
+        self.meta_since_frames_ = True
+        self.held_meta_ = meta
+
+    @property
+    def next_meta(self) -> Meta | None:
+        """The meta a new session of this stream id starts with."""
+        return self.held_meta_ or self.meta_
+
     def set_meta(self, meta: Meta, arrival: float) -> None:
-        """A (repeated) meta: later frames use its order/units/mass; a new rate resets the
+        """A repeated meta (same channels, units and mass); a new rate resets the
         detector."""
         self.last_seen_ = arrival
+        self.meta_since_frames_ = True
+        self.held_meta_ = None
         if self.meta_ is not None and meta.rate_hz != self.meta_.rate_hz:
             self.detector_ = None
         self.meta_ = meta
         self.rate_hz_ = meta.rate_hz
 
     def set_source_status(self, source: str, counters: dict, arrival: float) -> None:
-        """Latest counters of a source (e.g. the firmware bridge) of this stream."""
+        """Latest counters of a source (e.g. the firmware bridge) of this stream (the
+        pipeline caps the number of sources)."""
         self.last_seen_ = arrival
         self.source_status_[source] = dict(counters)
 
@@ -205,23 +230,34 @@ class StreamState:
             return self.meta_.body_mass_kg
         return self.cfg.body_mass_kg
 
+    def new_session(self, msg: Frames) -> bool:
+        """Whether ``msg`` starts a new session of this stream id: its seq is not above the
+        last accepted one and a meta came since that frames message (a restarted
+        publisher sends its meta first, then counts from 0 again; docs/protocol.md)."""
+        return (self.meta_since_frames_ and self.last_seq_ is not None
+                and msg.seq <= self.last_seq_)
+
     def on_frames(self, msg: Frames, arrival: float) -> list[ReadyCycle]:
-        """Ingest one frames message; returns the cycles it made ready."""
+        """Ingest one frames message; returns the cycles it made ready. Every check comes
+        before any change: a refused message leaves the stream as it was."""
         c = self.counters
         self.last_seen_ = arrival
-        if self.last_seq_ is not None and msg.seq <= self.last_seq_:
+        last = self.last_seq_
+        if last is not None and msg.seq <= last:
             c["duplicate_seq"] += 1
-            self._reject("duplicate_seq", f"seq {msg.seq} <= last seq {self.last_seq_}: "
-                         "message dropped", seq=msg.seq)
+            self._reject("duplicate_seq", f"seq {msg.seq} <= last seq {last}: message "
+                         "dropped (a restarted publisher sends a meta first, then seq 0)",
+                         seq=msg.seq)
             return []
-        if self.last_seq_ is not None and msg.seq > self.last_seq_ + 1:
-            c["dropped_seq"] += msg.seq - self.last_seq_ - 1
-        self.last_seq_ = msg.seq
         t = msg.t
         if self.t_last_ is not None and not t[0] > self.t_last_:
             self._reject("time_not_increasing", f"frames start at {t[0]:.6f} s, not after "
                          f"the stream's last frame ({self.t_last_:.6f} s)", seq=msg.seq)
             return []
+        if last is not None and msg.seq > last + 1:
+            c["dropped_seq"] += msg.seq - last - 1
+        self.last_seq_ = msg.seq
+        self.meta_since_frames_ = False
         q = frames_in_schema_order(msg.q, self.meta_)
         c["messages"] += 1
         c["frames"] += t.shape[0]
@@ -270,9 +306,14 @@ class StreamState:
             if len(self.pending_ic_) > MAX_PENDING_IC:   # events far beyond the data
                 drop, self.pending_ic_ = (self.pending_ic_[MAX_PENDING_IC:],
                                           self.pending_ic_[:MAX_PENDING_IC])
-                self._reject("ic_backlog", f"{len(drop)} external IC(s) dropped: more than "
-                             f"{MAX_PENDING_IC} wait for frames (first at {drop[0][0]:.3f} "
-                             f"s, last frame {self.t_last_:.3f} s)")
+                self.counters["ic_dropped"] += len(drop)
+                if not self.ic_backlog_told_:   # once per stream; later drops: counted
+                    self.ic_backlog_told_ = True
+                    self._reject("ic_backlog", f"{len(drop)} external IC(s) dropped: more "
+                                 f"than {MAX_PENDING_IC} wait for frames (first at "
+                                 f"{drop[0][0]:.3f} s, last frame {self.t_last_:.3f} s); "
+                                 "later drops are counted in status (ic_dropped)",
+                                 count=len(drop))
         if not self.external_:
             if self.detector_ is None:
                 self.detector_ = make_detector(self.cfg.detector, self.rate_hz_)
@@ -337,10 +378,12 @@ class StreamState:
                     self._close(t_ic, side, arrival, ready)
             except G2HError as exc:
                 self._reject(exc.reason, str(exc))
-        for t_ic, side in self.pending_ic_:
-            if side in self.cfg.sides:
-                self._reject("ic_after_data", f"{side} IC at {t_ic:.4f} s is after the "
-                             "stream's last frame", side=side, t_end=t_ic)
+        late = [(t_ic, side) for t_ic, side in self.pending_ic_ if side in self.cfg.sides]
+        if late:                                # one reject for all of them
+            self._reject("ic_after_data", f"{len(late)} external IC(s) after the stream's "
+                         f"last frame ({self.t_last_} s), from {late[0][1]} at "
+                         f"{late[0][0]:.4f} s to {late[-1][1]} at {late[-1][0]:.4f} s",
+                         side=late[0][1], t_end=late[0][0], count=len(late))
         self.pending_ic_ = []
         return ready
 
