@@ -155,6 +155,7 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
                         publish="tcp://127.0.0.1:*", allow_synthetic=True,
                         engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
                         max_batch=cfg.max_batch, cpu_timing=True,
+                        max_streams=max(cfg.streams, ServerConfig.max_streams),
                         keep_warm_ms=cfg.keep_warm_ms, busy_poll=cfg.busy_poll,
                         torch_precision=cfg.torch_precision, torch_compile=cfg.torch_compile)
     server = Server(scfg).start()

@@ -46,6 +46,10 @@ def _sides(value: str) -> tuple[str, ...]:
                    "worker threads wake slowly).")
 @click.option("--max-batch", type=int, default=8, show_default=True,
               help="Most cycles per engine call.")
+@click.option("--max-streams", type=int, default=256, show_default=True,
+              help="Most live streams (about 2 MiB each at the protocol's caps; the "
+                   "defaults fit 1 GiB, docs/runtime.md). Beyond it the stream silent "
+                   "longest is evicted, or the new one refused.")
 @click.option("--keep-warm-ms", type=float, default=None, help="While idle, run each engine "
               "on a dummy cycle this often (ms) so real cycles find it warm (lower latency "
               "for a little CPU; e.g. 50).")
@@ -58,7 +62,7 @@ def _sides(value: str) -> tuple[str, ...]:
               help="Print a one-line summary to stderr this often (0: never).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
-              keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
+              max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
               log_interval_s):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
@@ -75,7 +79,8 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
                        sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
-                       max_batch=max_batch, check_convention=not no_convention_check,
+                       max_batch=max_batch, max_streams=max_streams,
+                       check_convention=not no_convention_check,
                        keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
                        torch_precision=torch_precision, torch_compile=torch_compile)
 
