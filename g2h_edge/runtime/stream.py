@@ -258,6 +258,7 @@ class StreamState:
             c["dropped_seq"] += msg.seq - last - 1
         self.last_seq_ = msg.seq
         self.meta_since_frames_ = False
+        self.held_meta_ = None
         q = frames_in_schema_order(msg.q, self.meta_)
         c["messages"] += 1
         c["frames"] += t.shape[0]

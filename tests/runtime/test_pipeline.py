@@ -184,3 +184,100 @@ def test_reject_log_is_the_one_counter():
 def test_pipeline_needs_a_server_config():
     with pytest.raises(ConfigError, match="Pipeline needs a ServerConfig"):
         Pipeline({"engines": ["x"]})
+
+
+def _frames(trial, stream, k, seq=None, ic=None):
+    sl = slice(10 * k, 10 * k + 10)
+    return wire.Frames(stream, k if seq is None else seq, trial.t[sl], trial.q[sl], ic or [])
+
+
+@pytest.mark.parametrize("bad_seq", [2**64 - 1, 5])
+def test_a_refused_message_changes_no_stream_state(bad_seq):
+    trial = make_stream(1.0, 100.0, seed=2)
+    pipe = _pipeline()
+    _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0)])
+    _, rej = pipe.handle(_frames(trial, "s", 0, seq=bad_seq), 0.0)     # time goes back
+    assert [r.reason for r in rej] == ["time_not_increasing"]
+    _, rej = _run(pipe, [_frames(trial, "s", k) for k in (1, 2)])
+    assert rej == []
+    s = pipe.status(0.0)["streams"]["s"]
+    assert (s["messages"], s["duplicate_seq"], s["dropped_seq"]) == (3, 0, 0)
+
+
+def test_seq_reset_after_a_meta_is_a_new_session_and_without_one_a_duplicate():
+    trial = make_stream(1.0, 100.0, seed=2)
+    pipe = _pipeline()
+    _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0), _frames(trial, "s", 1)])
+    _, rej = pipe.handle(_frames(trial, "s", 0), 0.0)                  # no meta in between
+    assert [r.reason for r in rej] == ["duplicate_seq"]
+    _, rej = _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0)])
+    assert rej == []
+    st = pipe.status(0.0)
+    assert st["retired"]["s"]["state"] == "restarted" and st["retired"]["s"]["messages"] == 2
+    assert st["streams"]["s"]["messages"] == 1 and st["totals"]["streams_restarted"] == 1
+    assert st["totals"]["messages"] == 3
+
+
+@pytest.mark.parametrize("meta, field", [
+    (wire.Meta("m", 100.0, body_mass_kg=90.0), "body_mass_kg"),
+    (wire.Meta("m", 100.0, units="rad", body_mass_kg=70.0), "units"),
+    (wire.Meta("m", 100.0, tuple(reversed(IN_COLS)), body_mass_kg=70.0), "channels"),
+])
+def test_meta_changes_are_refused_and_only_a_new_session_takes_them(meta, field):
+    trial = make_stream(1.0, 100.0, seed=2)
+    pipe = _pipeline()
+    _run(pipe, [wire.Meta("m", 100.0, body_mass_kg=70.0), _frames(trial, "m", 0)])
+    _, rej = pipe.handle(meta, 0.0)
+    assert [r.reason for r in rej] == ["meta_changed"] and field in rej[0].detail
+    assert pipe.streams_["m"].meta_.body_mass_kg == 70.0 and pipe.streams_["m"].meta_ != meta
+    _, rej = pipe.handle(wire.Meta("m", 200.0, body_mass_kg=70.0), 0.0)   # rate: applied
+    assert rej == [] and pipe.streams_["m"].rate_hz_ == 200.0
+    pipe.handle(meta, 0.0)
+    _, rej = pipe.handle(_frames(trial, "m", 0), 0.0)                  # restart: new meta
+    assert rej == [] and pipe.streams_["m"].meta_ == meta
+
+
+def test_a_full_table_evicts_the_stream_idle_longest_or_refuses():
+    pipe = _pipeline(max_streams=2, evict_idle_s=1.0)
+    pipe.handle(wire.Meta("a", 100.0), 0.0)
+    pipe.handle(wire.Meta("b", 100.0), 0.5)
+    _, rej = pipe.handle(wire.Meta("c", 100.0), 1.2)          # a idle 1.2 s >= 1 s
+    assert [(r.stream, r.reason) for r in rej] == [("a", "stream_evicted")]
+    _, rej = pipe.handle(wire.Meta("d", 100.0), 1.3)          # b idle 0.8 s: refuse d
+    assert [(r.stream, r.reason) for r in rej] == [("d", "too_many_streams")]
+    st = pipe.status(1.3)
+    assert set(st["streams"]) == {"b", "c"} and st["retired"]["a"]["state"] == "evicted"
+    assert st["totals"]["streams_evicted"] == 1 and st["unattached_rejects"] == {
+        "too_many_streams": 1}
+
+
+def test_sources_per_stream_are_capped():
+    pipe = _pipeline()
+    pipe.handle(wire.Meta("s", 100.0), 0.0)
+    rejects = []
+    for i in range(wire.MAX_SOURCES_PER_STREAM + 2):
+        rejects += pipe.handle(wire.SourceStatus("s", f"src{i}", {"n": i}), 0.0)[1]
+    rejects += pipe.handle(wire.SourceStatus("s", "src0", {"n": 7}), 0.0)[1]   # known: ok
+    assert [r.reason for r in rejects] == ["too_many_sources"] * 2
+    st = pipe.status(0.0)
+    assert len(st["sources"]["s"]) == wire.MAX_SOURCES_PER_STREAM
+    assert st["streams"]["s"]["sources"]["src0"] == {"n": 7}
+
+
+def test_far_future_ics_make_one_reject_each_kind_per_stream():
+    trial = make_stream(1.0, 100.0, seed=20)
+    pipe = _pipeline()
+    msgs = [wire.Meta("f", 100.0)] + [
+        _frames(trial, "f", k, ic=[(100.0 + k + j / 100.0, "R") for j in range(64)])
+        for k in range(5)] + [wire.End("f")]
+    _, rejects = _run(pipe, msgs)
+    assert [(r.reason, r.count) for r in rejects] == [("ic_backlog", 64),
+                                                      ("ic_after_data", 128)]
+    assert pipe.status(0.0)["retired"]["f"]["ic_dropped"] == 192
+
+
+def test_every_reason_the_pipeline_emits_is_in_the_one_list():
+    assert len(set(wire.REJECT_REASONS)) == len(wire.REJECT_REASONS)
+    for reason in ("no_meta", "meta_changed", "stream_evicted", "too_many_sources",
+                   "ic_backlog", "ic_after_data", "internal_error", "engine_error"):
+        assert reason in wire.REJECT_REASONS
