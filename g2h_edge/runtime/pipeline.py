@@ -3,7 +3,8 @@
 :class:`Pipeline` owns every stream's state: ``handle(msg, arrival)`` looks up, creates,
 evicts and retires :class:`~g2h_edge.runtime.stream.StreamState` objects, applies metas,
 frames, source counters and ``end``, and returns the cycles that became ready plus the
-rejects to publish. :class:`RejectLog` is the one place where rejects are counted.
+rejects to publish. :class:`RejectLog` is the one place where rejects are counted;
+:class:`ConventionGate` is each stream's convention check.
 The server (:mod:`g2h_edge.runtime.server`) only moves bytes: it decodes, calls the
 pipeline, batches ready cycles into engine calls and publishes.
 """
@@ -13,13 +14,16 @@ import sys
 import traceback
 from collections import Counter
 
-from g2h_edge.errors import ConfigError, WireError
+import numpy as np
+
+from g2h_edge.errors import ConfigError, ConventionError, WireError
+from g2h_edge.gait.convention import ConventionMonitor, check_convention
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.stream import ReadyCycle, Reject, StreamState
 from g2h_edge.wire import (MAX_SOURCES_PER_STREAM, End, Frames, Meta, SourceStatus,
                            check_stream_id)
 
-__all__ = ["Pipeline", "RejectLog"]
+__all__ = ["Pipeline", "RejectLog", "ConventionGate"]
 
 
 class RejectLog:
@@ -60,6 +64,79 @@ class RejectLog:
     def forget(self, stream: str) -> dict:
         """Stop tracking a retired stream; returns its counts."""
         return dict(self.by_stream.pop(stream, ()))
+
+
+class ConventionGate:
+    """The convention check of one stream (radians declared as degrees, gait2354 knee sign).
+
+    The first ``window_s`` seconds of frames (then every ``window_s`` until decided) are
+    judged by an incremental monitor; every cycle is checked too. A stream caught once stays
+    blocked: each later cycle is refused with the same error. ``enabled=False``: everything
+    passes.
+    """
+
+    def __init__(self, window_s: float, enabled: bool = True):
+        self.window_s = window_s
+        self.enabled = enabled
+        self.monitor_ = ConventionMonitor() if enabled else None
+        self.ok_ = not enabled             # decided "ok": windows are no longer judged
+        self.blocked_: ConventionError | None = None
+        self.next_t_ = np.inf              # next time the window is judged
+        self.done_t_ = -np.inf             # frames up to here were judged already
+
+    def start(self, t_first: float) -> None:
+        """The stream's first frame time: the first window ends ``window_s`` later."""
+        self.next_t_ = t_first + self.window_s
+
+    def due(self, t_last: float) -> bool:
+        """Whether the frames up to ``t_last`` complete a window to judge."""
+        return not self.ok_ and self.blocked_ is None and t_last >= self.next_t_
+
+    def judge_window(self, t: np.ndarray, q: np.ndarray, t_last: float
+                     ) -> ConventionError | None:
+        """Judge the buffered frames ``t``, ``q`` not judged yet (once per window: it is
+        not free); returns the error when this window blocks the stream."""
+        new = q[t > self.done_t_]
+        self.done_t_ = t_last
+        self.next_t_ = t_last + self.window_s
+        try:
+            verdict = self.monitor_.update(new)
+        except ConventionError as exc:
+            self.blocked_ = exc
+            return exc
+        if verdict == "ok":
+            self.ok_ = True
+            self.monitor_ = None
+        return None
+
+    def check_cycle(self, x: np.ndarray) -> ConventionError | None:
+        """The error that refuses the cycle ``x`` (180, 10) deg, or None to accept it."""
+        if self.blocked_ is not None:
+            return self.blocked_
+        if not self.enabled:
+            return None
+        try:
+            check_convention(x)
+        except ConventionError as exc:
+            return exc
+        return None
+
+    def explain(self, q: np.ndarray) -> ConventionError | None:
+        """For implausible angles ``q`` (n, 10): the wrong convention they show, if any."""
+        if not self.enabled:
+            return None
+        try:
+            check_convention(q)
+        except ConventionError as exc:
+            return exc
+        return None
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``checking`` or ``blocked:<reason>`` (status)."""
+        if self.blocked_ is not None:
+            return "blocked:" + self.blocked_.reason
+        return "ok" if self.ok_ else "checking"
 
 
 class Pipeline:
@@ -179,7 +256,8 @@ class Pipeline:
                                 f"state dropped to admit {stream!r}; send again to resume "
                                 "as a new stream"))
             self._retire(idlest, "evicted", now)
-        st = StreamState(stream, meta, cfg, now, self.log.add)
+        st = StreamState(stream, meta, cfg, now, self.log.add,
+                         ConventionGate(cfg.convention_window_s, cfg.check_convention))
         self.streams_[stream] = st
         return st
 

@@ -188,12 +188,8 @@ class Server:
         cpu0 = time.thread_time() if self.config.cpu_timing else None
         try:
             msg = decode_input(parts)
-        except WireError as exc:
+        except WireError as exc:        # (whatever the bytes, decode_input raises only that)
             self.rejects_ += self.pipeline.refuse(parts, exc)
-            return
-        except Exception as exc:  # decode_input raises only WireError; belt and braces
-            self.rejects_ += self.pipeline.refuse(parts, WireError(
-                f"{type(exc).__name__}: {exc}", reason="internal_error"))
             return
         ready, rejects = self.pipeline.handle(msg, arrival)
         if rejects:

@@ -13,14 +13,13 @@ from typing import Callable
 
 import numpy as np
 
-from g2h_edge.errors import ConventionError, G2HError, GaitError
+from g2h_edge.errors import G2HError, GaitError
 from g2h_edge.gait import CycleAssembler
-from g2h_edge.gait.convention import ConventionMonitor, check_convention
 from g2h_edge.schema import mirror_sides
 from g2h_edge.wire import Frames, Meta, frames_in_schema_order
 
-__all__ = ["StreamState", "ReadyCycle", "Reject", "ConventionGate", "make_detector",
-           "PUSH_FRAMES", "MAX_PENDING_IC"]
+__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES",
+           "MAX_PENDING_IC"]
 
 #: frames collected before they are pushed into the ring buffer (unless a cycle closes)
 PUSH_FRAMES = 256
@@ -79,90 +78,17 @@ def make_detector(config, rate_hz: float):
     return OnlineICDetector(config, rate_hz)
 
 
-class ConventionGate:
-    """The convention check of one stream (radians declared as degrees, gait2354 knee sign).
-
-    The first ``window_s`` seconds of frames (then every ``window_s`` until decided) are
-    judged by an incremental monitor; every cycle is checked too. A stream caught once stays
-    blocked: each later cycle is refused with the same error. ``enabled=False``: everything
-    passes.
-    """
-
-    def __init__(self, window_s: float, enabled: bool = True):
-        self.window_s = window_s
-        self.enabled = enabled
-        self.monitor_ = ConventionMonitor() if enabled else None
-        self.ok_ = not enabled             # decided "ok": windows are no longer judged
-        self.blocked_: ConventionError | None = None
-        self.next_t_ = np.inf              # next time the window is judged
-        self.done_t_ = -np.inf             # frames up to here were judged already
-
-    def start(self, t_first: float) -> None:
-        """The stream's first frame time: the first window ends ``window_s`` later."""
-        self.next_t_ = t_first + self.window_s
-
-    def due(self, t_last: float) -> bool:
-        """Whether the frames up to ``t_last`` complete a window to judge."""
-        return not self.ok_ and self.blocked_ is None and t_last >= self.next_t_
-
-    def judge_window(self, t: np.ndarray, q: np.ndarray, t_last: float
-                     ) -> ConventionError | None:
-        """Judge the buffered frames ``t``, ``q`` not judged yet (once per window: it is
-        not free); returns the error when this window blocks the stream."""
-        new = q[t > self.done_t_]
-        self.done_t_ = t_last
-        self.next_t_ = t_last + self.window_s
-        try:
-            verdict = self.monitor_.update(new)
-        except ConventionError as exc:
-            self.blocked_ = exc
-            return exc
-        if verdict == "ok":
-            self.ok_ = True
-            self.monitor_ = None
-        return None
-
-    def check_cycle(self, x: np.ndarray) -> ConventionError | None:
-        """The error that refuses the cycle ``x`` (180, 10) deg, or None to accept it."""
-        if self.blocked_ is not None:
-            return self.blocked_
-        if not self.enabled:
-            return None
-        try:
-            check_convention(x)
-        except ConventionError as exc:
-            return exc
-        return None
-
-    def explain(self, q: np.ndarray) -> ConventionError | None:
-        """For implausible angles ``q`` (n, 10): the wrong convention they show, if any."""
-        if not self.enabled:
-            return None
-        try:
-            check_convention(q)
-        except ConventionError as exc:
-            return exc
-        return None
-
-    @property
-    def state(self) -> str:
-        """``ok``, ``checking`` or ``blocked:<reason>`` (status)."""
-        if self.blocked_ is not None:
-            return "blocked:" + self.blocked_.reason
-        return "ok" if self.ok_ else "checking"
-
-
 class StreamState:
     """One stream: meta, counters, ring buffer (CycleAssembler), IC source, convention.
 
     ICs come from the online detector until the first external ``ic`` event arrives; from
     then on only external events close cycles for this stream (detection is switched off
     and the open cycles are restarted from the first external event). ``reject`` receives
-    every :class:`Reject` of this stream.
+    every :class:`Reject` of this stream; ``gate`` judges its convention.
     """
 
     def __init__(self, stream: str, meta: Meta | None, server_cfg, now: float,
-                 reject: Callable[[Reject], None]):
+                 reject: Callable[[Reject], None], gate):
         self.stream = stream
         self.cfg = server_cfg
         self.reject = reject
@@ -172,8 +98,7 @@ class StreamState:
         self.detector_ = None          # created lazily (detection-driven streams only)
         self.external_ = False         # external ICs seen: detection off
         self.pending_ic_: list[tuple[float, str]] = []   # external ICs beyond the data
-        self.gate_ = ConventionGate(server_cfg.convention_window_s,
-                                    server_cfg.check_convention)
+        self.gate_ = gate               # its ConventionGate (g2h_edge.runtime.pipeline)
         self.t_first_: float | None = None
         self.t_last_: float | None = None
         self.pend_: list = []               # (t, q) chunks not pushed to the assembler yet
