@@ -62,8 +62,8 @@ def _sides(value: str) -> tuple[str, ...]:
               help="Print a one-line summary to stderr this often (0: never).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
-              max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
-              log_interval_s):
+              max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile,
+              no_convention_check, log_interval_s):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
