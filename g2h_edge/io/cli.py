@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from g2h_edge.io.mapping import trial_input_options
 from g2h_edge.schema import TASKS
 
 __all__ = ["predict_cmd", "synth_cmd"]
@@ -16,7 +17,8 @@ __all__ = ["predict_cmd", "synth_cmd"]
               help="Model bundle (.pt), ONNX model (.onnx) or TensorRT plan.")
 @click.option("--input", "input_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols.")
+              help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols, or a trial "
+                   "(.csv/.mot/.sto/.c3d) cut into cycles at its IC events.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="OUT.npz (y, out_cols, unit, model...) or OUT.csv (long format).")
 @click.option("--raw-unit", is_flag=True,
@@ -28,18 +30,25 @@ __all__ = ["predict_cmd", "synth_cmd"]
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for the engine (default: the backend's choice).")
+@trial_input_options(kwarg="mapping")
 def predict_cmd(model_path, input_path, output_path, raw_unit, allow_synthetic,
-                convert_gait2354, batch_size, threads):
-    """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames)."""
+                convert_gait2354, batch_size, threads, mapping):
+    """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames),
+    or for a trial file cut into cycles at its events (left hips mirrored)."""
     from g2h_edge.io.predict import PredictConfig, predict_file
 
     cfg = PredictConfig(model_path=model_path, input_path=input_path, output_path=output_path,
                         raw_unit=raw_unit, allow_synthetic=allow_synthetic,
                         convert_gait2354=convert_gait2354, batch_size=batch_size,
-                        threads=threads)
+                        threads=threads, mapping=mapping)
     res = predict_file(cfg)
     for line in res.warnings:
         click.echo(line, err=True)
+    if res.cycles is not None:
+        c = res.cycles
+        click.echo(f"{input_path}: {c.frames_in} frames ({c.dropout_frames} dropout frames "
+                   f"left out), {c.n} cycles ({c.side.count('R')} R, {c.side.count('L')} L), "
+                   f"rejects {c.reject_counts() or 'none'}", err=True)
     n = res.y.shape[0]
     raw = f" (+ {res.raw_unit})" if res.y_raw is not None else ""
     click.echo(f"{n} cycles -> {output_path}: {len(res.out_cols)} outputs in {res.unit}{raw}; "

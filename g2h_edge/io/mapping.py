@@ -310,7 +310,8 @@ _OPTION_NAMES = ("map_items", "map_preset", "map_offsets", "map_units", "map_tim
 
 
 def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
-                        rate_param: str | None = None, events: bool = True):
+                        rate_param: str | None = None, events: bool = True,
+                        files: bool = True):
     """Click decorator adding the mapping options (see module doc) to a command.
 
     The options are consumed by the decorator: with ``kwarg`` the command receives one
@@ -318,6 +319,7 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
     (:func:`current_mapping`) while the command runs, so readers use it. ``rate=False``
     leaves out ``--rate-hz`` (a command that has its own); ``rate_param`` then names that
     command parameter, used as the file rate when given explicitly on the command line.
+    ``files=False`` (live sources) keeps only --map/--preset/--offset/--units/--rate-hz.
     """
     import click
 
@@ -363,6 +365,8 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
             click.option("--units", "map_units", type=click.Choice(["deg", "rad"]),
                          default=None, help="Angle units of the mapped channels [default: "
                                             "what the file/stream says, else deg]."),
+        ]
+        file_opts = [
             click.option("--time-column", "map_time_column", default=None,
                          help="Column holding time in s [default: time/time_s]."),
             click.option("--frame-column", "map_frame_column", default=None,
@@ -373,15 +377,18 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
                          help="Fill marker dropouts (NaN/empty rows) linearly when they last "
                               "at most this long; longer ones are left out and counted."),
         ]
-        if events:
+        if files:
+            opts += file_opts
+        if events and files:
             opts.append(click.option("--events", "map_events", default=None,
                                      type=click.Path(exists=True, dir_okay=False),
                                      help="IC events from this file (.json or .c3d EVENT "
                                           "group) instead of <stem>_events.json."))
         if rate:
             opts.append(click.option("--rate-hz", "map_rate_hz", type=float, default=None,
-                                     help="Frame rate for files without a time column."))
-        for opt in opts:
+                                     help="Frame rate for files without a time column "
+                                          "(live: irregular streams, or to override)."))
+        for opt in reversed(opts):           # click lists the last applied first
             wrapper = opt(wrapper)
         return wrapper
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from g2h_edge.cli.options import torch_engine_options
+from g2h_edge.io.mapping import trial_input_options
 from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH
 
 __all__ = ["serve_cmd", "replay_cmd", "record_cmd", "demo_cmd"]
@@ -120,6 +121,7 @@ def _default_stream(path: str) -> str:
 
 
 @click.command("replay")
+@trial_input_options(rate=False, rate_param="npz_rate_hz")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--connect", "connect", default=None, help=f"Connect to a server that binds "
               f"[default {DEFAULT_LISTEN}].")

@@ -6,23 +6,11 @@ import signal
 import click
 
 from g2h_edge.errors import ConfigError
+from g2h_edge.io.mapping import trial_input_options
 
 __all__ = ["lsl_cmd"]
 
 DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
-
-
-def _parse_map(items) -> dict:
-    out = {}
-    for item in items:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            name, sep, label = part.partition("=")
-            if not sep or not name.strip() or not label.strip():
-                raise click.BadParameter(f"{part!r} is not NAME=LABEL", param_hint="--map")
-            out[name.strip()] = label.strip()
-    return out
 
 
 @click.command("lsl")
@@ -33,15 +21,8 @@ def _parse_map(items) -> dict:
               f"{DEFAULT_LISTEN}].")
 @click.option("--bind", default=None, help="Bind here instead (the server uses --connect).")
 @click.option("--stream", default=None, help="Protocol stream id [default: the LSL name].")
-@click.option("--map", "maps", multiple=True, metavar="NAME=LABEL[,...]",
-              help="Input channel NAME comes from the LSL channel labelled LABEL "
-                   "(repeatable; unmapped names are matched by their own name).")
 @click.option("--labels", default=None, help="Comma-separated channel labels in stream order, "
               "for LSL streams without a channel description.")
-@click.option("--units", type=click.Choice(["deg", "rad"]), default=None,
-              help="Angle units [default: from the LSL channel description].")
-@click.option("--rate-hz", type=float, default=None,
-              help="Frame rate for irregular LSL streams (or to override the nominal one).")
 @click.option("--body-mass", "body_mass_kg", type=float, default=None,
               help="Body mass (kg) sent in the meta.")
 @click.option("--frames-per-message", type=int, default=10, show_default=True,
@@ -51,8 +32,9 @@ def _parse_map(items) -> dict:
 @click.option("--resolve-timeout", type=float, default=10.0, show_default=True)
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the server to subscribe.")
-def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, rate_hz,
-            body_mass_kg, frames_per_message, duration_s, resolve_timeout, wait_s):
+@trial_input_options(kwarg="mapping", files=False)
+def lsl_cmd(name, type_, source_id, connect, bind, stream, labels, body_mass_kg,
+            frames_per_message, duration_s, resolve_timeout, wait_s, mapping):
     """Publish a live Lab Streaming Layer stream of joint angles as protocol-v1 frames.
 
     Needs the lsl extra (pip install 'g2h-edge[lsl]'). Channels are picked by label; see
@@ -65,9 +47,11 @@ def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, 
     try:
         cfg = LslConfig(name=name, type=type_, source_id=source_id, stream=stream,
                         address=bind or connect or DEFAULT_LISTEN, bind=bool(bind),
-                        mapping=_parse_map(maps),
+                        mapping=mapping.mapping, preset=mapping.preset,
+                        offsets_deg=mapping.offsets_deg,
                         labels=tuple(x.strip() for x in labels.split(",")) if labels else None,
-                        units=units, rate_hz=rate_hz, body_mass_kg=body_mass_kg,
+                        units=mapping.units, rate_hz=mapping.rate_hz,
+                        body_mass_kg=body_mass_kg,
                         frames_per_message=frames_per_message, duration_s=duration_s,
                         resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s)
     except ConfigError as exc:
