@@ -38,8 +38,10 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx, formatter):
-        rows = [(n, self.lazy[n][1]) for n in sorted(self.lazy)]
-        rows += [(n, c.get_short_help_str()) for n, c in sorted(self.commands.items())]
+        rows = [(n, self.lazy[n][1]) for n in self.lazy]
+        # the whole line, never click's 45-character cut ("Benchmarks (each prints...")
+        rows += [(n, c.get_short_help_str(limit=200)) for n, c in self.commands.items()]
+        rows.sort()
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -70,7 +72,7 @@ COMMANDS = {
     "record": ("g2h_edge.runtime.cli:record_cmd", "Read back a --record file"),
     "lsl": ("g2h_edge.sources.cli:lsl_cmd", "Publish a live LSL stream of joint angles to the server"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
-    "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for time-normalised cycles (NPZ)"),
+    "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for cycles (NPZ) or a trial cut at its events"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),
     "benchmark": ("g2h_edge.train.cli:benchmark_cmd", "Reproduce the Gait2Hip-60 benchmark protocol"),
     "train": ("g2h_edge.train.cli:train_cmd", "Train one model for a fixed number of epochs"),

@@ -170,15 +170,16 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message "
               "(arrays as lists).")
 @click.option("--export", "export_npz", type=click.Path(dir_okay=False), default=None,
-              help="Write the cycles to an NPZ (y, stream, side, cycle, t_start, t_end...).")
+              help="Write the cycles to an NPZ (y, stream, side, cycle, t_start, t_end...); "
+                   "several models: one OUT_<model>.npz each.")
 def record_cmd(file, as_json, export_npz):
     """Read back a `serve --record` file (a truncated tail from a crash is tolerated)."""
     from g2h_edge.runtime.record import export_cycles, print_record
 
     out = print_record(file, as_json=as_json, echo=click.echo)
     if export_npz:
-        n = export_cycles(out, export_npz)
-        click.echo(f"wrote {n} cycles to {export_npz}", err=True)
+        for target, model, n in export_cycles(out, export_npz):
+            click.echo(f"wrote {n} cycles of {model} to {target}", err=True)
 
 
 @click.command("demo")
