@@ -32,9 +32,10 @@ import numpy as np
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.schema import IN_COLS
 
-__all__ = ["MappingConfig", "ChannelPlan", "PRESETS", "PIG_TO_RAJAGOPAL", "resolve_channels",
-           "normalise_label", "fill_gaps", "GapReport", "parse_map_items", "parse_offsets",
-           "trial_input_options", "current_mapping", "DEFAULT_MAPPING"]
+__all__ = ["MappingConfig", "ChannelPlan", "PRESETS", "PIG_TO_RAJAGOPAL", "MVN_TO_RAJAGOPAL",
+           "resolve_channels", "normalise_label", "unit_word", "fill_gaps", "GapReport",
+           "parse_map_items", "parse_offsets", "trial_input_options", "current_mapping",
+           "DEFAULT_MAPPING"]
 
 #: Vicon Plug-in Gait model outputs -> OpenSim Rajagopal 2016 coordinates:
 #: (source label, sign, offset deg); value = sign * source + offset. Sources and the
@@ -51,8 +52,24 @@ PIG_TO_RAJAGOPAL: dict[str, tuple[str, float, float]] = {
     "knee_angle_l": ("LKneeAngles_X", 1.0, 0.0),
     "ankle_angle_l": ("LAnkleAngles_X", 1.0, 0.0),
 }
+#: Xsens MVN joint angles (network streamer type 20, ZXY Euler: x ab/adduction, y rotation,
+#: z flexion) -> Rajagopal; the adduction sign and the left side's signs are assumptions
+#: stated in docs/sources.md ("Xsens MVN")
+MVN_TO_RAJAGOPAL: dict[str, tuple[str, float, float]] = {
+    "hip_flexion_r": ("jRightHip_z", 1.0, 0.0),
+    "hip_adduction_r": ("jRightHip_x", -1.0, 0.0),
+    "hip_rotation_r": ("jRightHip_y", 1.0, 0.0),
+    "hip_flexion_l": ("jLeftHip_z", 1.0, 0.0),
+    "hip_adduction_l": ("jLeftHip_x", -1.0, 0.0),
+    "hip_rotation_l": ("jLeftHip_y", 1.0, 0.0),
+    "knee_angle_r": ("jRightKnee_z", 1.0, 0.0),
+    "ankle_angle_r": ("jRightAnkle_z", 1.0, 0.0),
+    "knee_angle_l": ("jLeftKnee_z", 1.0, 0.0),
+    "ankle_angle_l": ("jLeftAnkle_z", 1.0, 0.0),
+}
 #: named presets (lower-case name -> table as above)
-PRESETS: dict[str, dict[str, tuple[str, float, float]]] = {"pig": PIG_TO_RAJAGOPAL}
+PRESETS: dict[str, dict[str, tuple[str, float, float]]] = {"pig": PIG_TO_RAJAGOPAL,
+                                                          "mvn": MVN_TO_RAJAGOPAL}
 
 _UNIT_WORDS = {"deg": "deg", "degree": "deg", "degrees": "deg", "°": "deg",
                "rad": "rad", "radian": "rad", "radians": "rad"}
@@ -359,7 +376,8 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
                               "Gait labels (LHipAngles_X...)."),
             click.option("--preset", "map_preset", type=click.Choice(sorted(PRESETS)),
                          default=None, help="A named label/sign/offset table (pig: Vicon "
-                                            "Plug-in Gait -> Rajagopal, docs/data_formats.md)."),
+                                            "Plug-in Gait, mvn: Xsens MVN -> Rajagopal; "
+                                            "docs/data_formats.md, docs/sources.md)."),
             click.option("--offset", "map_offsets", multiple=True, metavar="NAME=DEG",
                          help="Add DEG degrees to input NAME (calibration; repeatable)."),
             click.option("--units", "map_units", type=click.Choice(["deg", "rad"]),
