@@ -71,6 +71,8 @@ COMMANDS = {
     "replay": ("g2h_edge.runtime.cli:replay_cmd", "Publish a recorded trial as protocol-v1 frames"),
     "record": ("g2h_edge.runtime.cli:record_cmd", "Read back a --record file"),
     "lsl": ("g2h_edge.sources.cli:lsl_cmd", "Publish a live LSL stream of joint angles to the server"),
+    "mvn": ("g2h_edge.sources.cli:mvn_cmd", "Publish Xsens MVN streamed joint angles (UDP) to the server"),
+    "qtm": ("g2h_edge.sources.cli:qtm_cmd", "Publish joint angles from a Qualisys QTM analog device"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
     "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for cycles (NPZ) or a trial cut at its events"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),

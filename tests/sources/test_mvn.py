@@ -153,3 +153,17 @@ def test_mvn_into_a_real_server_gives_cycles(random_bundle):
     cycles = col.of_type("cycle", "suit")
     n_true = len(walk.events["R"]) - 1 + len(walk.events["L"]) - 1
     assert n_true - 4 <= len(cycles) <= n_true              # online detection, edges excepted
+
+
+@pytest.mark.parametrize("args,match", [
+    (["mvn", "--map", "hip=jRightHip_z"], "not input channels"),
+    (["mvn", "--connect", "tcp://a:1", "--bind", "tcp://b:2"], "not both"),
+    (["qtm", "--stream", "bad id!"], "stream id"),
+])
+def test_cli_refuses(capsys, args, match):
+    from g2h_edge.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert match in capsys.readouterr().err
