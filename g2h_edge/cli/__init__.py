@@ -75,6 +75,7 @@ COMMANDS = {
     "qtm": ("g2h_edge.sources.cli:qtm_cmd", "Publish joint angles from a Qualisys QTM analog device"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
     "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for cycles (NPZ) or a trial cut at its events"),
+    "label": ("g2h_edge.io.cli:label_cmd", "Gait2Hip NPZ labels from a lab's OpenSim IK/ID/SO results"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),
     "benchmark": ("g2h_edge.train.cli:benchmark_cmd", "Reproduce the Gait2Hip-60 benchmark protocol"),
     "train": ("g2h_edge.train.cli:train_cmd", "Train one model for a fixed number of epochs"),

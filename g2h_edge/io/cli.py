@@ -1,4 +1,4 @@
-"""``g2h-edge predict`` and ``g2h-edge synth`` (thin: parse options, call one function)."""
+"""``g2h-edge predict``, ``synth`` and ``label`` (thin: parse options, call one function)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import click
 from g2h_edge.io.mapping import trial_input_options
 from g2h_edge.schema import TASKS
 
-__all__ = ["predict_cmd", "synth_cmd"]
+__all__ = ["predict_cmd", "synth_cmd", "label_cmd"]
 
 
 @click.command("predict")
@@ -101,3 +101,73 @@ def synth_cmd(output_path, task, subjects, trials_per_condition, seed, stream_s,
     write_gait2hip_npz(output_path, data)
     click.echo(f"synthetic cohort ({task}, NOT physiology): {data.n} cycles of {subjects} "
                f"subjects x 3 cadences x {trials_per_condition} -> {output_path}")
+
+
+@click.command("label")
+@click.option("--ik", "ik_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim inverse-kinematics .mot (Rajagopal coordinates).")
+@click.option("--id", "id_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim inverse-dynamics .sto (N*m): joint-moment labels (task jm).")
+@click.option("--so", "so_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim static-optimisation *_force.sto (N): muscle-force labels (mf).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Run OpenSim 4.6 (opensim extra) on this scaled .osim "
+                                 "instead of reading --ik/--id/--so.")
+@click.option("--trc", "trc_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: marker trajectories (.trc) for inverse kinematics.")
+@click.option("--ik-setup", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: the lab's IK setup XML (marker weights).")
+@click.option("--grf-xml", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: ExternalLoads XML pointing at the GRF .mot.")
+@click.option("--task", type=click.Choice(sorted(TASKS)), default=None,
+              help="With --model: jm (IK+ID) or mf (IK+ID+static optimisation).")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="With --model: where OpenSim's .mot/.sto go [default: beside -o].")
+@click.option("--subject", "subject_id", required=True, help="Subject id stored per cycle.")
+@click.option("--speed", "speed_label", type=click.Choice(["slow", "med", "fast"]),
+              required=True, help="Cadence condition of the trial.")
+@click.option("--height-m", type=click.FloatRange(1.0, 2.3), required=True)
+@click.option("--body-mass", "body_mass_kg", type=click.FloatRange(30.0, 200.0), default=None,
+              help="kg [default: body_mass_kg of the events JSON / c3d].")
+@click.option("--id-per-kg", is_flag=True, help="The --id file holds Nm/kg: multiply by the "
+              "body mass (the NPZ holds N*m).")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Gait2Hip NPZ to write.")
+@click.option("--append", is_flag=True, help="Add the cycles to an existing NPZ.")
+@trial_input_options(kwarg="mapping")
+def label_cmd(ik_path, id_path, so_path, model_path, trc_path, ik_setup, grf_xml, task,
+              work_dir, subject_id, speed_label, height_m, body_mass_kg, id_per_kg,
+              output_path, append, mapping):
+    """Turn a lab's OpenSim results (IK .mot + ID .sto or SO force .sto, cycles cut at the
+    events) into Gait2Hip NPZ training labels; or run OpenSim 4.6 first (--model)."""
+    from g2h_edge.errors import ConfigError
+    from g2h_edge.io.label import LabelConfig, label_trial, write_labels
+
+    if model_path is not None:
+        from g2h_edge.io.opensim_run import OpenSimRun, run_opensim
+
+        if task is None or trc_path is None:
+            raise ConfigError("--model needs --trc and --task jm|mf")
+        res = run_opensim(OpenSimRun(model_path=model_path, trc_path=trc_path,
+                                     out_dir=work_dir or str(output_path.parent),
+                                     ik_setup=ik_setup, grf_xml=grf_xml,
+                                     static_optimization=(task == "mf")))
+        ik_path, id_path, so_path = res.ik_path, res.id_path, res.so_path
+        click.echo(f"OpenSim {res.version}: IK -> {ik_path}, ID -> {id_path}"
+                   + (f", SO -> {so_path}" if so_path else ""), err=True)
+    if ik_path is None or (id_path is None) == (so_path is None):
+        raise ConfigError("give --ik and exactly one of --id (joint moments) or --so (muscle "
+                          "forces), or --model with --trc to run OpenSim")
+    task = "jm" if id_path else "mf"
+    res = label_trial(LabelConfig(ik_path=ik_path, task=task, targets_path=id_path or so_path,
+                                  subject_id=subject_id, speed_label=speed_label,
+                                  height_m=height_m, body_mass_kg=body_mass_kg,
+                                  mapping=mapping, id_per_kg=id_per_kg))
+    total = write_labels(output_path, res.data, append=append)
+    rej = {}
+    for r in res.rejects:
+        rej[r[3]] = rej.get(r[3], 0) + 1
+    click.echo(f"{ik_path}: {res.frames_in} frames, {res.data.n} cycles ({res.side.count('R')} "
+               f"R, {res.side.count('L')} L mirrored), rejects {rej or 'none'} -> "
+               f"{output_path} ({total.n} cycles, task {task}, Y in "
+               f"{'N*m' if task == 'jm' else 'N'})")

@@ -185,8 +185,9 @@ def read_text_table(path, *, section: str = "Model Outputs") -> Table:
     return tab
 
 
-def read_mot_table(path) -> tuple[Table, bool]:
-    """OpenSim storage -> (Table, in_degrees); key=value lines up to ``endheader``."""
+def read_mot_table(path, *, require_units: bool = True) -> tuple[Table, bool]:
+    """OpenSim storage -> (Table, in_degrees); key=value lines up to ``endheader``.
+    ``require_units=False`` (force/moment files) accepts a header without inDegrees."""
     path = Path(path)
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     try:
@@ -199,7 +200,7 @@ def read_mot_table(path) -> tuple[Table, bool]:
         if "=" in ln:
             k, v = ln.split("=", 1)
             meta[k.strip().lower()] = v.strip().lower()
-    deg = meta.get("indegrees")
+    deg = meta.get("indegrees", None if require_units else "no")
     if deg not in ("yes", "no"):
         raise DataError(f"{path}: header must say inDegrees=yes or inDegrees=no (got "
                         f"{deg!r}); without it the angle unit is unknown", reason="bad_header")
