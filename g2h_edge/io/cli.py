@@ -152,7 +152,8 @@ def label_cmd(ik_path, id_path, so_path, model_path, trc_path, ik_setup, grf_xml
                                      out_dir=work_dir or str(output_path.parent),
                                      ik_setup=ik_setup, grf_xml=grf_xml,
                                      static_optimization=(task == "mf")))
-        ik_path, id_path, so_path = res.ik_path, res.id_path, res.so_path
+        ik_path, so_path = res.ik_path, res.so_path
+        id_path = res.id_path if task == "jm" else None
         click.echo(f"OpenSim {res.version}: IK -> {ik_path}, ID -> {id_path}"
                    + (f", SO -> {so_path}" if so_path else ""), err=True)
     if ik_path is None or (id_path is None) == (so_path is None):

@@ -50,13 +50,24 @@ class OpenSimResult:
     version: str
 
 
+def _ran(tool) -> bool:
+    """tool.run(), with OpenSim's C++ exceptions (RuntimeError here) as a failure."""
+    try:
+        return bool(tool.run())
+    except RuntimeError as exc:
+        raise DataError(f"OpenSim {type(tool).__name__} failed: {str(exc).strip()[:500]}",
+                        reason="opensim_failed") from None
+
+
 def _ik(osim, cfg: OpenSimRun, model, out: Path, stem: str, t0: float, t1: float) -> Path:
     tool = osim.InverseKinematicsTool(str(cfg.ik_setup)) if cfg.ik_setup else \
         osim.InverseKinematicsTool()
     tool.setModel(model)
     tool.setMarkerDataFileName(str(cfg.trc_path))
     if not cfg.ik_setup:
-        names = set(osim.MarkerData(str(cfg.trc_path)).getMarkerNames())
+        data = osim.MarkerData(str(cfg.trc_path))   # keep alive: the names refer into it
+        arr = data.getMarkerNames()
+        names = {arr.get(i) for i in range(arr.getSize())}
         tasks = tool.getIKTaskSet()
         used = 0
         for i in range(model.getMarkerSet().getSize()):
@@ -77,7 +88,7 @@ def _ik(osim, cfg: OpenSimRun, model, out: Path, stem: str, t0: float, t1: float
     path = out / f"{stem}_ik.mot"
     tool.setOutputMotionFileName(str(path))
     tool.setResultsDir(str(out))
-    if not tool.run():
+    if not _ran(tool):
         raise DataError(f"OpenSim inverse kinematics failed on {cfg.trc_path}",
                         reason="opensim_failed")
     return path
@@ -97,27 +108,31 @@ def _id(osim, cfg: OpenSimRun, model, ik_path: Path, out: Path, stem: str, t0, t
     tool.setExcludedForces(excluded)
     tool.setResultsDir(str(out))
     tool.setOutputGenForceFileName(f"{stem}_id.sto")
-    if not tool.run():
+    if not _ran(tool):
         raise DataError(f"OpenSim inverse dynamics failed on {ik_path}", reason="opensim_failed")
     return out / f"{stem}_id.sto"
 
 
-def _so(osim, cfg: OpenSimRun, model, ik_path: Path, out: Path, stem: str, t0, t1) -> Path:
+def _so(osim, cfg: OpenSimRun, ik_path: Path, out: Path, stem: str, t0, t1) -> Path:
+    """Static optimisation through a written AnalyzeTool setup (the reliable way to run it
+    from Python: the tool then loads the model, the states and its analysis itself)."""
     tool = osim.AnalyzeTool()
-    tool.setModel(model)
     tool.setName(stem)
-    tool.setCoordinatesFileName(str(ik_path))
+    tool.setModelFilename(str(Path(cfg.model_path).resolve()))
+    tool.setCoordinatesFileName(str(ik_path.resolve()))
     tool.setLowpassCutoffFrequency(cfg.lowpass_hz)
     tool.setInitialTime(t0)
     tool.setFinalTime(t1)
     if cfg.grf_xml:
-        tool.setExternalLoadsFileName(str(cfg.grf_xml))
+        tool.setExternalLoadsFileName(str(Path(cfg.grf_xml).resolve()))
     so = osim.StaticOptimization()
     so.setStartTime(t0)
     so.setEndTime(t1)
     tool.getAnalysisSet().cloneAndAppend(so)
-    tool.setResultsDir(str(out))
-    if not tool.run():
+    tool.setResultsDir(str(out.resolve()))
+    setup = out / f"{stem}_so_setup.xml"
+    tool.printToXML(str(setup))
+    if not _ran(osim.AnalyzeTool(str(setup))):
         raise DataError(f"OpenSim static optimisation failed on {ik_path}",
                         reason="opensim_failed")
     return out / f"{stem}_StaticOptimization_force.sto"
@@ -135,7 +150,6 @@ def run_opensim(cfg: OpenSimRun) -> OpenSimResult:
     model.initSystem()
     ik_path = _ik(osim, cfg, model, out, stem, t0, t1)
     id_path = _id(osim, cfg, model, ik_path, out, stem, t0, t1)
-    so_path = _so(osim, cfg, osim.Model(str(cfg.model_path)), ik_path, out, stem, t0, t1) \
-        if cfg.static_optimization else None
+    so_path = _so(osim, cfg, ik_path, out, stem, t0, t1) if cfg.static_optimization else None
     return OpenSimResult(str(ik_path), str(id_path), None if so_path is None else str(so_path),
                          osim.GetVersionAndDate())
