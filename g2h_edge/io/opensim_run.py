@@ -143,6 +143,9 @@ def run_opensim(cfg: OpenSimRun) -> OpenSimResult:
     osim = require("opensim", "opensim", "running OpenSim IK/ID/SO (g2h-edge label --model)")
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # OpenSim logs to ./opensim.log by default: keep its log beside its results instead
+    osim.Logger.removeFileSink()
+    osim.Logger.addFileSink(str(out / "opensim.log"))
     stem = Path(cfg.trc_path).stem
     markers = osim.MarkerData(str(cfg.trc_path))
     t0, t1 = markers.getStartFrameTime(), markers.getLastFrameTime()
