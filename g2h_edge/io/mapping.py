@@ -53,8 +53,8 @@ PIG_TO_RAJAGOPAL: dict[str, tuple[str, float, float]] = {
     "ankle_angle_l": ("LAnkleAngles_X", 1.0, 0.0),
 }
 #: Xsens MVN joint angles (network streamer type 20, ZXY Euler: x ab/adduction, y rotation,
-#: z flexion) -> Rajagopal; the adduction sign and the left side's signs are assumptions
-#: stated in docs/sources.md ("Xsens MVN")
+#: z flexion) -> Rajagopal. The signs follow MVN's export naming (first-named motion
+#: positive) and are an ASSUMPTION, not checked on a live MVN: docs/sources.md ("Xsens MVN")
 MVN_TO_RAJAGOPAL: dict[str, tuple[str, float, float]] = {
     "hip_flexion_r": ("jRightHip_z", 1.0, 0.0),
     "hip_adduction_r": ("jRightHip_x", -1.0, 0.0),
