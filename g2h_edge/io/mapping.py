@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from g2h_edge.errors import ConfigError, DataError
+from g2h_edge.errors import ConfigError
 from g2h_edge.schema import IN_COLS
 
 __all__ = ["MappingConfig", "ChannelPlan", "PRESETS", "PIG_TO_RAJAGOPAL", "MVN_TO_RAJAGOPAL",

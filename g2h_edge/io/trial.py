@@ -11,8 +11,6 @@ publishers leave out and count (``Trial.dropout_frames``).
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
