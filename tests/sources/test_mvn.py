@@ -167,3 +167,26 @@ def test_cli_refuses(capsys, args, match):
         main(args)
     assert info.value.code == 2
     assert match in capsys.readouterr().err
+
+
+def test_a_sample_split_over_two_datagrams_is_joined(tmp_path):
+    """MVN splits a sample when it exceeds the MTU: datagram counters 0, then 0x81 (last)."""
+    walk = make_stream(1.0, 100.0, seed=4)
+    addr = f"ipc://{tmp_path}/split"
+    got, stop = [], threading.Event()
+    th = threading.Thread(target=_collect, args=(addr, got, stop))
+    th.start()
+    ad = MvnAdapter(MvnConfig(mapping=MappingConfig(preset="mvn", rate_hz=100.0),
+                              publish=PublisherConfig(stream="split", address=addr,
+                                                      wait_subscriber_s=10.0)))
+    ad.open()
+    joints = _joints(walk.q[10])
+    assert ad.handle(encode_joint_angles(7, 100, joints[:3], datagram=0x00)) == 0
+    assert ad.handle(encode_joint_angles(7, 100, joints[3:], datagram=0x81)) == 1
+    ad.close()
+    th.join(10)
+    stop.set()
+    frames = [m for m in got if isinstance(m, wire.Frames)]
+    assert len(frames) == 1 and frames[0].t.tolist() == [0.1]
+    np.testing.assert_allclose(frames[0].q[0], walk.q[10], atol=1e-4)
+    assert ad.stats.packets == 2 and ad.stats.bad_packets == 0
