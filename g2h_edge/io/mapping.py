@@ -326,6 +326,50 @@ _OPTION_NAMES = ("map_items", "map_preset", "map_offsets", "map_units", "map_tim
                  "map_frame_column", "map_max_gap_s", "map_events", "map_rate_hz")
 
 
+def _click_options(files: bool, events: bool, rate: bool) -> list:
+    """The click options of :func:`trial_input_options`, in help order."""
+    import click
+
+    opts = [
+        click.option("--map", "map_items", multiple=True, metavar="NAME=LABEL[,...]",
+                     help="Input NAME comes from the column/channel LABEL (-LABEL flips "
+                          "its sign; repeatable). Default: the schema names, or Plug-in "
+                          "Gait labels (LHipAngles_X...)."),
+        click.option("--preset", "map_preset", type=click.Choice(sorted(PRESETS)),
+                     default=None, help="A named label/sign/offset table (pig: Vicon "
+                                        "Plug-in Gait, mvn: Xsens MVN -> Rajagopal; "
+                                        "docs/data_formats.md, docs/sources.md)."),
+        click.option("--offset", "map_offsets", multiple=True, metavar="NAME=DEG",
+                     help="Add DEG degrees to input NAME (calibration; repeatable)."),
+        click.option("--units", "map_units", type=click.Choice(["deg", "rad"]),
+                     default=None, help="Angle units of the mapped channels [default: "
+                                        "what the file/stream says, else deg]."),
+    ]
+    file_opts = [
+        click.option("--time-column", "map_time_column", default=None,
+                     help="Column holding time in s [default: time/time_s]."),
+        click.option("--frame-column", "map_frame_column", default=None,
+                     help="Column holding 1-based frame numbers (with the file's or "
+                          "--rate-hz rate) [default: Frame/ITEM when there is no time]."),
+        click.option("--max-gap-s", "map_max_gap_s", type=click.FloatRange(0.0, 5.0),
+                     default=0.0, show_default=True,
+                     help="Fill marker dropouts (NaN/empty rows) linearly when they last "
+                          "at most this long; longer ones are left out and counted."),
+    ]
+    if files:
+        opts += file_opts
+    if events and files:
+        opts.append(click.option("--events", "map_events", default=None,
+                                 type=click.Path(exists=True, dir_okay=False),
+                                 help="IC events from this file (.json or .c3d EVENT "
+                                      "group) instead of <stem>_events.json."))
+    if rate:
+        opts.append(click.option("--rate-hz", "map_rate_hz", type=float, default=None,
+                                 help="Frame rate for files without a time column "
+                                      "(live: irregular streams, or to override)."))
+    return opts
+
+
 def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
                         rate_param: str | None = None, events: bool = True,
                         files: bool = True):
@@ -369,43 +413,7 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
                 _ACTIVE.reset(token)
 
         wrapper.__click_params__ = list(getattr(fn, "__click_params__", []))
-        opts = [
-            click.option("--map", "map_items", multiple=True, metavar="NAME=LABEL[,...]",
-                         help="Input NAME comes from the column/channel LABEL (-LABEL flips "
-                              "its sign; repeatable). Default: the schema names, or Plug-in "
-                              "Gait labels (LHipAngles_X...)."),
-            click.option("--preset", "map_preset", type=click.Choice(sorted(PRESETS)),
-                         default=None, help="A named label/sign/offset table (pig: Vicon "
-                                            "Plug-in Gait, mvn: Xsens MVN -> Rajagopal; "
-                                            "docs/data_formats.md, docs/sources.md)."),
-            click.option("--offset", "map_offsets", multiple=True, metavar="NAME=DEG",
-                         help="Add DEG degrees to input NAME (calibration; repeatable)."),
-            click.option("--units", "map_units", type=click.Choice(["deg", "rad"]),
-                         default=None, help="Angle units of the mapped channels [default: "
-                                            "what the file/stream says, else deg]."),
-        ]
-        file_opts = [
-            click.option("--time-column", "map_time_column", default=None,
-                         help="Column holding time in s [default: time/time_s]."),
-            click.option("--frame-column", "map_frame_column", default=None,
-                         help="Column holding 1-based frame numbers (with the file's or "
-                              "--rate-hz rate) [default: Frame/ITEM when there is no time]."),
-            click.option("--max-gap-s", "map_max_gap_s", type=click.FloatRange(0.0, 5.0),
-                         default=0.0, show_default=True,
-                         help="Fill marker dropouts (NaN/empty rows) linearly when they last "
-                              "at most this long; longer ones are left out and counted."),
-        ]
-        if files:
-            opts += file_opts
-        if events and files:
-            opts.append(click.option("--events", "map_events", default=None,
-                                     type=click.Path(exists=True, dir_okay=False),
-                                     help="IC events from this file (.json or .c3d EVENT "
-                                          "group) instead of <stem>_events.json."))
-        if rate:
-            opts.append(click.option("--rate-hz", "map_rate_hz", type=float, default=None,
-                                     help="Frame rate for files without a time column "
-                                          "(live: irregular streams, or to override)."))
+        opts = _click_options(files, events, rate)
         for opt in reversed(opts):           # click lists the last applied first
             wrapper = opt(wrapper)
         return wrapper
