@@ -38,8 +38,10 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx, formatter):
-        rows = [(n, self.lazy[n][1]) for n in sorted(self.lazy)]
-        rows += [(n, c.get_short_help_str()) for n, c in sorted(self.commands.items())]
+        rows = [(n, self.lazy[n][1]) for n in self.lazy]
+        # the whole line, never click's 45-character cut ("Benchmarks (each prints...")
+        rows += [(n, c.get_short_help_str(limit=200)) for n, c in self.commands.items()]
+        rows.sort()
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -69,8 +71,11 @@ COMMANDS = {
     "replay": ("g2h_edge.runtime.cli:replay_cmd", "Publish a recorded trial as protocol-v1 frames"),
     "record": ("g2h_edge.runtime.cli:record_cmd", "Read back a --record file"),
     "lsl": ("g2h_edge.sources.cli:lsl_cmd", "Publish a live LSL stream of joint angles to the server"),
+    "mvn": ("g2h_edge.sources.cli:mvn_cmd", "Publish Xsens MVN streamed joint angles (UDP) to the server"),
+    "qtm": ("g2h_edge.sources.cli:qtm_cmd", "Publish joint angles from a Qualisys QTM analog device"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
-    "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for time-normalised cycles (NPZ)"),
+    "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for cycles (NPZ) or a trial cut at its events"),
+    "label": ("g2h_edge.io.cli:label_cmd", "Gait2Hip NPZ labels from a lab's OpenSim IK/ID/SO results"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),
     "benchmark": ("g2h_edge.train.cli:benchmark_cmd", "Reproduce the Gait2Hip-60 benchmark protocol"),
     "train": ("g2h_edge.train.cli:train_cmd", "Train one model for a fixed number of epochs"),

@@ -1,13 +1,14 @@
-"""``g2h-edge predict`` and ``g2h-edge synth`` (thin: parse options, call one function)."""
+"""``g2h-edge predict``, ``synth`` and ``label`` (thin: parse options, call one function)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from g2h_edge.io.mapping import trial_input_options
 from g2h_edge.schema import TASKS
 
-__all__ = ["predict_cmd", "synth_cmd"]
+__all__ = ["predict_cmd", "synth_cmd", "label_cmd"]
 
 
 @click.command("predict")
@@ -16,7 +17,8 @@ __all__ = ["predict_cmd", "synth_cmd"]
               help="Model bundle (.pt), ONNX model (.onnx) or TensorRT plan.")
 @click.option("--input", "input_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols.")
+              help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols, or a trial "
+                   "(.csv/.mot/.sto/.c3d) cut into cycles at its IC events.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="OUT.npz (y, out_cols, unit, model...) or OUT.csv (long format).")
 @click.option("--raw-unit", is_flag=True,
@@ -28,18 +30,25 @@ __all__ = ["predict_cmd", "synth_cmd"]
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for the engine (default: the backend's choice).")
+@trial_input_options(kwarg="mapping")
 def predict_cmd(model_path, input_path, output_path, raw_unit, allow_synthetic,
-                convert_gait2354, batch_size, threads):
-    """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames)."""
+                convert_gait2354, batch_size, threads, mapping):
+    """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames),
+    or for a trial file cut into cycles at its events (left hips mirrored)."""
     from g2h_edge.io.predict import PredictConfig, predict_file
 
     cfg = PredictConfig(model_path=model_path, input_path=input_path, output_path=output_path,
                         raw_unit=raw_unit, allow_synthetic=allow_synthetic,
                         convert_gait2354=convert_gait2354, batch_size=batch_size,
-                        threads=threads)
+                        threads=threads, mapping=mapping)
     res = predict_file(cfg)
     for line in res.warnings:
         click.echo(line, err=True)
+    if res.cycles is not None:
+        c = res.cycles
+        click.echo(f"{input_path}: {c.frames_in} frames ({c.dropout_frames} dropout frames "
+                   f"left out), {c.n} cycles ({c.side.count('R')} R, {c.side.count('L')} L), "
+                   f"rejects {c.reject_counts() or 'none'}", err=True)
     n = res.y.shape[0]
     raw = f" (+ {res.raw_unit})" if res.y_raw is not None else ""
     click.echo(f"{n} cycles -> {output_path}: {len(res.out_cols)} outputs in {res.unit}{raw}; "
@@ -92,3 +101,74 @@ def synth_cmd(output_path, task, subjects, trials_per_condition, seed, stream_s,
     write_gait2hip_npz(output_path, data)
     click.echo(f"synthetic cohort ({task}, NOT physiology): {data.n} cycles of {subjects} "
                f"subjects x 3 cadences x {trials_per_condition} -> {output_path}")
+
+
+@click.command("label")
+@click.option("--ik", "ik_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim inverse-kinematics .mot (Rajagopal coordinates).")
+@click.option("--id", "id_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim inverse-dynamics .sto (N*m): joint-moment labels (task jm).")
+@click.option("--so", "so_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="OpenSim static-optimisation *_force.sto (N): muscle-force labels (mf).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Run OpenSim 4.6 (opensim extra) on this scaled .osim "
+                                 "instead of reading --ik/--id/--so.")
+@click.option("--trc", "trc_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: marker trajectories (.trc) for inverse kinematics.")
+@click.option("--ik-setup", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: the lab's IK setup XML (marker weights).")
+@click.option("--grf-xml", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --model: ExternalLoads XML pointing at the GRF .mot.")
+@click.option("--task", type=click.Choice(sorted(TASKS)), default=None,
+              help="With --model: jm (IK+ID) or mf (IK+ID+static optimisation).")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="With --model: where OpenSim's .mot/.sto go [default: beside -o].")
+@click.option("--subject", "subject_id", required=True, help="Subject id stored per cycle.")
+@click.option("--speed", "speed_label", type=click.Choice(["slow", "med", "fast"]),
+              required=True, help="Cadence condition of the trial.")
+@click.option("--height-m", type=click.FloatRange(1.0, 2.3), required=True)
+@click.option("--body-mass", "body_mass_kg", type=click.FloatRange(30.0, 200.0), default=None,
+              help="kg [default: body_mass_kg of the events JSON / c3d].")
+@click.option("--id-per-kg", is_flag=True, help="The --id file holds Nm/kg: multiply by the "
+              "body mass (the NPZ holds N*m).")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Gait2Hip NPZ to write.")
+@click.option("--append", is_flag=True, help="Add the cycles to an existing NPZ.")
+@trial_input_options(kwarg="mapping")
+def label_cmd(ik_path, id_path, so_path, model_path, trc_path, ik_setup, grf_xml, task,
+              work_dir, subject_id, speed_label, height_m, body_mass_kg, id_per_kg,
+              output_path, append, mapping):
+    """Turn a lab's OpenSim results (IK .mot + ID .sto or SO force .sto, cycles cut at the
+    events) into Gait2Hip NPZ training labels; or run OpenSim 4.6 first (--model)."""
+    from g2h_edge.errors import ConfigError
+    from g2h_edge.io.label import LabelConfig, label_trial, write_labels
+
+    if model_path is not None:
+        from g2h_edge.io.opensim_run import OpenSimRun, run_opensim
+
+        if task is None or trc_path is None:
+            raise ConfigError("--model needs --trc and --task jm|mf")
+        res = run_opensim(OpenSimRun(model_path=model_path, trc_path=trc_path,
+                                     out_dir=work_dir or str(output_path.parent),
+                                     ik_setup=ik_setup, grf_xml=grf_xml,
+                                     static_optimization=(task == "mf")))
+        ik_path, so_path = res.ik_path, res.so_path
+        id_path = res.id_path if task == "jm" else None
+        click.echo(f"OpenSim {res.version}: IK -> {ik_path}, ID -> {id_path}"
+                   + (f", SO -> {so_path}" if so_path else ""), err=True)
+    if ik_path is None or (id_path is None) == (so_path is None):
+        raise ConfigError("give --ik and exactly one of --id (joint moments) or --so (muscle "
+                          "forces), or --model with --trc to run OpenSim")
+    task = "jm" if id_path else "mf"
+    res = label_trial(LabelConfig(ik_path=ik_path, task=task, targets_path=id_path or so_path,
+                                  subject_id=subject_id, speed_label=speed_label,
+                                  height_m=height_m, body_mass_kg=body_mass_kg,
+                                  mapping=mapping, id_per_kg=id_per_kg))
+    total = write_labels(output_path, res.data, append=append)
+    rej = {}
+    for r in res.rejects:
+        rej[r[3]] = rej.get(r[3], 0) + 1
+    click.echo(f"{ik_path}: {res.frames_in} frames, {res.data.n} cycles ({res.side.count('R')} "
+               f"R, {res.side.count('L')} L mirrored), rejects {rej or 'none'} -> "
+               f"{output_path} ({total.n} cycles, task {task}, Y in "
+               f"{'N*m' if task == 'jm' else 'N'})")

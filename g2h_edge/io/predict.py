@@ -1,8 +1,12 @@
-"""Offline prediction for inputs that are already time-normalised cycles (Gait2Hip NPZ).
+"""Offline prediction for time-normalised cycles (Gait2Hip NPZ) or whole trials.
 
 ``predict_file(PredictConfig(...))`` loads an engine (``g2h_edge.engines.load_engine``: .pt
 torch bundles, .onnx, TensorRT plans), reads X (N, 180, 10) degrees with the schema and
 convention checks, runs it in batches and writes NPZ or CSV (chosen by the extension).
+A trial file (.csv/.mot/.sto/.c3d) is read through the mapping layer
+(:mod:`g2h_edge.io.mapping`) and cut into cycles at its IC events with the server's checks
+(:func:`g2h_edge.io.cycles.cut_cycles`); the left cycles are mirrored, and the result says
+which cycles were rejected and why.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ class PredictConfig:
     convert_gait2354: bool = False
     batch_size: int = 256
     threads: int | None = None
+    #: column mapping for trial-file inputs (None: the command's current mapping)
+    mapping: object = None
 
     def __post_init__(self):
         for f in fields(self):
@@ -61,6 +67,8 @@ class PredictResult:
     backend: str
     synthetic: bool
     warnings: list[str]
+    #: for trial-file inputs: the cut cycles (side, times, rejects), else None
+    cycles: object = None
 
 
 def predict_cycles(engine, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -96,8 +104,7 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
     A synthetic model is refused unless ``allow_synthetic`` (and then warned about).
     ``engine`` may be passed in (an already loaded Engine); it is then not closed here.
     """
-    data = read_gait2hip_npz(config.input_path, require_meta=False,
-                             convert_gait2354=config.convert_gait2354)
+    data, cycles = _read_input(config)
     if config.raw_unit and data.weight_kg is None:
         raise DataError(f"{config.input_path}: --raw-unit needs weight_kg (N,) in the input "
                         f"file to turn per-kg outputs into N / Nm", reason="missing_key")
@@ -124,12 +131,38 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
                                model_name=engine.name, model_sha256=engine.sha256,
                                backend=engine.backend,
                                synthetic=bool(engine.synthetic or data.synthetic),
-                               warnings=warnings)
+                               warnings=warnings, cycles=cycles)
     finally:
         if own:
             engine.close()
     write_predictions(config.output_path, result, data)
     return result
+
+
+TRIAL_SUFFIXES = (".csv", ".mot", ".sto", ".c3d")
+
+
+def _read_input(config: PredictConfig):
+    """(Gait2HipData, TrialCycles | None) from a cycles NPZ or a trial file."""
+    if config.input_path.suffix.lower() not in TRIAL_SUFFIXES:
+        return read_gait2hip_npz(config.input_path, require_meta=False,
+                                 convert_gait2354=config.convert_gait2354), None
+    from g2h_edge.io.cycles import cut_cycles
+    from g2h_edge.io.trial import read_trial
+
+    trial = read_trial(config.input_path, convert_gait2354=config.convert_gait2354,
+                       mapping=config.mapping)
+    cyc = cut_cycles(trial)
+    if cyc.n == 0:
+        raise DataError(f"{config.input_path}: no cycle passed the checks (rejects: "
+                        f"{cyc.reject_counts()})", reason="no_cycles")
+    n = cyc.n
+    mass = trial.body_mass_kg
+    data = Gait2HipData(X=cyc.X, Y=None, subject_id=np.array(
+        [f"{config.input_path.stem}:{s}{i}" for i, s in enumerate(cyc.side)]),
+        height_m=None, weight_kg=None if mass is None else np.full(n, mass, np.float32),
+        speed_label=None)
+    return data, cyc
 
 
 def _atomic(path: Path, write) -> None:
@@ -161,6 +194,10 @@ def write_predictions(path, result: PredictResult, data: Gait2HipData) -> None:
         for key in ("subject_id", "speed_label"):
             if getattr(data, key) is not None:
                 arrays[key] = np.asarray(getattr(data, key), dtype=str)
+        if result.cycles is not None:   # trial input: which hip and when
+            arrays["side"] = np.array(result.cycles.side, dtype=str)
+            arrays["t_start"] = result.cycles.t_start
+            arrays["t_end"] = result.cycles.t_end
         _atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
         return
     _atomic(path, lambda fh: _write_csv(fh, result, data))

@@ -1,28 +1,33 @@
-"""Continuous trials: OpenSim .mot/.sto, CSV with a header, (.c3d via the `c3d` extra).
+"""Continuous trials: OpenSim .mot/.sto, CSV (plain, Nexus, Visual3D), .c3d (`c3d` extra).
 
 A :class:`Trial` holds time (s), the ten input angles in degrees in IN_COLS order, the
-initial-contact events when known, and the body mass. Columns are mapped by name; extra
-columns are ignored; a missing required column, a ragged row, a non-number, NaN/inf or
-non-increasing time raise :class:`DataError` naming the row and column.
+initial-contact events when known, and the body mass. Columns are mapped through
+:mod:`g2h_edge.io.mapping` (schema names, ``--map``, the Plug-in Gait preset); extra columns
+are ignored; a missing required column, a ragged row, a non-number, non-finite or
+non-increasing time raise :class:`DataError` naming the row and column. Non-finite angles
+are marker dropouts: filled linearly up to ``max_gap_s``, otherwise kept as NaN rows that
+publishers leave out and count (``Trial.dropout_frames``).
 """
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from g2h_edge.errors import DataError, require
+from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.gait.convention import check_convention, convert_gait2354 as _flip_knees
+from g2h_edge.io.mapping import (MappingConfig, current_mapping, fill_gaps, normalise_label,
+                                 resolve_channels, unit_word)
+from g2h_edge.io.tables import Table, parse_rows, read_mot_table, read_text_table
 from g2h_edge.schema import IN_COLS, N_IN
 
-__all__ = ["Trial", "read_trial", "read_events", "write_trial_csv", "write_events_json",
-           "events_path_for", "parse_table"]
+__all__ = ["Trial", "read_trial", "read_events", "read_events_file", "write_trial_csv",
+           "write_events_json", "events_path_for", "parse_table"]
 
 _TIME_NAMES = ("time", "time_s")
+_FRAME_NAMES = ("frame", "item")
 
 
 @dataclass
@@ -35,6 +40,12 @@ class Trial:
     events: dict[str, np.ndarray] = field(default_factory=dict)   # {"R": (m,), "L": (m,)} s
     body_mass_kg: float | None = None
     source: str = ""
+    #: frames whose angles are still non-finite (dropouts longer than max_gap_s)
+    dropout_frames: int = 0
+    #: frames filled by linear interpolation (dropouts up to max_gap_s)
+    filled_frames: int = 0
+    #: how the columns were found (e.g. "schema names", "preset pig")
+    mapping: str = ""
 
     @property
     def n(self) -> int:
@@ -47,131 +58,89 @@ class Trial:
 
 # ----------------------------------------------------------------------------- parsing
 def parse_table(lines: list[str], first_row: int, sep: str | None, label: str):
-    """Parse numeric rows; ``first_row`` is the 1-based file line of ``lines[0]``.
+    """Parse numeric rows (empty cells are NaN); ``first_row`` is the 1-based file line of
+    ``lines[0]``. Returns (n, m) float64; DataError naming the line and column otherwise."""
+    return parse_rows(lines, first_row, sep, label)
 
-    Returns (n, m) float64. Raises DataError naming the line and column on ragged rows or
-    non-numbers.
-    """
-    rows = [ln for ln in lines if ln.strip()]
-    if not rows:
-        raise DataError(f"{label}: no data rows", reason="empty")
+
+def _time_axis(tab: Table, cfg: MappingConfig, label: str) -> np.ndarray:
+    """Time (s) from the configured/auto time column, a frame column and a rate, or a rate."""
+    lookup = {normalise_label(h): i for i, h in reversed(list(enumerate(tab.labels)))}
+    rate = cfg.rate_hz or tab.rate_hz
+
+    def col(name: str, what: str) -> int:
+        i = lookup.get(normalise_label(name))
+        if i is None:
+            raise DataError(f"{label}: no {what} column {name!r} among {tab.labels[:6]}...",
+                            reason="missing_column")
+        return i
+
+    if cfg.time_column:
+        return tab.data[:, col(cfg.time_column, "time")]
+    if not cfg.frame_column:
+        ti = next((lookup[n] for n in _TIME_NAMES if n in lookup), None)
+        if ti is not None:
+            return tab.data[:, ti]
+    fname = cfg.frame_column or next((n for n in _FRAME_NAMES if n in lookup), None)
+    if fname is not None:
+        if rate is None:
+            raise DataError(f"{label}: frames are numbered in column {fname!r} but the rate "
+                            "is unknown: pass --rate-hz", reason="no_rate")
+        return (tab.data[:, col(fname, "frame")] - 1.0) / float(rate)
+    if cfg.rate_hz is not None:
+        return np.arange(tab.data.shape[0], dtype=np.float64) / float(cfg.rate_hz)
+    raise DataError(f"{label}: no time column (named 'time' or 'time_s') in the header "
+                    f"{tab.labels[:4]}...; name one with --time-column, or give "
+                    "--frame-column and/or --rate-hz", reason="missing_column")
+
+
+def _from_table(tab: Table, cfg: MappingConfig, label: str):
+    """(t, q deg with NaN dropouts, GapReport, mapping description) from a Table."""
+    if tab.data.shape[1] != len(tab.labels):
+        raise DataError(f"{label}: the header names {len(tab.labels)} columns but rows have "
+                        f"{tab.data.shape[1]}", reason="column_count")
     try:
-        return np.loadtxt(rows, delimiter=sep, ndmin=2, dtype=np.float64)
-    except ValueError:
-        pass  # find the first bad row for a useful message
-    width = None
-    for i, ln in enumerate(lines):
-        if not ln.strip():
-            continue
-        cells = ln.strip().split(sep)
-        if width is None:
-            width = len(cells)
-        if len(cells) != width:
-            raise DataError(f"{label}: line {first_row + i} has {len(cells)} columns, "
-                            f"expected {width}", reason="column_count")
-        for j, c in enumerate(cells):
-            try:
-                float(c)
-            except ValueError:
-                raise DataError(f"{label}: line {first_row + i}, column {j + 1}: "
-                                f"{c.strip()!r} is not a number", reason="not_a_number") from None
-    raise DataError(f"{label}: unreadable numeric table", reason="not_a_number")
-
-
-def _map_columns(header: list[str], label: str) -> tuple[int, list[int], list[bool]]:
-    """Index of time, indices of IN_COLS, and per-channel 'given in radians' flags."""
-    names = [h.strip() for h in header]
-    ti = next((i for i, h in enumerate(names) if h.lower() in _TIME_NAMES), None)
-    if ti is None:
-        raise DataError(f"{label}: no time column (named 'time' or 'time_s') in the header "
-                        f"{names[:4]}...", reason="missing_column")
-    lookup: dict[str, tuple[int, bool]] = {}
-    for i, h in enumerate(names):
-        # accept "name", "name_deg", "name_rad" and OpenSim 4 paths ".../name/value"
-        base = h[:-len("/value")] if h.endswith("/value") else h
-        m = re.fullmatch(r"([A-Za-z0-9_]+?)(_deg|_rad)?", base.rsplit("/", 1)[-1])
-        if m and m.group(1) in IN_COLS:
-            lookup.setdefault(m.group(1), (i, m.group(2) == "_rad"))
-    missing = [c for c in IN_COLS if c not in lookup]
-    if missing:
-        raise DataError(f"{label}: missing required column(s) {missing}; expected the "
-                        f"schema names {list(IN_COLS)} (optionally with _deg or _rad)",
-                        reason="missing_column")
-    return ti, [lookup[c][0] for c in IN_COLS], [lookup[c][1] for c in IN_COLS]
-
-
-def _finish(table: np.ndarray, header: list[str], label: str, first_row: int,
-            in_degrees: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    if table.shape[1] != len(header):
-        raise DataError(f"{label}: the header names {len(header)} columns but rows have "
-                        f"{table.shape[1]}", reason="column_count")
-    ti, idx, rad = _map_columns(header, label)
-    t = table[:, ti]
-    q = table[:, idx]
-    bad = ~np.isfinite(np.column_stack([t, q]))
-    if bad.any():
-        r, c = (int(v) for v in np.argwhere(bad)[0])
-        col = "time" if c == 0 else IN_COLS[c - 1]
-        raise DataError(f"{label}: non-finite value at line {first_row + r}, column {col!r}",
-                        reason="nan")
+        plan = resolve_channels(tab.labels, cfg, what=label)
+    except ConfigError as exc:
+        raise DataError(str(exc), reason=exc.reason) from None
+    t = np.asarray(_time_axis(tab, cfg, label), dtype=np.float64)
+    if not np.isfinite(t).all():
+        r = int(np.argmax(~np.isfinite(t)))
+        raise DataError(f"{label}: non-finite value at line {tab.first_line + r}, column "
+                        "'time'", reason="nan")
     if t.size < 2:
         raise DataError(f"{label}: needs at least 2 rows, got {t.size}", reason="empty")
     dt = np.diff(t)
     if (dt <= 0).any():
         r = int(np.argmax(dt <= 0)) + 1
-        raise DataError(f"{label}: time is not strictly increasing at line {first_row + r} "
-                        f"(t={t[r]:g} after {t[r - 1]:g})", reason="time_not_monotonic")
-    scale = np.where(np.array(rad) | (not in_degrees), 180.0 / math.pi, 1.0)
-    return t.astype(np.float64), (q * scale).astype(np.float32)
+        raise DataError(f"{label}: time is not strictly increasing at line "
+                        f"{tab.first_line + r} (t={t[r]:g} after {t[r - 1]:g})",
+                        reason="time_not_monotonic")
+    if cfg.units is not None:
+        rad = np.full(len(IN_COLS), cfg.units == "rad")
+    else:
+        rad = np.array([unit_word(tab.unit_of(i)) == "rad" or
+                        normalise_label(tab.labels[i]).endswith("_rad") for i in plan.index])
+    q = plan.apply(tab.data, rad)
+    q, gaps = fill_gaps(t, q, cfg.max_gap_s)
+    return t, q.astype(np.float32), gaps, plan.described
 
 
-def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    head = 0
-    while head < len(lines) and (not lines[head].strip() or lines[head].startswith("#")):
-        head += 1
-    if head >= len(lines):
-        raise DataError(f"{path}: empty CSV", reason="empty")
-    header = lines[head].split(",")
-    table = parse_table(lines[head + 1:], head + 2, ",", str(path))
-    return _finish(table, header, str(path), head + 2)
+def _read_csv(path: Path, cfg: MappingConfig):
+    return _from_table(read_text_table(path), cfg, str(path))
 
 
-def _read_mot(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_mot(path: Path, cfg: MappingConfig):
     """OpenSim storage: key=value header lines up to ``endheader``, then a column line."""
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    try:
-        end = next(i for i, ln in enumerate(lines) if ln.strip().lower() == "endheader")
-    except StopIteration:
-        raise DataError(f"{path}: no 'endheader' line: not an OpenSim .mot/.sto file",
-                        reason="bad_header") from None
-    meta = {}
-    for ln in lines[:end]:
-        if "=" in ln:
-            k, v = ln.split("=", 1)
-            meta[k.strip().lower()] = v.strip().lower()
-    deg = meta.get("indegrees")
-    if deg not in ("yes", "no"):
-        raise DataError(f"{path}: header must say inDegrees=yes or inDegrees=no (got "
-                        f"{deg!r}); without it the angle unit is unknown", reason="bad_header")
-    col = end + 1
-    while col < len(lines) and not lines[col].strip():
-        col += 1
-    if col >= len(lines):
-        raise DataError(f"{path}: no column header after endheader", reason="bad_header")
-    header = lines[col].split("\t") if "\t" in lines[col] else lines[col].split()
-    table = parse_table(lines[col + 1:], col + 2, None, str(path))
-    if "nrows" in meta and meta["nrows"].isdigit() and int(meta["nrows"]) != len(table):
-        raise DataError(f"{path}: header says nRows={meta['nrows']} but the file has "
-                        f"{len(table)} rows (truncated?)", reason="truncated")
-    return _finish(table, header, str(path), col + 2, in_degrees=(deg == "yes"))
+    tab, _ = read_mot_table(path)
+    return _from_table(tab, cfg, str(path))
 
 
-def _read_c3d(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    require("ezc3d", "c3d", "reading .c3d files")
-    raise DataError(f"{path}: .c3d files hold marker trajectories, not the model's OpenSim "
-                    f"joint angles; run OpenSim inverse kinematics (Rajagopal 2016 model) and "
-                    f"read the resulting .mot", reason="unsupported_format")
+def _read_c3d(path: Path, cfg: MappingConfig):
+    from g2h_edge.io.c3d import read_c3d_table
+
+    tab, _events = read_c3d_table(path)
+    return _from_table(tab, cfg, str(path))
 
 
 # ----------------------------------------------------------------------------- events
@@ -217,33 +186,65 @@ def read_events(path) -> tuple[dict[str, np.ndarray], float | None]:
 _READERS = {".csv": _read_csv, ".mot": _read_mot, ".sto": _read_mot, ".c3d": _read_c3d}
 
 
-def read_trial(path, *, convert_gait2354: bool = False, check: bool = True) -> Trial:
-    """Read a trial (.mot/.sto/.csv) and its sibling events JSON when present.
+def read_events_file(path) -> tuple[dict[str, np.ndarray], float | None]:
+    """Events and body mass from an events JSON or a c3d file's EVENT group."""
+    path = Path(path)
+    if path.suffix.lower() == ".c3d":
+        from g2h_edge.io.c3d import read_c3d_events
 
-    Angles come back in degrees (radians converted when the file says so). The convention
-    is checked (:func:`check_convention`); ``convert_gait2354=True`` flips the knee sign of
-    files in the old gait2354 convention first. ``check=False`` skips the check (tools only).
+        return read_c3d_events(path)
+    return read_events(path)
+
+
+def read_trial(path, *, convert_gait2354: bool = False, check: bool = True,
+               mapping: MappingConfig | None = None) -> Trial:
+    """Read a trial (.mot/.sto/.csv/.c3d) and its events when present.
+
+    Columns are found by ``mapping`` (default: :func:`current_mapping`, i.e. what the
+    command's ``--map``/``--units``/... options say, else the schema names or Plug-in Gait
+    labels). Angles come back in degrees; dropouts are filled up to ``mapping.max_gap_s``
+    and otherwise kept as NaN rows. Events: ``mapping.events_path`` (.json or .c3d), else a
+    c3d file's own EVENT group, else the sibling ``<stem>_events.json``. The convention is
+    checked on the finite frames (:func:`check_convention`); ``convert_gait2354=True`` flips
+    the knee sign of files in the old gait2354 convention first.
     """
     path = Path(path)
+    cfg = mapping if mapping is not None else current_mapping()
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path}: unknown trial format {path.suffix!r}; use "
                         f"{sorted(_READERS)}", reason="unsupported_format")
     if not path.is_file():
         raise DataError(f"{path}: no such file", reason="not_found")
-    t, q = reader(path)
+    t, q, gaps, described = reader(path, cfg)
+    finite = np.isfinite(q).all(axis=1)
+    if np.count_nonzero(finite) < 2:
+        raise DataError(f"{path}: fewer than 2 frames have all ten angles (the rest are "
+                        "dropouts)", reason="nan")
     if convert_gait2354:
         q = _flip_knees(q).astype(np.float32)
     if check:
         try:
-            check_convention(q)
+            check_convention(q[finite])
         except DataError as exc:
             exc.args = (f"{path}: {exc.args[0]}",)
             raise
-    ev_path = events_path_for(path)
-    events, mass = read_events(ev_path) if ev_path.is_file() else ({}, None)
+    events, mass = _events_for(path, cfg)
     rate = round(float(1.0 / np.median(np.diff(t))), 6)
-    return Trial(t=t, q=q, rate_hz=rate, events=events, body_mass_kg=mass, source=str(path))
+    return Trial(t=t, q=q, rate_hz=rate, events=events, body_mass_kg=mass, source=str(path),
+                 dropout_frames=gaps.dropout_frames, filled_frames=gaps.filled_frames,
+                 mapping=described)
+
+
+def _events_for(path: Path, cfg: MappingConfig):
+    if cfg.events_path:
+        return read_events_file(cfg.events_path)
+    if path.suffix.lower() == ".c3d":
+        events, mass = read_events_file(path)
+        if events:
+            return events, mass
+    ev_path = events_path_for(path)
+    return read_events(ev_path) if ev_path.is_file() else ({}, None)
 
 
 def write_trial_csv(path, trial: Trial) -> None:

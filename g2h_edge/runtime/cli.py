@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from g2h_edge.cli.options import torch_engine_options
+from g2h_edge.io.mapping import trial_input_options
 from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH
 
 __all__ = ["serve_cmd", "replay_cmd", "record_cmd", "demo_cmd"]
@@ -125,6 +126,7 @@ def _default_stream(path: str) -> str:
 
 
 @click.command("replay")
+@trial_input_options(rate=False, rate_param="npz_rate_hz")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--connect", "connect", default=None, help=f"Connect to a server that binds "
               f"[default {DEFAULT_LISTEN}].")
@@ -173,15 +175,16 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message "
               "(arrays as lists).")
 @click.option("--export", "export_npz", type=click.Path(dir_okay=False), default=None,
-              help="Write the cycles to an NPZ (y, stream, side, cycle, t_start, t_end...).")
+              help="Write the cycles to an NPZ (y, stream, side, cycle, t_start, t_end...); "
+                   "several models: one OUT_<model>.npz each.")
 def record_cmd(file, as_json, export_npz):
     """Read back a `serve --record` file (a truncated tail from a crash is tolerated)."""
     from g2h_edge.runtime.record import export_cycles, print_record
 
     out = print_record(file, as_json=as_json, echo=click.echo)
     if export_npz:
-        n = export_cycles(out, export_npz)
-        click.echo(f"wrote {n} cycles to {export_npz}", err=True)
+        for target, model, n in export_cycles(out, export_npz):
+            click.echo(f"wrote {n} cycles of {model} to {target}", err=True)
 
 
 @click.command("demo")

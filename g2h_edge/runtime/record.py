@@ -156,23 +156,34 @@ def print_record(path: str, *, as_json: bool = False, echo=print) -> list:
     return out
 
 
-def export_cycles(messages: list, path: str) -> int:
-    """Write the cycle messages to an NPZ: per-kg ``y`` (N, T, K) for the first model's
-    output set, with stream/side/cycle/t_start/t_end/model/latency_ms columns."""
+def export_cycles(messages: list, path: str) -> list[tuple[str, str, int]]:
+    """Write the cycle messages to NPZ, one file per model: ``path`` itself when the record
+    holds one model, else ``<stem>_<model>.npz`` beside it for each. Each holds per-kg ``y``
+    (N, T, K), ``out_cols``, ``unit`` and stream/side/cycle/t_start/t_end/model/latency_ms
+    columns. Returns [(file, model, n_cycles)]."""
+    import re
+    from pathlib import Path
+
     import numpy as np
 
     cycles = [m for m in messages if m["type"] == "cycle"]
     if not cycles:
         raise DataError("the record holds no cycle messages to export", reason="no_cycles")
-    cols = cycles[0]["outputs"]
-    cycles = [m for m in cycles if m["outputs"] == cols]
-    np.savez(path, y=np.stack([m["y"] for m in cycles]).astype(np.float32),
-             out_cols=np.array(cols), unit=np.array(cycles[0]["unit"]),
-             stream=np.array([m["stream"] for m in cycles]),
-             side=np.array([m["side"] for m in cycles]),
-             cycle=np.array([m["cycle"] for m in cycles]),
-             t_start=np.array([m["t_start"] for m in cycles]),
-             t_end=np.array([m["t_end"] for m in cycles]),
-             model=np.array([m["model"] for m in cycles]),
-             latency_ms=np.array([m["latency_ms"] for m in cycles]))
-    return len(cycles)
+    models: dict[tuple, list] = {}
+    for m in cycles:
+        models.setdefault((m["model"], m.get("sha256", ""), tuple(m["outputs"])), []).append(m)
+    out, base = [], Path(path)
+    for (name, _sha, cols), group in models.items():
+        target = base if len(models) == 1 else base.with_name(
+            f"{base.stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}{base.suffix or '.npz'}")
+        np.savez(target, y=np.stack([m["y"] for m in group]).astype(np.float32),
+                 out_cols=np.array(cols), unit=np.array(group[0]["unit"]),
+                 stream=np.array([m["stream"] for m in group]),
+                 side=np.array([m["side"] for m in group]),
+                 cycle=np.array([m["cycle"] for m in group]),
+                 t_start=np.array([m["t_start"] for m in group]),
+                 t_end=np.array([m["t_end"] for m in group]),
+                 model=np.array([m["model"] for m in group]),
+                 latency_ms=np.array([m["latency_ms"] for m in group]))
+        out.append((str(target), name, len(group)))
+    return out

@@ -1,4 +1,4 @@
-"""``g2h-edge lsl``: publish a live LSL stream of joint angles to the server (thin)."""
+"""``g2h-edge lsl | mvn | qtm``: publish live joint angles to the server (thin)."""
 from __future__ import annotations
 
 import signal
@@ -6,23 +6,11 @@ import signal
 import click
 
 from g2h_edge.errors import ConfigError
+from g2h_edge.io.mapping import trial_input_options
 
-__all__ = ["lsl_cmd"]
+__all__ = ["lsl_cmd", "mvn_cmd", "qtm_cmd"]
 
 DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
-
-
-def _parse_map(items) -> dict:
-    out = {}
-    for item in items:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            name, sep, label = part.partition("=")
-            if not sep or not name.strip() or not label.strip():
-                raise click.BadParameter(f"{part!r} is not NAME=LABEL", param_hint="--map")
-            out[name.strip()] = label.strip()
-    return out
 
 
 @click.command("lsl")
@@ -33,15 +21,8 @@ def _parse_map(items) -> dict:
               f"{DEFAULT_LISTEN}].")
 @click.option("--bind", default=None, help="Bind here instead (the server uses --connect).")
 @click.option("--stream", default=None, help="Protocol stream id [default: the LSL name].")
-@click.option("--map", "maps", multiple=True, metavar="NAME=LABEL[,...]",
-              help="Input channel NAME comes from the LSL channel labelled LABEL "
-                   "(repeatable; unmapped names are matched by their own name).")
 @click.option("--labels", default=None, help="Comma-separated channel labels in stream order, "
               "for LSL streams without a channel description.")
-@click.option("--units", type=click.Choice(["deg", "rad"]), default=None,
-              help="Angle units [default: from the LSL channel description].")
-@click.option("--rate-hz", type=float, default=None,
-              help="Frame rate for irregular LSL streams (or to override the nominal one).")
 @click.option("--body-mass", "body_mass_kg", type=float, default=None,
               help="Body mass (kg) sent in the meta.")
 @click.option("--frames-per-message", type=int, default=10, show_default=True,
@@ -51,8 +32,9 @@ def _parse_map(items) -> dict:
 @click.option("--resolve-timeout", type=float, default=10.0, show_default=True)
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the server to subscribe.")
-def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, rate_hz,
-            body_mass_kg, frames_per_message, duration_s, resolve_timeout, wait_s):
+@trial_input_options(kwarg="mapping", files=False)
+def lsl_cmd(name, type_, source_id, connect, bind, stream, labels, body_mass_kg,
+            frames_per_message, duration_s, resolve_timeout, wait_s, mapping):
     """Publish a live Lab Streaming Layer stream of joint angles as protocol-v1 frames.
 
     Needs the lsl extra (pip install 'g2h-edge[lsl]'). Channels are picked by label; see
@@ -65,9 +47,11 @@ def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, 
     try:
         cfg = LslConfig(name=name, type=type_, source_id=source_id, stream=stream,
                         address=bind or connect or DEFAULT_LISTEN, bind=bool(bind),
-                        mapping=_parse_map(maps),
+                        mapping=mapping.mapping, preset=mapping.preset,
+                        offsets_deg=mapping.offsets_deg,
                         labels=tuple(x.strip() for x in labels.split(",")) if labels else None,
-                        units=units, rate_hz=rate_hz, body_mass_kg=body_mass_kg,
+                        units=mapping.units, rate_hz=mapping.rate_hz,
+                        body_mass_kg=body_mass_kg,
                         frames_per_message=frames_per_message, duration_s=duration_s,
                         resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s)
     except ConfigError as exc:
@@ -87,3 +71,111 @@ def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, 
     click.echo(f"published {st.frames} frames in {st.messages} messages over {st.wall_s:.1f} s "
                f"({st.samples} samples pulled; left out: {st.dropped_nonfinite} non-finite, "
                f"{st.dropped_time} not increasing in time)", err=True)
+
+
+def _publish_cfg(stream, connect, bind, body_mass_kg, frames_per_message, wait_s):
+    from g2h_edge.sources.publisher import PublisherConfig
+
+    if connect and bind:
+        raise click.UsageError("give --connect or --bind, not both")
+    try:
+        return PublisherConfig(stream=stream, address=bind or connect or DEFAULT_LISTEN,
+                               bind=bool(bind), body_mass_kg=body_mass_kg,
+                               frames_per_message=frames_per_message, wait_subscriber_s=wait_s)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _publish_options(default_stream: str):
+    def deco(f):
+        for opt in reversed([
+            click.option("--connect", default=None, help=f"Server input to connect to "
+                         f"[default {DEFAULT_LISTEN}]."),
+            click.option("--bind", default=None, help="Bind here instead (the server uses "
+                                                      "--connect)."),
+            click.option("--stream", default=default_stream, show_default=True,
+                         help="Protocol stream id."),
+            click.option("--body-mass", "body_mass_kg", type=float, default=None,
+                         help="Body mass (kg) sent in the meta."),
+            click.option("--frames-per-message", type=int, default=10, show_default=True),
+            click.option("--duration", "duration_s", type=float, default=None,
+                         help="Stop after this many seconds [default: until Ctrl-C]."),
+            click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+                         help="Seconds to wait for the server to subscribe."),
+        ]):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _report(st) -> None:
+    if st is None:
+        return
+    click.echo(f"published {st.frames} frames in {st.messages} messages over {st.wall_s:.1f} s "
+               f"({st.packets} packets, {st.bad_packets} malformed; left out: "
+               f"{st.dropped_nonfinite} non-finite, {st.dropped_time} not increasing in time)",
+               err=True)
+
+
+@click.command("mvn")
+@click.option("--host", default="0.0.0.0", show_default=True,
+              help="Interface to receive MVN's UDP datagrams on.")
+@click.option("--port", type=int, default=9763, show_default=True,
+              help="UDP port set in MVN's Network Streamer.")
+@click.option("--character", "character_id", type=int, default=0, show_default=True,
+              help="MVN character id to read.")
+@_publish_options("mvn")
+@trial_input_options(kwarg="mapping", files=False)
+def mvn_cmd(host, port, character_id, connect, bind, stream, body_mass_kg,
+            frames_per_message, duration_s, wait_s, mapping):
+    """Publish Xsens MVN network-streamer joint angles (UDP, "Joint Angles") as
+    protocol-v1 frames. Default mapping: --preset mvn (docs/sources.md)."""
+    from dataclasses import replace
+
+    from g2h_edge.sources.mvn import MvnAdapter, MvnConfig
+
+    if not mapping.mapping and mapping.preset is None:
+        mapping = replace(mapping, preset="mvn")
+    cfg = MvnConfig(host=host, port=port, character_id=character_id, mapping=mapping,
+                    publish=_publish_cfg(stream, connect, bind, body_mass_kg,
+                                         frames_per_message, wait_s), duration_s=duration_s)
+    ad = MvnAdapter(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: ad.stop())
+    h, p = ad.bind()
+    click.echo(f"MVN joint angles on udp {h}:{p} -> stream {cfg.publish.stream!r} at "
+               f"{cfg.publish.address}; waiting for the server...", err=True)
+    try:
+        ad.open()
+        click.echo("publishing (Ctrl-C to stop)", err=True)
+        st = ad.run()
+    finally:
+        ad.close()
+    _report(st)
+
+
+@click.command("qtm")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Computer running QTM.")
+@click.option("--port", type=int, default=22223, show_default=True,
+              help="QTM RT port (the little-endian one).")
+@click.option("--device", default=None, help="Analog device (name or id) holding the angles "
+              "[default: the only one].")
+@_publish_options("qtm")
+@trial_input_options(kwarg="mapping", files=False)
+def qtm_cmd(host, port, device, connect, bind, stream, body_mass_kg, frames_per_message,
+            duration_s, wait_s, mapping):
+    """Publish joint angles from a Qualisys QTM analog device (RT protocol) as protocol-v1
+    frames. Needs the qtm extra (pip install 'g2h-edge[qtm]'); see docs/sources.md."""
+    from g2h_edge.sources.qtm import QtmAdapter, QtmConfig
+
+    cfg = QtmConfig(host=host, port=port, device=device, mapping=mapping,
+                    publish=_publish_cfg(stream, connect, bind, body_mass_kg,
+                                         frames_per_message, wait_s), duration_s=duration_s)
+    ad = QtmAdapter(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: ad.stop())
+    click.echo(f"QTM RT at {host}:{port} -> stream {cfg.publish.stream!r} at "
+               f"{cfg.publish.address}", err=True)
+    try:
+        st = ad.run()
+    finally:
+        ad.close()
+    _report(st)

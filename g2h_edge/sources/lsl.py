@@ -33,12 +33,13 @@ import numpy as np
 import zmq
 
 from g2h_edge.errors import ConfigError, DataError
+from g2h_edge.io.mapping import ChannelPlan, MappingConfig, resolve_channels
 from g2h_edge.schema import IN_COLS
 from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, MAX_RATE_HZ, MIN_BODY_MASS_KG,
                            MAX_BODY_MASS_KG, MIN_RATE_HZ, check_stream_id, encode_end,
                            encode_frames, encode_meta, encode_source_status)
 
-__all__ = ["LslConfig", "LslStats", "map_channels", "units_from_lsl", "open_inlet",
+__all__ = ["LslConfig", "LslStats", "map_channels", "channel_plan", "units_from_lsl", "open_inlet",
            "stream_labels", "LslAdapter", "run_lsl", "SOURCE_NAME"]
 
 SOURCE_NAME = "lsl"
@@ -66,8 +67,12 @@ class LslConfig:
     stream: str | None = None
     address: str = "tcp://127.0.0.1:5555"
     bind: bool = False
-    #: IN_COLS name -> LSL channel label, for channels whose label differs
+    #: IN_COLS name -> LSL channel label, for channels whose label differs ("-LABEL" flips)
     mapping: dict = field(default_factory=dict)
+    #: a named label/sign/offset table of the mapping layer ("pig")
+    preset: str | None = None
+    #: IN_COLS name -> degrees added (calibration offsets)
+    offsets_deg: dict = field(default_factory=dict)
     #: the stream's channel labels, in order, when its description has none
     labels: tuple | None = None
     units: str | None = None
@@ -103,10 +108,7 @@ class LslConfig:
         if self.units is not None and self.units not in ("deg", "rad"):
             raise ConfigError(f"units {self.units!r} must be 'deg' or 'rad'",
                               reason="bad_option")
-        unknown = sorted(set(self.mapping) - set(IN_COLS))
-        if unknown:
-            raise ConfigError(f"mapping names {unknown} are not input channels; use "
-                              f"{list(IN_COLS)}", reason="bad_option")
+        MappingConfig(mapping=self.mapping, preset=self.preset, offsets_deg=self.offsets_deg)
         if self.rate_hz is not None and not (
                 isinstance(self.rate_hz, (int, float)) and MIN_RATE_HZ <= self.rate_hz
                 <= MAX_RATE_HZ):
@@ -149,32 +151,18 @@ class LslStats:
                 "dropped_time": self.dropped_time}
 
 
+def channel_plan(labels, mapping: dict | None = None, *, preset: str | None = None,
+                 offsets_deg: dict | None = None) -> ChannelPlan:
+    """Where the 10 IN_COLS channels are in the LSL sample, with signs and offsets
+    (:func:`g2h_edge.io.mapping.resolve_channels`, the mapping layer every source uses)."""
+    cfg = MappingConfig(mapping=dict(mapping or {}), preset=preset,
+                        offsets_deg=dict(offsets_deg or {}))
+    return resolve_channels(labels, cfg, what="the LSL stream")
+
+
 def map_channels(labels, mapping: dict | None = None) -> list[int]:
     """Indices into the LSL sample of the 10 IN_COLS channels (in IN_COLS order)."""
-    labels = [str(lab).strip() for lab in labels]
-    if not any(labels):
-        raise ConfigError("the LSL stream has no channel labels: give them in order with "
-                          "--labels (or map each input channel with --map)",
-                          reason="no_labels")
-    lower: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        lower.setdefault(lab.lower(), []).append(i)
-    mapping = dict(mapping or {})
-    out, missing = [], []
-    for col in IN_COLS:
-        want = mapping.get(col, col)
-        hits = lower.get(str(want).strip().lower(), [])
-        if len(hits) > 1:
-            raise ConfigError(f"LSL channel label {want!r} (for {col}) appears {len(hits)} "
-                              f"times in the stream: {labels}", reason="ambiguous_channel")
-        if not hits:
-            missing.append(f"{col} (label {want!r})" if col in mapping else col)
-            continue
-        out.append(hits[0])
-    if missing:
-        raise ConfigError(f"the LSL stream lacks input channel(s) {missing}; its labels are "
-                          f"{labels}. Map them with --map NAME=LABEL", reason="missing_channel")
-    return out
+    return list(channel_plan(labels, mapping).index)
 
 
 def units_from_lsl(units, override: str | None = None) -> str:
@@ -251,8 +239,13 @@ class LslAdapter:
                 raise ConfigError(f"--labels lists {len(cfg.labels)} names but the LSL stream "
                                   f"has {n_ch} channels", reason="bad_labels")
             labels = list(cfg.labels)
-        self.cols_ = map_channels(labels, cfg.mapping)                 # (10,) indices
+        self.plan_ = channel_plan(labels, cfg.mapping, preset=cfg.preset,
+                                  offsets_deg=cfg.offsets_deg)
+        self.cols_ = list(self.plan_.index)                             # (10,) indices
         self.units = units_from_lsl([units[i] for i in self.cols_], cfg.units)
+        if self.units == "rad" and self.plan_.offset_deg.any():
+            raise ConfigError("offsets are in degrees: with a radian stream, leave them out "
+                              "or convert the stream", reason="bad_option")
         rate = float(info.nominal_srate())
         if rate <= 0:
             if cfg.rate_hz is None:
@@ -300,7 +293,7 @@ class LslAdapter:
         """Publish LSL samples ``t`` (n,) s, ``x`` (n, n_channels); returns frames sent."""
         st = self.stats
         st.samples += t.shape[0]
-        q = np.ascontiguousarray(x[:, self.cols_], dtype=np.float32)     # (n, 10)
+        q = np.ascontiguousarray(self.plan_.apply(x), dtype=np.float32)  # (n, 10), signed
         ok = np.isfinite(q).all(axis=1) & np.isfinite(t)
         st.dropped_nonfinite += int(np.count_nonzero(~ok))
         t, q = t[ok], q[ok]

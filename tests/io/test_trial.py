@@ -82,12 +82,12 @@ def _bad_csv_cases():
         lines[4] = lines[4] + ",1.0"; return lines
     def word(lines):
         cells = lines[6].split(","); cells[3] = "abc"; lines[6] = ",".join(cells); return lines
-    def nan(lines):
-        cells = lines[10].split(","); cells[7] = "nan"; lines[10] = ",".join(cells); return lines
+    def nan_time(lines):  # NaN angles are dropouts (tests/io/test_mapping.py); NaN time is not
+        cells = lines[10].split(","); cells[0] = "nan"; lines[10] = ",".join(cells); return lines
     def back_in_time(lines):
         lines[20], lines[21] = lines[21], lines[20]; return lines
     def no_time(lines):
-        lines[0] = lines[0].replace("time", "frame", 1); return lines
+        lines[0] = lines[0].replace("time", "stamp", 1); return lines
     def short_header(lines):
         lines[0] = ",".join(lines[0].split(",")[:-1]); return lines
     def one_row(lines):
@@ -96,7 +96,7 @@ def _bad_csv_cases():
         ("missing column", drop_col, DataError, r"missing required column\(s\) \['ankle_angle_r'\]"),
         ("ragged row", ragged, DataError, r"line 5 has 12 columns, expected 11"),
         ("not a number", word, DataError, r"line 7, column 4: 'abc' is not a number"),
-        ("nan", nan, DataError, r"non-finite value at line 11, column 'knee_angle_r'"),
+        ("nan time", nan_time, DataError, r"non-finite value at line 11, column 'time'"),
         ("non-monotonic time", back_in_time, DataError, r"not strictly increasing at line 22"),
         ("no time column", no_time, DataError, r"no time column"),
         ("header/rows mismatch", short_header, DataError, r"header names 10 columns but rows have 11"),
@@ -178,7 +178,7 @@ def test_unknown_format_and_c3d(tmp_path):
     with pytest.raises(DataError, match="unknown trial format"):
         read_trial(tmp_path / "x.txt")
     (tmp_path / "x.c3d").write_bytes(b"\x00" * 512)
-    with pytest.raises((MissingExtraError, DataError), match=r"g2h-edge\[c3d\]|inverse kinematics"):
+    with pytest.raises((MissingExtraError, DataError), match=r"g2h-edge\[c3d\]|not a readable c3d"):
         read_trial(tmp_path / "x.c3d")
 
 

@@ -31,8 +31,8 @@ def test_map_channels_with_a_mapping():
 
 
 @pytest.mark.parametrize("labels,mapping,match", [
-    (list(IN_COLS[:9]) + ["other"], None, r"lacks input channel\(s\) \['ankle_angle_l'\]"),
-    (list(IN_COLS) + ["ANKLE_angle_l"], None, "appears 2 times"),
+    (list(IN_COLS[:9]) + ["other"], None, r"missing required column\(s\) \[.ankle_angle_l.\]"),
+    (list(IN_COLS) + ["ANKLE_angle_l"], None, "matches 2 columns"),
     ([""] * 10, None, "has no channel labels"),
     (list(IN_COLS), {"hip_flexion_r": "nope"}, "hip_flexion_r \\(label 'nope'\\)"),
 ])
