@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from g2h_edge.gait.quality import input_summary
 from g2h_edge.train.config import TrainConfig
 from g2h_edge.train.dataset import check_for_training, fit_standardizer, per_kg_targets, standardize
 from g2h_edge.train.loop import fit_fixed_epochs, predict
@@ -81,5 +82,6 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
         prov["test_metrics_by_speed"] = res.test_speed_rows
     res.bundle = make_bundle(name=name or model_label(arch, task), arch=arch, hparams=hp,
                              state_dict=fit.state_dict, mean=mean, std=std, task=task,
-                             synthetic=data.synthetic, provenance=prov)
+                             synthetic=data.synthetic, provenance=prov,
+                             input_summary=input_summary(x[train_idx]))
     return res

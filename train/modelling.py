@@ -90,8 +90,9 @@ def utc_now() -> str:
 
 
 def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, std,
-                task: str, synthetic: bool, provenance: dict):
-    """A :class:`g2h_edge.models.Bundle` for a model trained here."""
+                task: str, synthetic: bool, provenance: dict, input_summary: dict | None = None):
+    """A :class:`g2h_edge.models.Bundle` for a model trained here (``input_summary``:
+    :func:`g2h_edge.gait.quality.input_summary` of the training inputs, optional)."""
     from g2h_edge import __version__
     from g2h_edge.models import Bundle
 
@@ -101,4 +102,5 @@ def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, 
         state_dict={k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
         in_cols=tuple(IN_COLS), out_cols=tuple(TASKS[task]),
         mean=np.asarray(mean, dtype=np.float32), std=np.asarray(std, dtype=np.float32),
-        task=task, unit=TARGET_UNIT[task], T=T, provenance=prov, synthetic=bool(synthetic))
+        task=task, unit=TARGET_UNIT[task], T=T, provenance=prov, synthetic=bool(synthetic),
+        input_summary=input_summary)
