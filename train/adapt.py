@@ -23,7 +23,7 @@ from g2h_edge.errors import TrainError
 from g2h_edge.train.config import TrainConfig
 from g2h_edge.train.dataset import fit_standardizer, standardize
 from g2h_edge.train.loop import fit_early_stopping, fit_fixed_epochs
-from g2h_edge.train.modelling import make_bundle
+from g2h_edge.train.modelling import make_bundle, model_factory
 
 __all__ = ["AdaptResult", "adapted_name", "finetune", "finetune_data"]
 
@@ -62,7 +62,6 @@ def finetune(bundle, X, Y_per_kg, subject_id, *, epochs: int = 30,
              refit_standardisation: bool = False, name: str | None = None,
              synthetic_data: bool = False, source: str = "in-memory") -> AdaptResult:
     """Fine-tune ``bundle`` on X (N, T, 10) deg, Y (N, T, K) per kg; see the module doc."""
-    from g2h_edge.models import build_model
     from g2h_edge.gait.quality import input_summary
 
     cfg = cfg or TrainConfig(lr=5e-5)
@@ -81,8 +80,10 @@ def finetune(bundle, X, Y_per_kg, subject_id, *, epochs: int = 30,
     mean, std = (fit_standardizer(X[tr]) if refit_standardisation
                  else (bundle.mean, bundle.std))
 
+    factory = model_factory(bundle.arch, bundle.hparams)  # Mamba: the faster training scan
+
     def make():
-        core = build_model(bundle.arch, bundle.hparams)
+        core = factory()
         core.load_state_dict(bundle.state_dict, strict=True)
         return core
 

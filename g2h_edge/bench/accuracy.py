@@ -111,6 +111,8 @@ def _durations(data_dir: Path, real) -> np.ndarray:
 
 def _adapted(bundles, x, y, sid, folds: int, epochs: int, threads: int, log) -> dict:
     """Out-of-fold predictions of each bundle fine-tuned leave-subjects-out."""
+    if not bundles:
+        return {}
     from g2h_edge.engines.torch_engine import TorchEngine
     from g2h_edge.train.adapt import finetune
     from g2h_edge.train.config import TrainConfig
@@ -129,7 +131,7 @@ def _adapted(bundles, x, y, sid, folds: int, epochs: int, threads: int, log) -> 
             eng.close()
             log(f"adapted {name} on {list(res.train_subjects)} (val {list(res.val_subjects)}"
                 f", best epoch {res.best_epoch}/{res.epochs_run}, {res.seconds:.0f} s), "
-                f"tested on {list(g)}")
+                f"tested on {g.tolist()}")
     return preds
 
 
@@ -154,8 +156,8 @@ def _quality_scores(x, sid, dur, engines, y_sd) -> dict:
     }
 
 
-def accuracy_report(data_dir, reference_dir, *, folds: int = 3, epochs: int = 30,
-                    finetune: bool = True, subjects=None, threads: int = 2,
+def accuracy_report(data_dir, reference_dir, *, folds: int = 3, epochs: int = 20,
+                    adapt=("LSTM", "Transformer"), subjects=None, threads: int = 2,
                     log=lambda s: None) -> dict:
     """Rows of metrics and the score-error Spearman table; see the module doc."""
     from g2h_edge.engines.ensemble import EnsembleEngine
@@ -176,10 +178,11 @@ def accuracy_report(data_dir, reference_dir, *, folds: int = 3, epochs: int = 30
         for combo in itertools.combinations(engines, k):
             ens = EnsembleEngine([engines[c] for c in combo])
             preds[ens.name], spreads[ens.name] = ens.infer_spread(x)
-    if finetune:
-        adapted = _adapted(bundles, x, y, sid, folds, epochs, threads, log)
-        preds.update(adapted)
-        preds["adapted ensemble (all)"] = np.mean(list(adapted.values()), axis=0)
+    chosen = {n: b for n, b in bundles.items() if n.split("_")[0] in set(adapt or ())}
+    adapted = _adapted(chosen, x, y, sid, folds, epochs, threads, log)
+    preds.update(adapted)
+    if len(adapted) > 1:
+        preds["+".join(adapted)] = np.mean(list(adapted.values()), axis=0)
     rows = [metrics_row(n, y, p, JM_COLS) for n, p in preds.items()]
     best = max((r for r in rows if r["model"] in spreads), key=lambda r: r["R2_channel_mean"])
     err = _cycle_rmse(y, preds[best["model"]])
@@ -239,20 +242,24 @@ def format_report(rep: dict) -> str:
               help="Folder of the published *_JM60.pt checkpoints [DATA/../reference].")
 @click.option("--folds", default=3, show_default=True, type=click.IntRange(2, 20),
               help="Subject groups for leave-subjects-out fine-tuning.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1, 1000),
               help="Fine-tuning epochs at most (early stopping on a validation subject).")
+@click.option("--adapt", default="LSTM,Transformer", show_default=True,
+              help="Architectures to fine-tune leave-subjects-out (Mamba's pure-torch "
+                   "training scan is slow on a CPU: add it with a GPU).")
 @click.option("--no-finetune", is_flag=True, help="Skip the adapted models (fast).")
 @click.option("--subjects", default=None, help="Comma-separated subject ids (default all).")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help="Also write the full result as JSON.")
-def bench_accuracy_cmd(data_dir, reference_dir, folds, epochs, no_finetune, subjects,
+def bench_accuracy_cmd(data_dir, reference_dir, folds, epochs, adapt, no_finetune, subjects,
                        threads, json_path):
     """Per-channel and pooled R2/RMSE of single, ensemble and adapted models on real trials,
     and how well each quality score ranks the per-cycle error."""
     ref = Path(reference_dir) if reference_dir else Path(data_dir).resolve().parent / "reference"
     rep = accuracy_report(data_dir, ref, folds=folds, epochs=epochs,
-                          finetune=not no_finetune, threads=threads,
+                          adapt=() if no_finetune else tuple(adapt.split(",")),
+                          threads=threads,
                           subjects=subjects.split(",") if subjects else None,
                           log=lambda s: click.echo(s, err=True))
     click.echo(format_report(rep))

@@ -10,8 +10,9 @@ An ensemble manifest is a small JSON file::
 
     {"format": "g2h-edge-ensemble", "name": "LSTM+Mamba_JM", "members": ["lstm.pt", "mamba.onnx"]}
 
-member paths relative to the manifest's folder. :func:`load_any` loads either a manifest or
-a single engine file (:func:`~g2h_edge.engines.base.load_engine`);
+member paths relative to the manifest's folder. :func:`load_any` loads a manifest, a
+comma-separated member list ``A.pt,B.onnx`` or a single engine file
+(:func:`~g2h_edge.engines.base.load_engine`);
 :func:`infer_with_spread` gives (mean, sd or None) for any engine.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from g2h_edge.engines.base import Engine, load_engine, validate_input
 from g2h_edge.errors import EngineError
 
 __all__ = ["EnsembleEngine", "MANIFEST_TAG", "write_manifest", "read_manifest",
-           "load_ensemble", "load_any", "infer_with_spread", "is_manifest"]
+           "load_ensemble", "load_any", "parse_spec", "infer_with_spread", "is_manifest"]
 
 MANIFEST_TAG = "g2h-edge-ensemble"
 #: member fields that must agree
@@ -167,9 +168,23 @@ def load_ensemble(paths, *, name: str | None = None, **load_kw) -> EnsembleEngin
         raise
 
 
-def load_any(path, **load_kw) -> Engine:
-    """An ensemble manifest (.json) or any single engine file."""
-    if is_manifest(path):
-        name, members = read_manifest(path)
+def parse_spec(spec) -> list[str]:
+    """``"A.pt,B.onnx"`` -> ["A.pt", "B.onnx"] (one entry for a plain path)."""
+    parts = [p.strip() for p in str(spec).split(",")]
+    if any(not p for p in parts):
+        raise EngineError(f"ensemble list {str(spec)!r} has an empty entry: give member files "
+                          "separated by commas, e.g. LSTM_JM60.pt,Mamba_JM60.pt",
+                          reason="bad_ensemble")
+    return parts
+
+
+def load_any(spec, **load_kw) -> Engine:
+    """An engine from ``spec``: an ensemble manifest (.json), a comma-separated list of
+    member files (an ensemble), or any single engine file."""
+    parts = parse_spec(spec)
+    if len(parts) > 1:
+        return load_ensemble(parts, **load_kw)
+    if is_manifest(spec):
+        name, members = read_manifest(spec)
         return load_ensemble(members, name=name, **load_kw)
-    return load_engine(path, **load_kw)
+    return load_engine(spec, **load_kw)

@@ -24,8 +24,10 @@ defaults were checked to fire on none of the 24 real cycles of ``shared/data/sch
   anti-correlated, i.e. one side's sign is flipped (walking gives +0.5..+1).
 - ``offset:<channel>``: the cycle mean of a channel is further than ``offset_deg`` from the
   model's input mean (a constant calibration/segment offset).
-- ``asymmetry:<joint>``: right and left cycle means of a joint differ by more than
-  ``asymmetry_deg`` (a one-sided offset).
+- ``asymmetry:<joint>``: right and left cycle means of a joint differ by more than a
+  per-joint threshold (8-12 deg, times ``asymmetry_scale``), both as they are and after
+  removing the model's own right-left difference of input means (a one-sided offset; the
+  published pool's left-right means differ by up to 9 deg).
 - ``short_cycle`` / ``long_cycle``: duration outside ``min_duration_s``..``max_duration_s``.
 - ``duration_vs_neighbours``: duration / median of the stream's previous cycle durations
   outside ``1/neighbour_ratio``..``neighbour_ratio`` (a missed or false initial contact).
@@ -43,7 +45,7 @@ from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.schema import IN_COLS, N_IN
 
 __all__ = ["QualityConfig", "input_summary", "check_summary", "ood_z", "ood_phase_z",
-           "quality_flags", "assess_cycle", "N_BINS"]
+           "quality_flags", "assess_cycle", "cycle_quality", "N_BINS"]
 
 #: phase bins of an input summary (18 bins: 10 frames of a 180-frame cycle each)
 N_BINS = 18
@@ -170,10 +172,15 @@ def _offset_flags(x: np.ndarray, ref_mean, cfg: QualityConfig) -> list[str]:
     m = x.mean(0)
     flags = []
     if ref_mean is not None:
-        d = np.abs(m - np.asarray(ref_mean, np.float64))
+        ref_mean = np.asarray(ref_mean, np.float64)
+        d = np.abs(m - ref_mean)
         flags += [f"offset:{IN_COLS[i]}" for i in np.flatnonzero(d > cfg.offset_deg)]
     for joint, thr in _PAIRS:
-        if abs(m[_CH[joint + "_r"]] - m[_CH[joint + "_l"]]) > thr * cfg.asymmetry_scale:
+        r, l = _CH[joint + "_r"], _CH[joint + "_l"]
+        d = [abs(m[r] - m[l])]
+        if ref_mean is not None:  # the training pool's own right-left difference
+            d.append(abs(m[r] - m[l] - (ref_mean[r] - ref_mean[l])))
+        if min(d) > thr * cfg.asymmetry_scale:
             flags.append(f"asymmetry:{joint}")
     return flags
 
@@ -227,4 +234,17 @@ def assess_cycle(x, *, mean=None, std=None, summary=None, y_sd=None,
         sd = np.asarray(y_sd, np.float64)
         out["y_sd_mean"] = round(float(sd.mean()), 6)
         out["y_sd_max"] = round(float(sd.max()), 6)
+    return out
+
+
+def cycle_quality(metadata: dict, x, quality: dict, *, y_sd=None,
+                  neighbour_durations_s=()) -> dict:
+    """The runtime's hook: ``quality`` (the assembler's dict, with ``duration_s``) merged
+    with :func:`assess_cycle` against a model's ``metadata`` (its ``mean``/``std`` and
+    optional ``input_summary``) and an ensemble's spread ``y_sd`` (T, K) (or None)."""
+    out = dict(quality)
+    out.update(assess_cycle(x, mean=metadata.get("mean"), std=metadata.get("std"),
+                            summary=metadata.get("input_summary"), y_sd=y_sd,
+                            duration_s=quality.get("duration_s"),
+                            neighbour_durations_s=neighbour_durations_s))
     return out

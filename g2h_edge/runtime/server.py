@@ -19,7 +19,9 @@ from collections import Counter
 import numpy as np
 import zmq
 
+from g2h_edge.engines.ensemble import infer_with_spread
 from g2h_edge.errors import ConfigError, EngineError, WireError
+from g2h_edge.gait.quality import cycle_quality
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.record import RecordWriter
@@ -331,14 +333,15 @@ class Server:
         self.batched_cycles_ += len(batch)
         for eng in self.engines:
             try:
-                y = eng.infer(x)                           # (B, 180, K) per kg
+                y, y_sd = infer_with_spread(eng, x)        # (B, 180, K) per kg; sd or None
                 if y.shape[:2] != (len(batch), T) or y.shape[2] != len(eng.out_cols):
                     raise EngineError(f"engine returned shape {y.shape}")
             except Exception as exc:  # one failing engine call rejects its cycles only
                 for r in batch:
                     self._cycle_reject(r, "engine_error", f"{eng.name}: {exc}")
                 continue
-            for r, yi in zip(batch, y):
+            for j, (r, yi) in enumerate(zip(batch, y)):
+                sd = None if y_sd is None else y_sd[j]
                 lat = (time.perf_counter() - r.arrival) * 1e3
                 cpu = None if r.arrival_cpu is None else (time.thread_time() -
                                                           r.arrival_cpu) * 1e3
@@ -347,8 +350,10 @@ class Server:
                         stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
                         t_end=r.t_end, model=eng.name, sha256=eng.sha256,
                         backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=yi,
-                        quality=r.quality, latency_ms=lat, synthetic=bool(eng.synthetic),
-                        body_mass_kg=r.body_mass_kg, cpu_ms=cpu)
+                        quality=cycle_quality(eng.metadata, r.x, r.quality, y_sd=sd,
+                                              neighbour_durations_s=r.neighbours_s),
+                        latency_ms=lat, synthetic=bool(eng.synthetic),
+                        body_mass_kg=r.body_mass_kg, cpu_ms=cpu, y_sd=sd)
                 except Exception as exc:  # never lose a cycle silently
                     self._cycle_reject(r, "internal_error", f"encoding failed: {exc}")
                     continue

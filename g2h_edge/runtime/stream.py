@@ -7,7 +7,7 @@ ready cycles across streams and publishes everything.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,7 @@ class ReadyCycle:
     arrival: float           # perf_counter() when the closing frame's message arrived
     body_mass_kg: float | None
     arrival_cpu: float | None = None   # thread_time() then (only with cpu_timing)
+    neighbours_s: tuple = ()           # durations of this side's previous cycles (quality)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class StreamState:
                          "dropped_seq": 0, "ics": 0}
         self.rejects: Counter = Counter()
         self.source_status_: dict = {}
+        self.durations_: dict = {}          # side -> recent cycle durations (s), quality
 
     # ------------------------------------------------------------------ inputs
     def set_meta(self, meta: Meta) -> None:
@@ -228,9 +230,11 @@ class StreamState:
                 self._reject(rejects, exc.reason, str(exc), **ctx)
                 return
         x = cyc.x if side == "R" else mirror_sides(cyc.x)
+        nb = self.durations_.setdefault(side, deque(maxlen=5))
         ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
                                 np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
-                                arrival, self.body_mass_kg))
+                                arrival, self.body_mass_kg, neighbours_s=tuple(nb)))
+        nb.append(cyc.t_end - cyc.t_start)
 
     def _explain(self, exc: GaitError):
         """Implausible angles are often a wrong convention: say which one when it is."""
