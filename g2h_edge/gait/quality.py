@@ -36,7 +36,9 @@ defaults were checked to fire on none of the 24 real cycles of ``shared/data/sch
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -145,9 +147,16 @@ def ood_phase_z(x, summary) -> tuple[float, str]:
     return float(z[i]), IN_COLS[i]
 
 
-def _phase_mean(v: np.ndarray, lo: float, hi: float) -> float:
-    ph = np.linspace(0.0, 100.0, v.size)
-    return float(v[(ph >= lo) & (ph <= hi)].mean())
+@lru_cache(maxsize=64)
+def _window(T: int, lo: float, hi: float, shift: int) -> np.ndarray:
+    """Frame indices of the phase window lo..hi % (inclusive) of a cycle starting ``shift``
+    frames into this T-frame cycle (cached: the runtime asks for the same few windows)."""
+    ph = np.linspace(0.0, 100.0, T)
+    return (np.flatnonzero((ph >= lo) & (ph <= hi)) + shift) % T
+
+
+def _phase_mean(v: np.ndarray, lo: float, hi: float, shift: int = 0) -> float:
+    return float(v[_window(v.size, lo, hi, shift)].mean())
 
 
 def _corr(u: np.ndarray, v: np.ndarray) -> float:
@@ -159,8 +168,9 @@ def _corr(u: np.ndarray, v: np.ndarray) -> float:
 def _sign_flags(x: np.ndarray, cfg: QualityConfig) -> list[str]:
     flags, half = [], x.shape[0] // 2
     for side, ch, shift in (("r", "ankle_angle_r", 0), ("l", "ankle_angle_l", half)):
-        a = np.roll(x[:, _CH[ch]], shift)   # that leg's own cycle (left: 50 % later)
-        if _phase_mean(a, 30, 50) - _phase_mean(a, 55, 70) < -cfg.ankle_flip_margin_deg:
+        a = x[:, _CH[ch]]                   # that leg's own cycle starts ``shift`` frames in
+        if _phase_mean(a, 30, 50, shift) - _phase_mean(a, 55, 70, shift) \
+                < -cfg.ankle_flip_margin_deg:
             flags.append(f"ankle_flip_{side}")
     rot = _corr(x[:, _CH["hip_rotation_r"]], np.roll(x[:, _CH["hip_rotation_l"]], half))
     if rot < cfg.hip_rotation_min_corr:
@@ -192,9 +202,9 @@ def _timing_flags(x: np.ndarray, duration_s, neighbours, cfg: QualityConfig) -> 
             flags.append("short_cycle")
         elif duration_s > cfg.max_duration_s:
             flags.append("long_cycle")
-        nb = np.asarray([d for d in (neighbours or ()) if d and d > 0], np.float64)
-        if nb.size:
-            ratio = duration_s / float(np.median(nb))
+        nb = [float(d) for d in (neighbours or ()) if d and d > 0]
+        if nb:
+            ratio = duration_s / statistics.median(nb)
             if not 1.0 / cfg.neighbour_ratio <= ratio <= cfg.neighbour_ratio:
                 flags.append("duration_vs_neighbours")
     dt = (duration_s or cfg.default_duration_s) / (x.shape[0] - 1)

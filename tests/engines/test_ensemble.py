@@ -110,3 +110,22 @@ def test_mismatched_members_are_refused(files):
         EnsembleEngine([load_engine(files["a"])])
     with pytest.raises(EngineError, match="empty entry"):
         load_any(f"{files['a']},")
+
+
+def test_models_ensemble_command(files, tmp_path):
+    from click.testing import CliRunner
+
+    from g2h_edge.cli import cli
+
+    out = tmp_path / "ens.json"
+    res = CliRunner().invoke(cli, ["models", "ensemble", str(files["a"]), str(files["b"]),
+                                   "-o", str(out), "--name", "AB"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "AB (2 members, task jm" in res.output
+    name, paths = read_manifest(out)
+    assert name == "AB" and [p.resolve() for p in paths] == [files["a"].resolve(),
+                                                              files["b"].resolve()]
+    with pytest.raises(EngineError, match="differ in task"):
+        CliRunner().invoke(cli, ["models", "ensemble", str(files["a"]), str(files["mf"]),
+                                 "-o", str(tmp_path / "bad.json")], catch_exceptions=False)
+    assert not (tmp_path / "bad.json").exists()
