@@ -130,7 +130,8 @@ def _adapt(init_path, data_path, output, epochs, device, lr, batch_size, refit, 
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"--val-fraction {val_fraction}: must be in [0, 1)")
     base = load_bundle(init_path)
-    cfg = _config(device, None, lr=lr if lr is not None else 5e-5, batch_size=batch_size)
+    cfg = _config(device, None, lr=lr if lr is not None else 5e-5, batch_size=batch_size,
+                  patience_epochs=max(3, epochs // 4))
     data, _ = _load_data(data_path)
     res = finetune_data(base, data, epochs=epochs, cfg=cfg, val_fraction=val_fraction,
                         refit_standardisation=refit, name=name, source=Path(data_path).name)
