@@ -31,7 +31,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-__all__ = ["accuracy_report", "metrics_row", "inject_fault", "FAULTS", "bench_accuracy_cmd"]
+__all__ = ["accuracy_report", "format_report", "metrics_row", "inject_fault", "FAULTS",
+           "bench_accuracy_cmd"]
 
 #: crafted faults injected into copies of the real cycles (name -> function of x (T, 10))
 FAULTS = ("ankle_flip", "hip_flexion_offset", "hip_rotation_flip", "jump")
