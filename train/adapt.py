@@ -42,7 +42,7 @@ class AdaptResult:
 def adapted_name(base: str, n_subjects: int) -> str:
     """``Transformer_JM60`` -> ``Transformer_JM-adapted-4subj`` (no cohort-size suffix that
     would suggest the published 60-subject training)."""
-    stem = re.sub(r"\d+$", "", str(base)) or "model"
+    stem = re.sub(r"(-\d+subj|\d+)$", "", str(base)) or "model"
     return f"{stem}-adapted-{int(n_subjects)}subj"
 
 

@@ -14,6 +14,7 @@ from g2h_edge.schema import IN_COLS, T, TARGET_UNIT, TASKS
 from g2h_edge.train.config import MODEL_NAMES, TASK_NAMES
 
 __all__ = ["resolve_hparams", "model_factory", "make_bundle", "data_digest", "model_label",
+           "own_model_name",
            "plain", "utc_now"]
 
 
@@ -55,6 +56,16 @@ def model_factory(arch: str, hparams: dict) -> Callable[[], nn.Module]:
 def model_label(arch: str, task: str) -> str:
     """``Transformer_MF60``-style name used in every file name."""
     return f"{MODEL_NAMES[arch]}_{TASK_NAMES[task]}"
+
+
+def own_model_name(arch: str, task: str, n_subjects: int) -> str:
+    """Default name of a model trained here: the published label only when trained on the
+    published cohort size (60 subjects), else ``Transformer_MF-12subj`` so an own model is
+    never mistaken for a published one."""
+    label = model_label(arch, task)
+    if n_subjects == 60:
+        return label
+    return f"{label.rstrip('0123456789')}-{int(n_subjects)}subj"
 
 
 def data_digest(data) -> str:

@@ -40,6 +40,7 @@ def test_train_init_finetunes_and_keeps_standardisation(base_bundle, lab_file, c
                           "--epochs", "3", "--lr", "1e-3"])
     assert code == 0, text
     base, new = load_bundle(base_bundle), load_bundle(out)
+    assert load_bundle(base_bundle).name == "Transformer_JM-10subj"   # own, not "...60"
     assert new.name == "Transformer_JM-adapted-4subj" and "60" not in new.name
     assert new.arch == base.arch and new.hparams == base.hparams
     np.testing.assert_array_equal(new.mean, base.mean)       # standardisation kept
@@ -52,6 +53,16 @@ def test_train_init_finetunes_and_keeps_standardisation(base_bundle, lab_file, c
     assert not set(prov["val_subjects"]) & set(prov["train_subjects"])   # subject-grouped
     assert new.synthetic and "SYNTHETIC" in text
     assert new.input_summary["n_cycles"] == 9                # 3 train subjects x 3 cadences
+
+
+def test_own_model_names():
+    from g2h_edge.train.adapt import adapted_name
+    from g2h_edge.train.modelling import own_model_name
+
+    assert own_model_name("lstm", "jm", 60) == "LSTM_JM60"
+    assert own_model_name("mamba", "mf", 12) == "Mamba_MF-12subj"
+    assert adapted_name("LSTM_JM60", 4) == "LSTM_JM-adapted-4subj"
+    assert adapted_name("Mamba_MF-12subj", 3) == "Mamba_MF-adapted-3subj"
 
 
 def test_train_init_refit_standardisation(base_bundle, lab_file, tmp_path):
