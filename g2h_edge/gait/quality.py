@@ -253,8 +253,12 @@ def cycle_quality(metadata: dict, x, quality: dict, *, y_sd=None,
     with :func:`assess_cycle` against a model's ``metadata`` (its ``mean``/``std`` and
     optional ``input_summary``) and an ensemble's spread ``y_sd`` (T, K) (or None)."""
     out = dict(quality)
-    out.update(assess_cycle(x, mean=metadata.get("mean"), std=metadata.get("std"),
-                            summary=metadata.get("input_summary"), y_sd=y_sd,
-                            duration_s=quality.get("duration_s"),
-                            neighbour_durations_s=neighbour_durations_s))
+    try:
+        out.update(assess_cycle(x, mean=metadata.get("mean"), std=metadata.get("std"),
+                                summary=metadata.get("input_summary"), y_sd=y_sd,
+                                duration_s=quality.get("duration_s"),
+                                neighbour_durations_s=neighbour_durations_s))
+    except (DataError, ValueError, TypeError) as exc:  # e.g. a malformed summary in ONNX
+        # metadata: the prediction is still published, the failed check says why
+        out.update(flags=["quality_check_failed"], quality_error=str(exc)[:200])
     return out

@@ -128,6 +128,8 @@ def test_assess_and_cycle_quality_merge_everything():
                            neighbour_durations_s=(1.0,))
     assert merged["ic_source"] == "detector" and "short_cycle" in merged["flags"]
     assert "duration_vs_neighbours" in merged["flags"] and "ood_phase_z" not in merged
+    broken = cycle_quality({"input_summary": {"n_bins": 18}}, x, {"duration_s": 1.0})
+    assert broken["flags"] == ["quality_check_failed"] and "must hold" in broken["quality_error"]
 
 
 @pytest.mark.parametrize("call, exc, match", [
