@@ -205,7 +205,13 @@ def _fault_study(x, y, sid, dur, engines, ens_name, clean_scores, clean_err) -> 
     pf, sdf = ens.infer_spread(xf)
     f_scores = _quality_scores(xf, sid, dur, engines, sdf)
     err = np.concatenate([clean_err, _cycle_rmse(y, pf)])
-    out = {"rmse_clean_mean": float(clean_err.mean()),
+    kind = np.array([FAULTS[i % len(FAULTS)] for i in range(x.shape[0])])
+    ratio = {k: {"rmse_ratio": float(_cycle_rmse(y[kind == k], pf[kind == k]).mean()
+                                     / clean_err[kind == k].mean()),
+                 "sd_ratio": float(f_scores["ensemble_sd"][kind == k].mean()
+                                   / clean_scores["ensemble_sd"][kind == k].mean())}
+             for k in FAULTS if (kind == k).any()}
+    out = {"per_fault": ratio, "rmse_clean_mean": float(clean_err.mean()),
            "rmse_faulted_mean": float(_cycle_rmse(y, pf).mean()),
            "flag_recall": float((f_scores["n_flags"] > 0).mean()),
            "flag_false_alarm": float((clean_scores["n_flags"] > 0).mean()),
@@ -232,7 +238,10 @@ def format_report(rep: dict) -> str:
     f = rep["faults"]
     lines += ["", f"faulted copies: mean cycle RMSE {f['rmse_faulted_mean']:.3f} vs clean "
               f"{f['rmse_clean_mean']:.3f}; flags fire on {100 * f['flag_recall']:.0f} % of "
-              f"faulted and {100 * f['flag_false_alarm']:.0f} % of clean cycles"]
+              f"faulted and {100 * f['flag_false_alarm']:.0f} % of clean cycles; per fault "
+              "(faulted / clean, same cycles): " + ", ".join(
+                  f"{k} RMSE x{v['rmse_ratio']:.2f} spread x{v['sd_ratio']:.2f}"
+                  for k, v in f["per_fault"].items())]
     return "\n".join(lines)
 
 
