@@ -441,9 +441,10 @@ def frames_in_schema_order(q: np.ndarray, meta: Meta | None) -> np.ndarray:
 def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: float,
                  model: str, sha256: str, backend: str, outputs, unit: str, y: np.ndarray,
                  quality: dict, latency_ms: float, synthetic: bool,
-                 body_mass_kg: float | None = None, cpu_ms: float | None = None
-                 ) -> list[bytes]:
-    """``cycle`` output: per-kg prediction y (180, K); plus y * body mass when known."""
+                 body_mass_kg: float | None = None, cpu_ms: float | None = None,
+                 y_sd: np.ndarray | None = None) -> list[bytes]:
+    """``cycle`` output: per-kg prediction y (180, K); plus y * body mass when known, and
+    an ensemble's per-frame spread ``y_sd`` (180, K) per kg when given."""
     y = np.ascontiguousarray(y, dtype="<f4")
     outputs = [str(c) for c in outputs]
     if y.ndim != 2 or y.shape[1] != len(outputs):
@@ -460,6 +461,11 @@ def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: f
         body["y_abs"] = (y * np.float32(body_mass_kg)).astype("<f4").tobytes()
     if cpu_ms is not None:
         body["cpu_ms"] = float(cpu_ms)
+    if y_sd is not None:
+        y_sd = np.ascontiguousarray(y_sd, dtype="<f4")
+        if y_sd.shape != y.shape:
+            raise _err("bad_output", f"y_sd has shape {y_sd.shape}; expected {y.shape}")
+        body["y_sd"] = y_sd.tobytes()
     return _pack(stream, body, MAX_OUTPUT_BYTES)
 
 
@@ -507,7 +513,7 @@ def decode_output(parts) -> dict:
     body["topic"] = topic
     if body["type"] == "cycle":
         k = len(body["outputs"])
-        for key in ("y", "y_abs"):
+        for key in ("y", "y_abs", "y_sd"):
             if body.get(key) is not None:
                 raw = body[key]
                 if not isinstance(raw, bytes) or len(raw) != body["T"] * k * 4:

@@ -87,16 +87,29 @@ def benchmark_cmd(data_path, models, out_dir, device, max_epochs, folds, patienc
 @click.option("--lr", type=float, default=None, help="AdamW learning rate [1e-4].")
 @click.option("--batch-size", type=int, default=None, help="Mini-batch size [64].")
 @click.option("--hparams", "hparams_json", default=None, help="JSON overrides per architecture.")
+@click.option("--init", "init_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Fine-tune this bundle (published or own) on the file instead of training "
+                   "from scratch (lab adaptation; early stopping on held-out subjects).")
+@click.option("--refit-standardisation", is_flag=True,
+              help="--init: refit the input mean/std on the file (default: keep the bundle's).")
+@click.option("--val-fraction", type=float, default=0.25, show_default=True,
+              help="--init: share of the file's subjects held out for early stopping.")
+@click.option("--name", default=None, help="Name of the new model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_cmd(data_path, arch, output, epochs, holdout, device, lr, batch_size, hparams_json, quiet):
-    """Train one model for a fixed number of epochs (no cross-validation) and save its bundle."""
+def train_cmd(data_path, arch, output, epochs, holdout, device, lr, batch_size, hparams_json,
+              init_path, refit_standardisation, val_fraction, name, quiet):
+    """Train one model for a fixed number of epochs (no cross-validation) and save its bundle;
+    with --init, fine-tune an existing bundle on the file (lab adaptation)."""
     from g2h_edge.models import save_bundle
     from g2h_edge.train.fixed import train_fixed
 
+    if init_path:
+        return _adapt(init_path, data_path, output, epochs, device, lr, batch_size,
+                      refit_standardisation, val_fraction, name, holdout, hparams_json)
     cfg = _config(device, hparams_json, lr=lr, batch_size=batch_size)
     data, sha = _load_data(data_path)
     res = train_fixed(data, arch, epochs, cfg, holdout=holdout, source=Path(data_path).name,
-                      source_sha256=sha, progress=not quiet)
+                      source_sha256=sha, progress=not quiet, name=name)
     save_bundle(res.bundle, output)
     click.echo(f"wrote {output} ({arch}, {epochs} epochs, {res.seconds_per_epoch:.2f} s/epoch, "
                f"final train loss {res.train_loss[-1]:.4g}{', SYNTHETIC' if data.synthetic else ''})")
@@ -105,27 +118,75 @@ def train_cmd(data_path, arch, output, epochs, holdout, device, lr, batch_size, 
         _echo_rows(res.test_speed_rows)
 
 
+def _adapt(init_path, data_path, output, epochs, device, lr, batch_size, refit, val_fraction,
+           name, holdout, hparams_json) -> None:
+    from g2h_edge.errors import ConfigError
+    from g2h_edge.models import load_bundle, save_bundle
+    from g2h_edge.train.adapt import finetune_data
+
+    if holdout or hparams_json:
+        raise ConfigError("--init fine-tunes the bundle's own architecture on the whole file: "
+                          "drop --holdout/--hparams")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    base = load_bundle(init_path)
+    cfg = _config(device, None, lr=lr if lr is not None else 5e-5, batch_size=batch_size,
+                  patience_epochs=max(3, epochs // 4))
+    data, _ = _load_data(data_path)
+    res = finetune_data(base, data, epochs=epochs, cfg=cfg, val_fraction=val_fraction,
+                        refit_standardisation=refit, name=name, source=Path(data_path).name)
+    save_bundle(res.bundle, output)
+    click.echo(f"wrote {output} ({res.bundle.name}: {base.name} fine-tuned on "
+               f"{len(res.train_subjects)} subjects, validation {list(res.val_subjects) or 'none'}"
+               f", best epoch {res.best_epoch} of {res.epochs_run}, {res.seconds:.0f} s"
+               f"{', SYNTHETIC' if res.bundle.synthetic else ''})")
+
+
 @click.command("evaluate")
-@click.option("--model", "bundle_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Model bundle (.pt) made by train/benchmark or `g2h-edge models import`.")
+@click.option("--model", "bundle_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Model bundle (.pt) made by train/benchmark or `g2h-edge models import`; "
+                   "or any engine file (.onnx, .plan, .pt2) or ensemble manifest (.json).")
+@click.option("--ensemble", default=None,
+              help="Comma-separated model files of one task evaluated as their mean "
+                   "(e.g. LSTM_JM60.pt,Mamba_JM60.pt); instead of --model.")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="External Gait2Hip NPZ with targets (Y).")
+              help="External Gait2Hip NPZ with targets (Y); any speed_label strings.")
+@click.option("--side", type=click.Choice(["R", "L"]), default="R", show_default=True,
+              help="L: the file holds left-hip cycles (left IC to left IC, left-hip targets); "
+                   "their inputs are mirrored (_r/_l swapped) here.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--device", type=_DEVICE, default="cpu", show_default=True)
-def evaluate_cmd(bundle_path, data_path, out_dir, device):
+def evaluate_cmd(bundle_path, ensemble, data_path, side, out_dir, device):
     """Zero-shot external evaluation (the paper's ONFH protocol): the bundle's own input
-    standardisation, never refitted; subject-level metrics, per cadence, per channel, figures."""
-    from g2h_edge.models import load_bundle
-    from g2h_edge.train.evaluate import evaluate_bundle
+    standardisation, never refitted; subject-level metrics, per cadence (any speed labels),
+    per channel, figures."""
+    from g2h_edge.io import read_gait2hip_npz
+    from g2h_edge.train.evaluate import evaluate_bundle, evaluate_engine
     from g2h_edge.train.loop import resolve_device
 
+    if bool(bundle_path) == bool(ensemble):
+        raise click.UsageError("give exactly one of --model FILE or --ensemble A,B")
     resolve_device(device)
-    bundle = load_bundle(bundle_path)
-    data, _ = _load_data(data_path)
-    res = evaluate_bundle(bundle, data, out_dir, device=device, source=Path(data_path).name,
-                          bundle_source=Path(bundle_path).name)
-    click.echo(f"{res.name} on {Path(data_path).name} (zero-shot):")
+    data = read_gait2hip_npz(data_path, any_speed_label=True)
+    spec = ensemble or bundle_path
+    label = Path(bundle_path).name if bundle_path else ensemble
+    if bundle_path and Path(bundle_path).suffix.lower() == ".pt":
+        from g2h_edge.models import load_bundle
+
+        model = load_bundle(bundle_path)
+        res = evaluate_bundle(model, data, out_dir, device=device, side=side,
+                              source=Path(data_path).name, bundle_source=label)
+    else:
+        from g2h_edge.engines.ensemble import load_any
+
+        if device != "cpu":
+            raise click.UsageError("--device applies to .pt bundles; other engines pick "
+                                   "their own device")
+        with load_any(spec) as model:
+            res = evaluate_engine(model, data, out_dir, side=side,
+                                  source=Path(data_path).name, bundle_source=label)
+    click.echo(f"{res.name} on {Path(data_path).name} (zero-shot, side {side}):")
     _echo_rows(res.speed_rows)
-    if bundle.synthetic or data.synthetic:
+    if model.synthetic or data.synthetic:
         click.echo("note: synthetic model or data: these numbers say nothing about physiology")
     click.echo(f"wrote {len(res.files)} files to {out_dir}")

@@ -27,7 +27,11 @@ from g2h_edge.train.loop import predict
 from g2h_edge.train.metrics import pooled_metrics, speed_table
 from g2h_edge.train.modelling import plain, utc_now
 
-__all__ = ["EvaluationResult", "evaluate_bundle"]
+__all__ = ["EvaluationResult", "evaluate_bundle", "evaluate_engine", "SIDES_EVAL"]
+
+#: ``side`` values: "R" cycles as they are; "L" left-hip cycles (left IC to left IC, left
+#: hip targets) whose inputs are mirrored here (_r and _l swapped) for the right-hip model
+SIDES_EVAL = ("R", "L")
 
 
 @dataclass
@@ -48,15 +52,45 @@ def _check_match(bundle, data) -> None:
                         "evaluate a bundle of the file's task")
 
 
+def _inputs(data, side: str) -> np.ndarray:
+    from g2h_edge.schema import mirror_sides
+
+    if side not in SIDES_EVAL:
+        raise DataError(f"side {side!r} is not one of {list(SIDES_EVAL)}", reason="bad_side")
+    x = np.asarray(data.X, np.float32)                               # (N, T, 10) deg
+    return np.ascontiguousarray(mirror_sides(x) if side == "L" else x)
+
+
 def evaluate_bundle(bundle, data, out_dir, *, batch_size: int = 64, device: str = "cpu",
-                    source: str = "in-memory", bundle_source: str = "") -> EvaluationResult:
-    """Evaluate ``bundle`` (a g2h_edge.models.Bundle) on ``data`` (Gait2HipData with Y)."""
+                    source: str = "in-memory", bundle_source: str = "",
+                    side: str = "R") -> EvaluationResult:
+    """Evaluate ``bundle`` (a g2h_edge.models.Bundle) on ``data`` (Gait2HipData with Y);
+    ``side="L"``: the file holds left-hip cycles, mirrored here before prediction."""
     check_for_training(data)
     _check_match(bundle, data)
+    pred = predict(bundle.module(), _inputs(data, side), batch_size, device)
+    return _score(pred, bundle, data, out_dir, source=source, bundle_source=bundle_source,
+                  side=side)
+
+
+def evaluate_engine(engine, data, out_dir, *, batch_size: int = 64, source: str = "in-memory",
+                    bundle_source: str = "", side: str = "R") -> EvaluationResult:
+    """As :func:`evaluate_bundle` for any loaded engine (ONNX, TensorRT, an ensemble...)."""
+    from g2h_edge.io.predict import predict_cycles
+
+    check_for_training(data)
+    _check_match(engine, data)
+    pred = predict_cycles(engine, _inputs(data, side), batch_size)
+    return _score(pred, engine, data, out_dir, source=source, bundle_source=bundle_source,
+                  side=side)
+
+
+def _score(pred, bundle, data, out_dir, *, source: str, bundle_source: str,
+           side: str) -> EvaluationResult:
+    """Metrics, figures and records of predictions ``pred`` (N, T, K) per kg."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     y = per_kg_targets(data.Y, data.weight_kg)                       # (N, T, K) per kg
-    pred = predict(bundle.module(), np.asarray(data.X, np.float32), batch_size, device)
     sid = np.asarray(data.subject_id).astype(str)
     spd = np.asarray(data.speed_label).astype(str)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(bundle.name)) or "model"
@@ -77,7 +111,9 @@ def evaluate_bundle(bundle, data, out_dir, *, batch_size: int = 64, device: str 
                                  synthetic=synthetic, source=source, kind="external (zero-shot)")
     (out / f"{name}_external_summary.md").write_text(md)
     res.files.append(out / f"{name}_external_summary.md")
-    record = {"bundle": bundle_source, "bundle_name": name, "data": source, "created": utc_now(),
+    record = {"bundle": bundle_source, "bundle_name": name, "data": source, "side": side,
+              "inputs": "mirrored (_r/_l swapped) left-hip cycles" if side == "L" else "as is",
+              "created": utc_now(),
               "standardisation": "bundle's own (not refitted)", "overall_pooled": res.overall,
               "by_speed": rows, "synthetic_model": bool(bundle.synthetic),
               "synthetic_data": bool(data.synthetic)}

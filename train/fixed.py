@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from g2h_edge.gait.quality import input_summary
 from g2h_edge.train.config import TrainConfig
 from g2h_edge.train.dataset import check_for_training, fit_standardizer, per_kg_targets, standardize
 from g2h_edge.train.loop import fit_fixed_epochs, predict
 from g2h_edge.train.metrics import channel_r2, pooled_metrics, speed_table
-from g2h_edge.train.modelling import data_digest, make_bundle, model_factory, model_label, resolve_hparams
+from g2h_edge.train.modelling import data_digest, make_bundle, model_factory, own_model_name, resolve_hparams
 from g2h_edge.train.progress import Progress
 from g2h_edge.train.split import holdout_split
 
@@ -79,7 +80,9 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
         prov["test_r2_per_channel_all_cycles"] = res.test_r2_channels
         prov["test_subjects"] = list(split.test_subjects)
         prov["test_metrics_by_speed"] = res.test_speed_rows
-    res.bundle = make_bundle(name=name or model_label(arch, task), arch=arch, hparams=hp,
+    n_sub = int(np.unique(np.asarray(data.subject_id).astype(str)[train_idx]).size)
+    res.bundle = make_bundle(name=name or own_model_name(arch, task, n_sub), arch=arch, hparams=hp,
                              state_dict=fit.state_dict, mean=mean, std=std, task=task,
-                             synthetic=data.synthetic, provenance=prov)
+                             synthetic=data.synthetic, provenance=prov,
+                             input_summary=input_summary(x[train_idx]))
     return res

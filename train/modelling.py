@@ -14,6 +14,7 @@ from g2h_edge.schema import IN_COLS, T, TARGET_UNIT, TASKS
 from g2h_edge.train.config import MODEL_NAMES, TASK_NAMES
 
 __all__ = ["resolve_hparams", "model_factory", "make_bundle", "data_digest", "model_label",
+           "own_model_name",
            "plain", "utc_now"]
 
 
@@ -57,6 +58,16 @@ def model_label(arch: str, task: str) -> str:
     return f"{MODEL_NAMES[arch]}_{TASK_NAMES[task]}"
 
 
+def own_model_name(arch: str, task: str, n_subjects: int) -> str:
+    """Default name of a model trained here: the published label only when trained on the
+    published cohort size (60 subjects), else ``Transformer_MF-12subj`` so an own model is
+    never mistaken for a published one."""
+    label = model_label(arch, task)
+    if n_subjects == 60:
+        return label
+    return f"{label.rstrip('0123456789')}-{int(n_subjects)}subj"
+
+
 def data_digest(data) -> str:
     """sha256 over the arrays that decide training (X, Y, subject ids, masses, cadences)."""
     h = hashlib.sha256()
@@ -90,8 +101,9 @@ def utc_now() -> str:
 
 
 def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, std,
-                task: str, synthetic: bool, provenance: dict):
-    """A :class:`g2h_edge.models.Bundle` for a model trained here."""
+                task: str, synthetic: bool, provenance: dict, input_summary: dict | None = None):
+    """A :class:`g2h_edge.models.Bundle` for a model trained here (``input_summary``:
+    :func:`g2h_edge.gait.quality.input_summary` of the training inputs, optional)."""
     from g2h_edge import __version__
     from g2h_edge.models import Bundle
 
@@ -101,4 +113,5 @@ def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, 
         state_dict={k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
         in_cols=tuple(IN_COLS), out_cols=tuple(TASKS[task]),
         mean=np.asarray(mean, dtype=np.float32), std=np.asarray(std, dtype=np.float32),
-        task=task, unit=TARGET_UNIT[task], T=T, provenance=prov, synthetic=bool(synthetic))
+        task=task, unit=TARGET_UNIT[task], T=T, provenance=prov, synthetic=bool(synthetic),
+        input_summary=input_summary)

@@ -57,6 +57,7 @@ BENCH = {
     "engine": ("g2h_edge.engines.bench:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
     "e2e": ("g2h_edge.runtime.bench:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
     "bridge": ("g2h_edge.firmware_bridge.bench:bench_bridge_cmd", "Bridge frames/s from device bytes to protocol-v1"),
+    "accuracy": ("g2h_edge.bench.accuracy:bench_accuracy_cmd", "External R2/RMSE of single, ensemble and adapted models; score-error Spearman"),
 }
 
 

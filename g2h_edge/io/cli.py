@@ -12,9 +12,13 @@ __all__ = ["predict_cmd", "synth_cmd", "label_cmd"]
 
 
 @click.command("predict")
-@click.option("--model", "model_path", required=True,
+@click.option("--model", "model_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Model bundle (.pt), ONNX model (.onnx) or TensorRT plan.")
+              help="Model bundle (.pt), ONNX model (.onnx), TensorRT plan or ensemble "
+                   "manifest (.json).")
+@click.option("--ensemble", default=None,
+              help="Comma-separated model files of one task predicted as their mean, with "
+                   "the spread y_sd (instead of --model).")
 @click.option("--input", "input_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Gait2Hip NPZ with X (N,180,10) in degrees and in_cols, or a trial "
@@ -31,16 +35,22 @@ __all__ = ["predict_cmd", "synth_cmd", "label_cmd"]
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for the engine (default: the backend's choice).")
 @trial_input_options(kwarg="mapping")
-def predict_cmd(model_path, input_path, output_path, raw_unit, allow_synthetic,
+def predict_cmd(model_path, ensemble, input_path, output_path, raw_unit, allow_synthetic,
                 convert_gait2354, batch_size, threads, mapping):
     """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames),
-    or for a trial file cut into cycles at its events (left hips mirrored)."""
+    or for a trial file cut into cycles at its events (left hips mirrored), with per-cycle
+    quality flags and out-of-distribution scores."""
+    from g2h_edge.engines.ensemble import parse_spec
     from g2h_edge.io.predict import PredictConfig, predict_file
 
-    cfg = PredictConfig(model_path=model_path, input_path=input_path, output_path=output_path,
-                        raw_unit=raw_unit, allow_synthetic=allow_synthetic,
-                        convert_gait2354=convert_gait2354, batch_size=batch_size,
-                        threads=threads, mapping=mapping)
+    if bool(model_path) == bool(ensemble):
+        raise click.UsageError("give exactly one of --model FILE or --ensemble A,B")
+    members = tuple(parse_spec(ensemble)) if ensemble else ()
+    cfg = PredictConfig(model_path=model_path or Path(ensemble), input_path=input_path,
+                        output_path=output_path, raw_unit=raw_unit,
+                        allow_synthetic=allow_synthetic, convert_gait2354=convert_gait2354,
+                        batch_size=batch_size, threads=threads, mapping=mapping,
+                        ensemble=members)
     res = predict_file(cfg)
     for line in res.warnings:
         click.echo(line, err=True)
@@ -49,10 +59,16 @@ def predict_cmd(model_path, input_path, output_path, raw_unit, allow_synthetic,
         click.echo(f"{input_path}: {c.frames_in} frames ({c.dropout_frames} dropout frames "
                    f"left out), {c.n} cycles ({c.side.count('R')} R, {c.side.count('L')} L), "
                    f"rejects {c.reject_counts() or 'none'}", err=True)
+    flagged = [(i, q["flags"]) for i, q in enumerate(res.quality or []) if q["flags"]]
+    for i, flags in flagged[:20]:
+        click.echo(f"cycle {i}: {', '.join(flags)}", err=True)
+    if len(flagged) > 20:
+        click.echo(f"... {len(flagged) - 20} more flagged cycles (see quality_flags)", err=True)
     n = res.y.shape[0]
     raw = f" (+ {res.raw_unit})" if res.y_raw is not None else ""
     click.echo(f"{n} cycles -> {output_path}: {len(res.out_cols)} outputs in {res.unit}{raw}; "
-               f"model {res.model_name} [{res.backend}] sha256 {res.model_sha256[:12]}")
+               f"model {res.model_name} [{res.backend}] sha256 {res.model_sha256[:12]}; "
+               f"{len(flagged)} cycles flagged")
 
 
 @click.command("synth")

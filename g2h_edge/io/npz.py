@@ -153,13 +153,16 @@ def _columns(arr, expected: tuple[str, ...] | None, key: str, label: str) -> tup
 
 
 def read_gait2hip_npz(path, *, require_meta: bool = True,
-                      convert_gait2354: bool = False) -> Gait2HipData:
+                      convert_gait2354: bool = False,
+                      any_speed_label: bool = False) -> Gait2HipData:
     """Read and validate a Gait2Hip NPZ file (raises :class:`DataError` on any problem).
 
     ``require_meta=False`` accepts files without subject_id/height_m/weight_kg/speed_label
     (inputs for ``g2h-edge predict``); ``X`` and ``in_cols`` are always required. Angle
     conventions are checked (radians, gait2354 knee sign -> :class:`ConventionError`);
     ``convert_gait2354=True`` flips the knee signs of X first (old OpenSim models).
+    ``any_speed_label=True`` accepts speed labels other than slow/med/fast (external data:
+    "self-selected", "1.2 m/s"...); they must still be non-empty strings.
     """
     path = Path(path)
     label = str(path)
@@ -192,7 +195,7 @@ def read_gait2hip_npz(path, *, require_meta: bool = True,
         task=task, synthetic=synthetic, **meta)
     if convert_gait2354:
         data.X = convert_gait2354_angles(data.X).astype(np.float32)
-    validate_gait2hip(data, label=label)
+    validate_gait2hip(data, label=label, any_speed_label=any_speed_label)
     return data
 
 
@@ -214,7 +217,7 @@ def _check_shapes(d: Gait2HipData, label: str) -> None:
                             reason="shape")
 
 
-def _check_ranges(d: Gait2HipData, label: str) -> None:
+def _check_ranges(d: Gait2HipData, label: str, any_speed_label: bool = False) -> None:
     for key, (lo, hi), unit in (("weight_kg", WEIGHT_RANGE_KG, "kg"),
                                 ("height_m", HEIGHT_RANGE_M, "m")):
         v = getattr(d, key)
@@ -225,9 +228,15 @@ def _check_ranges(d: Gait2HipData, label: str) -> None:
                             reason="units")
     if d.speed_label is not None:
         bad = sorted(set(d.speed_label.tolist()) - set(SPEED_LABELS))
+        if any_speed_label:
+            bad = sorted(v for v in set(d.speed_label.tolist()) if not str(v).strip())
         if bad:
             raise DataError(f"{label}: unknown speed_label(s) {bad}; expected one of "
-                            f"{list(SPEED_LABELS)}", reason="speed_label")
+                            f"{list(SPEED_LABELS)}" + (" (empty labels are refused)"
+                                                       if any_speed_label else
+                                                       " (external data: read it with "
+                                                       "any_speed_label=True, as g2h-edge "
+                                                       "evaluate does)"), reason="speed_label")
     if d.Y is not None and d.weight_kg is not None:
         peak = np.abs(d.Y).max(axis=(1, 2)) / d.weight_kg          # (N,) per kg
         med = float(np.median(peak))
@@ -239,7 +248,8 @@ def _check_ranges(d: Gait2HipData, label: str) -> None:
                             f"unit?)", reason="units")
 
 
-def validate_gait2hip(d: Gait2HipData, *, label: str = "data") -> None:
+def validate_gait2hip(d: Gait2HipData, *, label: str = "data",
+                      any_speed_label: bool = False) -> None:
     """Check shapes, columns, finiteness, ranges, units and angle convention of ``d``."""
     if tuple(d.in_cols) != IN_COLS:
         raise DataError(f"{label}: in_cols must be {list(IN_COLS)}", reason="columns")
@@ -251,7 +261,7 @@ def validate_gait2hip(d: Gait2HipData, *, label: str = "data") -> None:
         if v is not None and not np.isfinite(v).all():
             raise DataError(f"{label}: {key} has non-finite values", reason="nan")
     _check_shapes(d, label)
-    _check_ranges(d, label)
+    _check_ranges(d, label, any_speed_label)
     check_convention(d.X.reshape(-1, N_IN))
 
 

@@ -42,11 +42,17 @@ class PredictConfig:
     threads: int | None = None
     #: column mapping for trial-file inputs (None: the command's current mapping)
     mapping: object = None
+    #: member files served as one ensemble (then ``model_path`` is only a label)
+    ensemble: tuple = ()
 
     def __post_init__(self):
         for f in fields(self):
             if f.name.endswith("_path"):
                 object.__setattr__(self, f.name, Path(getattr(self, f.name)))
+        object.__setattr__(self, "ensemble", tuple(str(e) for e in self.ensemble))
+        if len(self.ensemble) == 1:
+            raise ConfigError(f"an ensemble needs at least 2 member files, got "
+                              f"{list(self.ensemble)}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.output_path.suffix.lower() not in (".npz", ".csv"):
@@ -69,14 +75,27 @@ class PredictResult:
     warnings: list[str]
     #: for trial-file inputs: the cut cycles (side, times, rejects), else None
     cycles: object = None
+    quality: list[dict] | None = None   # per cycle: g2h_edge.gait.quality.assess_cycle
+    y_sd: np.ndarray | None = None      # (N, 180, K) spread across ensemble members
 
 
-def predict_cycles(engine, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Run ``engine.infer`` over X (N, 180, 10) degrees in batches -> (N, 180, K) float32."""
+def predict_cycles(engine, X: np.ndarray, batch_size: int = 256, *,
+                   with_spread: bool = False):
+    """Run ``engine.infer`` over X (N, 180, 10) degrees in batches -> (N, 180, K) float32;
+    ``with_spread``: (y, y_sd) where y_sd is the ensemble spread (None for one model)."""
+    from g2h_edge.engines.ensemble import infer_with_spread
+
     X = np.ascontiguousarray(X, dtype=np.float32)
-    out = [np.asarray(engine.infer(X[i:i + batch_size]), dtype=np.float32)
-           for i in range(0, X.shape[0], batch_size)]
-    y = np.concatenate(out, axis=0)
+    parts = [infer_with_spread(engine, X[i:i + batch_size])
+             for i in range(0, X.shape[0], batch_size)]
+    y = np.concatenate([np.asarray(p[0], dtype=np.float32) for p in parts], axis=0)
+    sd = None if parts[0][1] is None else np.concatenate([p[1] for p in parts], axis=0)
+    if with_spread:
+        return _checked(engine, X, y), sd
+    return _checked(engine, X, y)
+
+
+def _checked(engine, X: np.ndarray, y: np.ndarray) -> np.ndarray:
     if y.shape[:2] != X.shape[:2] or y.shape[2] != len(engine.out_cols):
         raise ModelError(f"engine {engine.name!r} returned shape {y.shape} for input "
                          f"{X.shape}; expected (N, {X.shape[1]}, {len(engine.out_cols)})")
@@ -110,8 +129,9 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
                         f"file to turn per-kg outputs into N / Nm", reason="missing_key")
     own = engine is None
     if own:
-        from g2h_edge.engines import load_engine   # heavy (torch / onnxruntime): lazily
-        engine = load_engine(config.model_path, threads=config.threads)
+        from g2h_edge.engines.ensemble import load_any, load_ensemble   # heavy: lazily
+        engine = (load_ensemble(config.ensemble, threads=config.threads) if config.ensemble
+                  else load_any(config.model_path, threads=config.threads))
     try:
         warnings = []
         if engine.synthetic:
@@ -123,7 +143,8 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
         if data.synthetic:
             warnings.append("note: the input file is flagged synthetic (generated, not measured)")
         warnings += _check_engine(engine, data)
-        y = predict_cycles(engine, data.X, config.batch_size)
+        y, y_sd = predict_cycles(engine, data.X, config.batch_size, with_spread=True)
+        quality = _quality(engine, data.X, y_sd)
         task = engine.task
         y_raw = (y * data.weight_kg[:, None, None]).astype(np.float32) if config.raw_unit else None
         result = PredictResult(y=y, y_raw=y_raw, out_cols=tuple(engine.out_cols),
@@ -131,7 +152,8 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
                                model_name=engine.name, model_sha256=engine.sha256,
                                backend=engine.backend,
                                synthetic=bool(engine.synthetic or data.synthetic),
-                               warnings=warnings, cycles=cycles)
+                               warnings=warnings, cycles=cycles, quality=quality,
+                               y_sd=y_sd)
     finally:
         if own:
             engine.close()
@@ -146,7 +168,8 @@ def _read_input(config: PredictConfig):
     """(Gait2HipData, TrialCycles | None) from a cycles NPZ or a trial file."""
     if config.input_path.suffix.lower() not in TRIAL_SUFFIXES:
         return read_gait2hip_npz(config.input_path, require_meta=False,
-                                 convert_gait2354=config.convert_gait2354), None
+                                 convert_gait2354=config.convert_gait2354,
+                                 any_speed_label=True), None
     from g2h_edge.io.cycles import cut_cycles
     from g2h_edge.io.trial import read_trial
 
@@ -165,6 +188,28 @@ def _read_input(config: PredictConfig):
     return data, cyc
 
 
+def _quality(engine, X, y_sd) -> list[dict]:
+    """Per-cycle quality (no durations in a time-normalised file: no timing flags)."""
+    from g2h_edge.gait.quality import assess_cycle
+
+    meta = engine.metadata
+    return [assess_cycle(x, mean=meta.get("mean"), std=meta.get("std"),
+                         summary=meta.get("input_summary"),
+                         y_sd=None if y_sd is None else y_sd[i]) for i, x in enumerate(X)]
+
+
+def _quality_arrays(quality: list[dict]) -> dict:
+    """Per-cycle quality as NPZ arrays: flags joined by ';', scores as float (NaN absent)."""
+    out = {"quality_flags": np.array([";".join(q["flags"]) for q in quality], dtype=str)}
+    for key in ("ood_z", "ood_phase_z", "y_sd_mean", "y_sd_max"):
+        if any(key in q for q in quality):
+            out[key] = np.array([q.get(key, np.nan) for q in quality], np.float32)
+    for key in ("ood_channel", "ood_phase_channel"):
+        if any(key in q for q in quality):
+            out[key] = np.array([q.get(key, "") for q in quality], dtype=str)
+    return out
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -179,8 +224,10 @@ def _atomic(path: Path, write) -> None:
 
 
 def write_predictions(path, result: PredictResult, data: Gait2HipData) -> None:
-    """NPZ: y, out_cols, unit, model, model_sha256, backend, synthetic (+ y_raw, raw_unit,
-    subject_id, speed_label when known). CSV: long format, one row per (trial, frame)."""
+    """NPZ: y, out_cols, unit, model, model_sha256, backend, synthetic, quality_flags,
+    ood_z, ood_channel (+ y_raw, raw_unit, subject_id, speed_label when known; ood_phase_z
+    with an input summary; y_sd, y_sd_mean, y_sd_max for an ensemble). CSV: long format,
+    one row per (trial, frame), the per-cycle quality repeated on each row."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
         arrays = {"y": result.y, "out_cols": np.array(result.out_cols, dtype=str),
@@ -198,6 +245,10 @@ def write_predictions(path, result: PredictResult, data: Gait2HipData) -> None:
             arrays["side"] = np.array(result.cycles.side, dtype=str)
             arrays["t_start"] = result.cycles.t_start
             arrays["t_end"] = result.cycles.t_end
+        if result.quality is not None:
+            arrays.update(_quality_arrays(result.quality))
+        if result.y_sd is not None:
+            arrays["y_sd"] = result.y_sd
         _atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
         return
     _atomic(path, lambda fh: _write_csv(fh, result, data))
@@ -209,13 +260,21 @@ def _write_csv(fh, result: PredictResult, data: Gait2HipData) -> None:
     header = ["trial", "frame", "cycle_pct"] + meta + list(result.out_cols)
     if result.y_raw is not None:
         header += [f"{c}_raw" for c in result.out_cols]
+    if result.y_sd is not None:
+        header += [f"{c}_sd" for c in result.out_cols]
+    qa = _quality_arrays(result.quality) if result.quality is not None else {}
+    qcols = [k for k in ("quality_flags", "ood_z", "ood_phase_z") if k in qa]
+    header += qcols
     w = csv.writer(fh)
     w.writerow(header)
     pct = np.linspace(0.0, 100.0, t)
     for i in range(n):
         ids = [str(getattr(data, k)[i]) for k in meta]
+        qv = [qa[k][i] if k == "quality_flags" else f"{qa[k][i]:.4g}" for k in qcols]
         for f in range(t):
             row = [i, f, f"{pct[f]:.4f}"] + ids + [f"{v:.6g}" for v in result.y[i, f]]
             if result.y_raw is not None:
                 row += [f"{v:.6g}" for v in result.y_raw[i, f]]
-            w.writerow(row)
+            if result.y_sd is not None:
+                row += [f"{v:.6g}" for v in result.y_sd[i, f]]
+            w.writerow(row + qv)

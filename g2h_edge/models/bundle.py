@@ -68,6 +68,8 @@ class Bundle:
     T: int
     provenance: dict = field(default_factory=dict)
     synthetic: bool = False
+    #: optional per-phase summary of the training inputs (g2h_edge.gait.quality.input_summary)
+    input_summary: dict | None = None
 
     def __post_init__(self):
         _validate(self)
@@ -91,6 +93,7 @@ def bundle_metadata(bundle: Bundle) -> dict:
         "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
         "mean": [float(v) for v in bundle.mean], "std": [float(v) for v in bundle.std],
         "synthetic": bundle.synthetic, "provenance": bundle.provenance,
+        **({"input_summary": bundle.input_summary} if bundle.input_summary else {}),
     }
 
 
@@ -171,11 +174,25 @@ def _validate(b: Bundle) -> None:
         raise ModelError(f"bundle synthetic must be a bool, got {b.synthetic!r}",
                          reason="bad_bundle")
     check_plain(b.provenance, "provenance")
+    if b.input_summary is not None:
+        _check_input_summary(b.input_summary)
     if not isinstance(b.provenance, dict):
         raise ModelError("bundle provenance must be a dict", reason="bad_bundle")
     object.__setattr__(b, "in_cols", tuple(b.in_cols))
     object.__setattr__(b, "out_cols", tuple(b.out_cols))
     object.__setattr__(b, "state_dict", _check_state_dict(b.arch, hp, b.state_dict))
+
+
+def _check_input_summary(summary) -> None:
+    """An input summary must be plain and well-formed (ModelError otherwise)."""
+    from g2h_edge.errors import DataError
+    from g2h_edge.gait.quality import check_summary
+
+    check_plain(summary, "input_summary")
+    try:
+        check_summary(summary)
+    except DataError as exc:
+        raise ModelError(f"bundle {exc}", reason="bad_bundle") from None
 
 
 def _check_state_dict(arch: str, hparams: dict, state_dict) -> dict:
@@ -220,6 +237,8 @@ def save_bundle(bundle: Bundle, path) -> Path:
         "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
         "provenance": bundle.provenance, "synthetic": bundle.synthetic,
     }
+    if bundle.input_summary is not None:  # optional, additive: older readers ignore it
+        payload["input_summary"] = bundle.input_summary
     return write_atomic(path, lambda tmp: torch.save(payload, tmp), error=ModelError,
                         what="bundle")
 
@@ -303,6 +322,7 @@ def load_bundle(path) -> Bundle:
                       state_dict=obj["state_dict"], in_cols=obj["in_cols"],
                       out_cols=obj["out_cols"], mean=obj["mean"], std=obj["std"],
                       task=obj["task"], unit=obj["unit"], T=obj["T"],
-                      provenance=obj["provenance"], synthetic=obj["synthetic"])
+                      provenance=obj["provenance"], synthetic=obj["synthetic"],
+                      input_summary=obj.get("input_summary"))
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", reason=exc.reason) from exc

@@ -34,6 +34,26 @@ def import_cmd(src: Path, out: Path, name: str | None):
                f"outputs in {bundle.unit}, sha256 {file_sha256(out)[:16]}...)")
 
 
+@models_cmd.command("ensemble")
+@click.argument("members", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="manifest to write (.json)")
+@click.option("--name", default=None, help="ensemble name (default: the members' names joined by +)")
+def ensemble_cmd(members, out: Path, name: str | None):
+    """Write an ensemble manifest: MEMBERS (2 or more model files of one task) served as one
+    model (`serve/predict/evaluate --engine/--model OUT.json`); checks they load and agree."""
+    from g2h_edge.engines.ensemble import load_ensemble, write_manifest
+
+    if out.suffix.lower() != ".json":
+        raise click.BadParameter(f"{out.name}: ensemble manifests are .json files",
+                                 param_hint="-o")
+    with load_ensemble(members, name=name) as ens:     # refuses mismatched members
+        write_manifest(out, members, ens.name)
+        click.echo(f"wrote {out}: {ens.name} ({len(members)} members, task {ens.task}, "
+                   f"{len(ens.out_cols)} outputs in {ens.unit}{', SYNTHETIC' if ens.synthetic else ''})")
+
+
 @models_cmd.command("info")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")

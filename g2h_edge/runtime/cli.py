@@ -21,9 +21,13 @@ def _sides(value: str) -> tuple[str, ...]:
 
 
 @click.command("serve")
-@click.option("--engine", "engines", multiple=True, required=True, type=click.Path(exists=True,
+@click.option("--engine", "engines", multiple=True, type=click.Path(exists=True,
               dir_okay=False), help="Model file: .pt (torch), .onnx (ONNX Runtime), "
-              ".plan/.engine (TensorRT). Repeat to publish every cycle from several models.")
+              ".plan/.engine (TensorRT), .json (ensemble manifest). Repeat to publish every "
+              "cycle from several models.")
+@click.option("--ensemble", "ensembles", multiple=True, help="Comma-separated model files "
+              "of one task served as ONE model: the mean, plus the per-frame spread y_sd "
+              "(e.g. LSTM_JM60.pt,Mamba_JM60.pt). Repeatable.")
 @click.option("--listen", default=None, help=f"Bind the input SUB socket here "
               f"[default {DEFAULT_LISTEN}].")
 @click.option("--connect", multiple=True, help="Connect the input SUB socket to a publisher "
@@ -61,7 +65,7 @@ def _sides(value: str) -> tuple[str, ...]:
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
               help="Print a one-line summary to stderr this often (0: never).")
-def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
+def serve_cmd(engines, ensembles, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile,
               no_convention_check, log_interval_s):
@@ -75,7 +79,9 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
 
     if connect and listen:
         raise click.UsageError("give --listen or --connect, not both")
-    cfg = ServerConfig(engines=tuple(engines), listen=None if connect else
+    if not engines and not ensembles:
+        raise click.UsageError("give at least one --engine FILE or --ensemble A,B")
+    cfg = ServerConfig(engines=tuple(engines) + tuple(ensembles), listen=None if connect else
                        (listen or DEFAULT_LISTEN), connect=tuple(connect), publish=publish,
                        sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,

@@ -97,11 +97,16 @@ def cycle_row(msg: dict) -> str:
     peaks = " ".join(f"{_short(c)}={v:.2f}" for c, v in zip(msg["outputs"],
                                                             msg["y"].max(axis=0)))
     dur = msg["t_end"] - msg["t_start"]
+    q = msg.get("quality") or {}
+    ood = q.get("ood_phase_z", q.get("ood_z"))
+    flags = ",".join(q.get("flags") or []) or "-"
     return (f"{msg['stream']:<8} {msg['side']}  {msg['cycle']:>3}  {dur:5.2f}s  "
-            f"{msg['model'][:22]:<22} {msg['latency_ms']:7.2f}  [{msg['unit']}] {peaks}")
+            f"{msg['model'][:22]:<22} {msg['latency_ms']:7.2f}  "
+            f"{'' if ood is None else f'{ood:5.2f}':>5} {flags:<14} [{msg['unit']}] {peaks}")
 
 
-HEADER = (f"{'stream':<8} side cyc  dur     {'model':<22} {'lat ms':>7}  peak per output")
+HEADER = (f"{'stream':<8} side cyc  dur     {'model':<22} {'lat ms':>7}  {'ood':>5} "
+          f"{'flags':<14} peak per output")
 
 
 def _printer(echo):

@@ -12,12 +12,12 @@ __all__ = ["load_engines", "check_engine", "latency_summary"]
 
 def load_engines(config: ServerConfig) -> list:
     """Load and check every engine of the config (synthetic models need allow_synthetic)."""
-    from g2h_edge.engines import load_engine
+    from g2h_edge.engines.ensemble import load_any
 
     engines = []
     try:
-        for path in config.engines:
-            engines.append(load_engine(path, threads=config.engine_threads,
+        for path in config.engines:   # a file, an ensemble manifest or "A.pt,B.pt"
+            engines.append(load_any(path, threads=config.engine_threads,
                                        torch_precision=config.torch_precision,
                                        torch_compile=config.torch_compile))
             check_engine(engines[-1], path, config.allow_synthetic)

@@ -18,7 +18,9 @@ import traceback
 import numpy as np
 import zmq
 
+from g2h_edge.engines.ensemble import infer_with_spread
 from g2h_edge.errors import ConfigError, EngineError, WireError
+from g2h_edge.gait.quality import cycle_quality
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.pipeline import Pipeline
@@ -240,19 +242,20 @@ class Server:
         self.batched_cycles_ += len(batch)
         for eng in self.engines:
             try:
-                y = eng.infer(x)                           # (B, 180, K) per kg
+                y, y_sd = infer_with_spread(eng, x)        # (B, 180, K) per kg; sd or None
                 if y.shape[:2] != (len(batch), T) or y.shape[2] != len(eng.out_cols):
                     raise EngineError(f"engine returned shape {y.shape}")
             except Exception as exc:  # one failing engine call rejects its cycles only
                 for r in batch:
                     self._cycle_reject(r, "engine_error", f"{eng.name}: {exc}")
                 continue
-            for r, yi in zip(batch, y):
+            for j, (r, yi) in enumerate(zip(batch, y)):
+                sd = None if y_sd is None else y_sd[j]
                 lat = (time.perf_counter() - r.arrival) * 1e3
                 cpu = None if r.arrival_cpu is None else (time.thread_time() -
                                                           r.arrival_cpu) * 1e3
                 try:
-                    parts = cycle_message(r, eng, yi, lat, cpu)
+                    parts = cycle_message(r, eng, yi, lat, cpu, y_sd=sd)
                 except Exception as exc:  # never lose a cycle silently
                     self._cycle_reject(r, "internal_error", f"encoding failed: {exc}")
                     continue
@@ -292,15 +295,19 @@ class Server:
 
 
 def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
-                  cpu_ms: float | None = None) -> list[bytes]:
+                  cpu_ms: float | None = None, y_sd: np.ndarray | None = None) -> list[bytes]:
     """The ``cycle`` message of ready cycle ``r`` from engine ``eng``'s output ``y``
-    (180, K) per kg (the one place a cycle message is built)."""
+    (180, K) per kg, with the ensemble spread ``y_sd`` (180, K) when the engine is an
+    ensemble (the one place a cycle message is built). Its ``quality`` adds the input
+    checks and scores of :func:`g2h_edge.gait.quality.cycle_quality`."""
+    quality = cycle_quality(eng.metadata, r.x, r.quality, y_sd=y_sd,
+                            neighbour_durations_s=r.neighbours_s)
     return encode_cycle(stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
                         t_end=r.t_end, model=eng.name, sha256=eng.sha256,
                         backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=y,
-                        quality=r.quality, latency_ms=latency_ms,
+                        quality=quality, latency_ms=latency_ms,
                         synthetic=bool(eng.synthetic), body_mass_kg=r.body_mass_kg,
-                        cpu_ms=cpu_ms)
+                        cpu_ms=cpu_ms, y_sd=y_sd)
 
 
 def _open_sockets(ctx, cfg: ServerConfig):

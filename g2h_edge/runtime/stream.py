@@ -8,6 +8,7 @@ object's state; :class:`g2h_edge.runtime.pipeline.Pipeline` owns the streams.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +41,7 @@ class ReadyCycle:
     arrival: float           # perf_counter() when the closing frame's message arrived
     body_mass_kg: float | None
     arrival_cpu: float | None = None   # thread_time() then (only with cpu_timing)
+    neighbours_s: tuple = ()           # durations of this side's previous cycles (quality)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class StreamState:
         self.counters = {"messages": 0, "frames": 0, "cycles": 0, "duplicate_seq": 0,
                          "dropped_seq": 0, "ics": 0, "ic_dropped": 0}
         self.source_status_: dict = {}
+        self.durations_: dict = {}          # side -> recent cycle durations (s), quality
 
     # ------------------------------------------------------------------ inputs
     def meta_changes(self, meta: Meta) -> list[str]:
@@ -278,9 +281,11 @@ class StreamState:
             return
         x = cyc.x if side == "R" else mirror_sides(cyc.x)
         self.counters["cycles"] += 1
+        nb = self.durations_.setdefault(side, deque(maxlen=5))
         ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
                                 np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
-                                arrival, self.body_mass_kg))
+                                arrival, self.body_mass_kg, neighbours_s=tuple(nb)))
+        nb.append(cyc.t_end - cyc.t_start)
 
     def _explain(self, rej: Reject) -> Reject:
         """Implausible angles are often a wrong convention: say which one when it is."""

@@ -25,7 +25,10 @@ REASON_ARG = {"_err": 0, "_reject": 1, "_cycle_reject": 1, "Reject": 1, "count_r
               "encode_reject": 1}
 #: modules whose reasons are not wire rejects (CLI/bench helpers)
 NOT_WIRE = {"runtime/bench.py", "runtime/cli.py", "runtime/demo.py", "runtime/record.py",
-            "runtime/local.py", "gait/evaluate.py"}
+            "runtime/local.py", "gait/evaluate.py",
+            # its own input checks never reach the wire: a failure becomes the cycle's
+            # quality flag `quality_check_failed` with `quality_error` (documented)
+            "gait/quality.py"}
 
 
 def _str(node) -> str | None:
