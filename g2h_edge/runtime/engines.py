@@ -13,13 +13,13 @@ __all__ = ["load_engines", "check_engine", "latency_summary"]
 def load_engines(config: ServerConfig) -> list:
     """Load and check every engine of the config (synthetic models need allow_synthetic)."""
     from g2h_edge.engines import load_engine
+    from g2h_edge.engines.common import torch_flags
 
     engines = []
     try:
         for path in config.engines:
-            engines.append(load_engine(path, threads=config.engine_threads,
-                                       torch_precision=config.torch_precision,
-                                       torch_compile=config.torch_compile))
+            flags = torch_flags(path, config.torch_precision, config.torch_compile)
+            engines.append(load_engine(path, threads=config.engine_threads, **flags))
             check_engine(engines[-1], path, config.allow_synthetic)
     except BaseException:
         for eng in engines:

@@ -98,7 +98,7 @@ def test_the_engine_calls_the_flat_entry_point(bf16_package):
 def test_sidecar_guards_the_package(bf16_package, tmp_path):
     _, rep = bf16_package
     good = _copy(rep, tmp_path)
-    AotiEngine(good, threads=1).close()
+    AotiEngine.from_file(good, threads=1).close()
 
     def with_sidecar(**changes):
         path = _copy(rep, tmp_path, f"s{len(list(tmp_path.iterdir()))}.pt2")
@@ -139,10 +139,10 @@ def test_sidecar_guards_the_package(bf16_package, tmp_path):
 def test_other_thread_counts_are_reported(bf16_package, tmp_path):
     _, rep = bf16_package
     with pytest.warns(RuntimeWarning, match=r"compiled for 1 intra-op threads.*--threads 2"):
-        AotiEngine(_copy(rep, tmp_path), threads=2).close()
+        AotiEngine.from_file(_copy(rep, tmp_path), threads=2).close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        AotiEngine(_copy(rep, tmp_path, "b.pt2")).close()       # None: the build's count
+        AotiEngine.from_file(_copy(rep, tmp_path, "b.pt2")).close()       # None: the build's count
 
 
 def test_cpu_flags_are_read_from_cpuinfo():
