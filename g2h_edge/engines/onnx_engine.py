@@ -99,7 +99,7 @@ class OnnxEngine(Engine):
     backend = "onnxruntime"
     Options = OnnxOptions
 
-    def __init__(self, session, metadata: dict, *, sha256: str,
+    def __init__(self, session, metadata: dict, *, sha256: str = "unsaved",
                  options: OnnxOptions | None = None):
         if isinstance(session, (str, Path)):
             raise TypeError("OnnxEngine takes an InferenceSession; use "
