@@ -89,6 +89,20 @@ def _import_ort():
     return ort
 
 
+def _check_integrity(data: bytes, meta: dict, path: Path) -> None:
+    """ModelError when the graph's content hash differs from the one the export stored
+    (a warning for an export written before the hash existed)."""
+    import onnx
+
+    from g2h_edge.integrity import CONTENT_KEY, check_content, onnx_graph_sha256
+
+    check_content(meta.get(CONTENT_KEY), onnx_graph_sha256(onnx.load_model_from_string(data)),
+                  path=path, kind="ONNX model",
+                  fix="re-export it with `g2h-edge export onnx --model BUNDLE.pt` or restore a "
+                      "good copy",
+                  add="re-export it with `g2h-edge export onnx` to add one")
+
+
 class OnnxEngine(Engine):
     """An exported model in ONNX Runtime.
 
@@ -138,6 +152,7 @@ class OnnxEngine(Engine):
             raise EngineError(f"{path} is an ONNX model but not a g2h-edge export (no "
                               f"'format': '{_FORMAT_TAG}' in its metadata_props); export it "
                               "with `g2h-edge export onnx`", reason="not_g2h_export")
+        _check_integrity(data, meta, path)
         meta["path"] = str(path)
         return cls(sess, meta, sha256=hashlib.sha256(data).hexdigest(), options=opts)
 
