@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge import __version__
+from g2h_edge.engines.trust import sign_sidecar
 from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PRECISIONS,
                                           cpu_isa_flags, sidecar_path)
 from g2h_edge.errors import ExportError
@@ -180,6 +181,7 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
         source_sha256=str(prov.get("source_sha256", "")), verify_max_abs_diff=diff,
         build_s=round(build_s, 1), g2h_edge_version=__version__,
         built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta = sign_sidecar(meta)          # this user's build: the engine refuses others' (trust.py)
     write_atomic(path, data, error=ExportError, what="AOTInductor package")
     side = sidecar_path(path)
     write_atomic(side, json.dumps(meta, indent=1, sort_keys=True).encode(), error=ExportError,

@@ -14,8 +14,12 @@ compiled GEMM kernels always use the thread count they were built with
 """
 from __future__ import annotations
 
+import os
 import platform
+import shutil
+import tempfile
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import numpy as np
 from g2h_edge.engines.base import Engine
 from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
                                      read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import file_sha256
 
@@ -91,7 +96,38 @@ def check_package_compat(meta: dict, *, torch_version: str, machine: str, cpu_fl
 @dataclass(frozen=True)
 class AotiOptions(EngineOptions):
     """Options of the AOTInductor engine: ``threads`` sets PyTorch's intra-op threads (the
-    compiled GEMM kernels keep the count they were built with; see the module doc)."""
+    compiled GEMM kernels keep the count they were built with; see the module doc);
+    ``trust_native`` loads a package this user's build key did not sign
+    (:mod:`g2h_edge.engines.trust`)."""
+
+    trust_native: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.trust_native, bool):
+            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}",
+                              reason="bad_option")
+
+
+def load_package(path: Path):
+    """``(runner, folder)``: the package loaded with its files extracted into a private
+    temporary folder (the loader extracts into $TMPDIR), which is removed when the load
+    fails; the caller removes it after closing the runner."""
+    import torch
+
+    folder = tempfile.mkdtemp(prefix="g2h-aoti-load-")
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder             # read by the C++ loader for its extraction
+    try:
+        return torch._inductor.aoti_load_package(str(path)), folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 class AotiEngine(Engine):
@@ -112,6 +148,7 @@ class AotiEngine(Engine):
         built = int(metadata["threads"])
         torch.set_num_threads(built if opts.threads is None else opts.threads)
         self.runner_ = runner
+        self.cleanup_ = None              # set by from_file: removes the extracted files
         self.min_batch, self.max_batch = int(metadata["min_batch"]), int(metadata["max_batch"])
         self.run_ = self._direct_runner(torch)
 
@@ -133,6 +170,8 @@ class AotiEngine(Engine):
         check_package_compat(meta, torch_version=torch.__version__,
                              machine=platform.machine(), cpu_flags=cpu_isa_flags(),
                              package_sha256=sha, package_name=path.name)
+        verify_sidecar(meta, kind="AOTInductor package", name=path.name,
+                       trust_native=opts.trust_native)
         built = int(meta["threads"])
         if opts.threads is not None and opts.threads != built:
             warnings.warn(f"{path.name} was compiled for {built} intra-op threads: its "
@@ -141,12 +180,19 @@ class AotiEngine(Engine):
                           f"with `g2h-edge export aoti --threads {opts.threads}` to change "
                           "that", RuntimeWarning, stacklevel=2)
         try:
-            runner = torch._inductor.aoti_load_package(str(path))
+            runner, folder = load_package(path)
         except Exception as exc:  # a zip that is not a package, a .so that does not load
             first = (str(exc).strip().splitlines() or [repr(exc)])[0][:300]
             raise EngineError(f"cannot load AOTInductor package {path} ({first}): rebuild it "
                               "with `g2h-edge export aoti`", reason="corrupt") from exc
-        return cls(runner, dict(meta, path=str(path)), opts)
+        try:
+            engine = cls(runner, dict(meta, path=str(path)), opts)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # removed by close(), or when the engine is collected, or at exit
+        engine.cleanup_ = weakref.finalize(engine, shutil.rmtree, folder, True)
+        return engine
 
     def _direct_runner(self, torch):
         """The package's flat ``run([x]) -> [y]`` when it computes exactly what the package
@@ -180,5 +226,7 @@ class AotiEngine(Engine):
                                  pad_to=lambda n: max(n, self.min_batch))
 
     def close(self) -> None:
-        self.runner_ = None
+        self.runner_ = self.run_ = None
+        if self.cleanup_ is not None:     # the extracted package (the library stays mapped)
+            self.cleanup_()
         super().close()

@@ -20,6 +20,7 @@ import numpy as np
 from g2h_edge.engines.base import Engine
 from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
                                      read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError, MissingExtraError, require
 
 __all__ = ["TensorRTEngine", "TensorRTOptions", "sidecar_path", "read_sidecar", "check_plan_compat",
@@ -83,9 +84,14 @@ class TensorRTOptions(EngineOptions):
     accepted (one server option for every engine) and unused: a plan runs on the GPU."""
 
     device: int = 0
+    #: load a plan this user's build key did not sign (g2h_edge.engines.trust)
+    trust_native: bool = False
 
     def __post_init__(self):
         super().__post_init__()
+        if not isinstance(self.trust_native, bool):
+            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}",
+                              reason="bad_option")
         if not isinstance(self.device, int) or isinstance(self.device, bool) or self.device < 0:
             raise EngineError(f"TensorRT device must be a CUDA device index >= 0, got "
                               f"{self.device!r}", reason="bad_option")
@@ -145,6 +151,8 @@ class TensorRTEngine(Engine):
         check_plan_compat(meta, tensorrt_version=trt.__version__, gpu_name=gpu,
                           compute_capability=cc, plan_sha256=hashlib.sha256(data).hexdigest(),
                           plan_name=path.name)
+        verify_sidecar(meta, kind="TensorRT plan", name=path.name,
+                       trust_native=opts.trust_native)
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
         cuda_engine = runtime.deserialize_cuda_engine(data)

@@ -56,10 +56,13 @@ def _sides(value: str) -> tuple[str, ...]:
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
               help="Print a one-line summary to stderr this often (0: never).")
+@click.option("--trust-native", is_flag=True, help="Serve .pt2/.plan files that your own "
+              "`g2h-edge export` did not build (they are native code: only files you trust; "
+              "docs/export.md).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
-              log_interval_s):
+              log_interval_s, trust_native):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -74,6 +77,7 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
                        (listen or DEFAULT_LISTEN), connect=tuple(connect), publish=publish,
                        sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
+                       trust_native=trust_native,
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
                        max_batch=max_batch, check_convention=not no_convention_check,
                        keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,

@@ -19,6 +19,8 @@ def load_engines(config: ServerConfig) -> list:
     try:
         for path in config.engines:
             flags = torch_flags(path, config.torch_precision, config.torch_compile)
+            if config.trust_native and str(path).lower().endswith((".pt2", ".plan", ".engine")):
+                flags["trust_native"] = True
             engines.append(load_engine(path, threads=config.engine_threads, **flags))
             check_engine(engines[-1], path, config.allow_synthetic)
     except BaseException:
