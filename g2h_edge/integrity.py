@@ -1,4 +1,6 @@
-"""Content hashes that let a loader refuse a damaged model file (docs/models.md "Integrity"; no torch import).
+"""Content hashes that let a loader refuse a damaged model file (docs/models.md "Integrity").
+
+Pure hashlib/numpy: importing it does not import torch.
 
 A file's own sha256 (``engine.sha256``) identifies it but proves nothing: a flipped byte
 gives another sha256 and a model that still loads. These hashes are stored *inside* the file

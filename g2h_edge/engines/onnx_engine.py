@@ -178,7 +178,8 @@ class OnnxEngine(Engine):
     def _bind_io(self, sess, io_binding: bool) -> None:
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 3:
-            raise EngineError(f"{self.metadata.get('path', 'ONNX model')}: expected one (B, T, 10) input and one "
+            where = self.metadata.get("path", "ONNX model")
+            raise EngineError(f"{where}: expected one (B, T, 10) input and one "
                               f"output, got {[(i.name, i.shape) for i in inputs]} -> "
                               f"{[(o.name, o.shape) for o in outputs]}", reason="bad_graph")
         self.session_ = sess

@@ -23,7 +23,8 @@ from g2h_edge.engines.common import (EngineOptions, check_built_here, make_optio
 from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError, MissingExtraError, require
 
-__all__ = ["TensorRTEngine", "TensorRTOptions", "sidecar_path", "read_sidecar", "check_plan_compat",
+__all__ = ["TensorRTEngine", "TensorRTOptions", "sidecar_path", "read_sidecar",
+           "check_plan_compat",
            "require_tensorrt", "cuda_device_info", "SIDECAR_KEYS", "PLAN_FORMAT_TAG"]
 
 SIDECAR_KEYS = ("format", "tensorrt_version", "gpu_name", "compute_capability", "precision",
