@@ -53,21 +53,37 @@ def _record_at(data, pos: int):
     return (t, [topic, body]), end
 
 
+def _segments(data):
+    """Yield ``(start, end, record)`` over ``data`` after the magic: ``record`` is
+    ``(wall_time_s, [topic, body])`` for a whole record, None for a torn stretch. A torn
+    record can parse whole by swallowing the start of the next one (its length runs into
+    it): a record that is not followed by another (or the end), while one starts inside
+    it, is taken as torn."""
+    pos = len(RECORD_MAGIC)
+    while pos < len(data):
+        found = _record_at(data, pos)
+        if found is not None and found[1] < len(data) and _record_at(data, found[1]) is None \
+                and _resync(data, pos + 1) < found[1]:
+            found = None
+        if found is None:
+            nxt = _resync(data, pos + 1)
+            yield pos, nxt, None
+            pos = nxt
+        else:
+            yield pos, found[1], found[0]
+            pos = found[1]
+
+
 def whole_records_end(path: str) -> int:
-    """The byte offset just past the last whole record of a record file whose records run
-    unbroken from the magic (what :class:`RecordWriter` keeps when it reopens a file)."""
+    """The byte offset just past the last whole record of a record file (the magic's end
+    when there is none): what :class:`RecordWriter` keeps when it reopens a file."""
     with open(path, "rb") as f:
-        f.seek(len(RECORD_MAGIC))
-        pos = len(RECORD_MAGIC)
-        while True:
-            head = f.read(4)
-            if len(head) < 4:
-                return pos
-            (n,) = _LEN.unpack(head)
-            body = f.read(n) if n <= _MAX_RECORD else b""
-            if n == 0 or len(body) < n or _record_at(head + body, 0) is None:
-                return pos
-            pos += 4 + n
+        data = f.read()
+    end = len(RECORD_MAGIC)
+    for _, stop, rec in _segments(data):
+        if rec is not None:
+            end = stop
+    return end
 
 
 class RecordWriter:
@@ -142,16 +158,8 @@ def iter_record(path: str):
     if data[:len(RECORD_MAGIC)] != RECORD_MAGIC:
         raise DataError(f"{path} is not a g2h-edge record file (bad magic)",
                         reason="bad_record")
-    pos = len(RECORD_MAGIC)
-    while pos < len(data):
-        found = _record_at(data, pos)
-        if found is None:
-            nxt = _resync(data, pos + 1)
-            yield None, nxt - pos
-            pos = nxt
-            continue
-        rec, pos = found
-        yield (float(rec[0]), rec[1]), 0
+    for start, end, rec in _segments(data):
+        yield ((float(rec[0]), rec[1]), 0) if rec is not None else (None, end - start)
 
 
 def _resync(data, pos: int) -> int:

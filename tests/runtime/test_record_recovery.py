@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import msgpack
 import pytest
@@ -91,6 +92,8 @@ def _whole(i: int) -> bytes:
     (["torn", 0, 1], 2, 1, False),             # torn right after the magic
     ([0, 1, "torn"], 2, 0, True),              # a truncated tail only
     ([0, "torn", 1, "torn"], 2, 1, True),
+    # the torn record's length runs into the records after it, and they parse as its body
+    ([0, "torn", 1, 2, 3, 4, 5, 6], 7, 1, False),
 ])
 def test_reader_reads_past_torn_records(tmp_path, layout, n_records, torn_segments,
                                         truncated):
@@ -118,3 +121,19 @@ def test_writer_cuts_a_torn_tail_before_appending(tmp_path, content, kept):
     assert path.read_bytes().startswith(kept)
     got = read_record(str(path))
     assert not got.truncated and got.torn_segments == 0 and got.records[-1][0] == 5.0
+
+
+def test_writer_keeps_whole_records_after_a_torn_one(tmp_path):
+    """An old writer appended after torn bytes: reopening cuts nothing (the end is whole)."""
+    path = tmp_path / "old.g2hrec"
+    content = RECORD_MAGIC + _whole(0) + _torn() + b"".join(_whole(i) for i in range(1, 7))
+    path.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = RecordWriter(str(path)).open()
+    w.write([b"t", b"b"], wall_time_s=7.0)
+    w.close()
+    assert path.read_bytes().startswith(content)
+    got = read_record(str(path))
+    assert [t for t, _ in got.records] == [float(i) for i in range(8)]
+    assert (got.torn_segments, got.truncated) == (1, False)
