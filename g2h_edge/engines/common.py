@@ -64,18 +64,23 @@ def torch_flags(path, precision: str | None, compile: str | None) -> dict:
 
 
 def run_in_chunks(run_once, x: np.ndarray, *, max_batch: int, pad_to=None) -> np.ndarray:
-    """Run ``run_once`` on chunks of at most ``max_batch`` cycles of ``x`` (B, T, C) and
-    concatenate the outputs (B, T, K). ``pad_to(n)`` gives the batch a chunk of ``n`` cycles
-    runs at (>= n; None: n): the chunk is padded with copies of its last cycle (any finite
-    input would do, rows are independent) and the padding's outputs are dropped."""
+    """Run ``run_once`` on chunks of at most ``max_batch`` cycles of ``x`` (B, T, C),
+    C-contiguous as :meth:`Engine.infer` passes it, and concatenate the outputs (B, T, K).
+    ``pad_to(n)`` gives the batch a chunk of ``n`` cycles runs at (>= n; None: n): the
+    chunk is padded with copies of its last cycle (any finite input would do, rows are
+    independent) and the padding's outputs are dropped. A batch that fits as it is costs
+    one call (the serving case)."""
+    n = x.shape[0]
+    if n <= max_batch and (pad_to is None or pad_to(n) <= n):
+        return run_once(x)
     out = []
-    for start in range(0, x.shape[0], max_batch):
-        chunk = x[start:start + max_batch]  # (n, T, C), n <= max_batch
-        n = chunk.shape[0]
-        b = n if pad_to is None else int(pad_to(n))
-        if b > n:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - n, axis=0)], axis=0)
-        out.append(np.asarray(run_once(np.ascontiguousarray(chunk)))[:n])
+    for start in range(0, n, max_batch):
+        chunk = x[start:start + max_batch]  # (m, T, C), m <= max_batch, still C-contiguous
+        m = chunk.shape[0]
+        b = m if pad_to is None else int(pad_to(m))
+        if b > m:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - m, axis=0)], axis=0)
+        out.append(np.asarray(run_once(chunk))[:m])
     return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 
 
