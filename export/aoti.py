@@ -33,6 +33,7 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+import shutil
 import tempfile
 import time
 import warnings
@@ -44,7 +45,7 @@ import numpy as np
 from g2h_edge import __version__
 from g2h_edge.engines.trust import sign_sidecar
 from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PRECISIONS,
-                                          cpu_isa_flags, sidecar_path)
+                                          cpu_isa_flags, load_package, sidecar_path)
 from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.onnx import _as_bundle, check_choice, check_parity
@@ -159,13 +160,16 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
                                   ) from exc
             build_s = time.perf_counter() - t0
             try:
-                runner = torch._inductor.aoti_load_package(str(package))
+                runner, extracted = load_package(package)   # a private folder, removed below
             except Exception as exc:
                 raise ExportError(f"the compiled package does not load: {exc}",
                                   reason="compile_failed") from exc
-            diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
-                                sorted({1, min(64, max_batch)}), precision, tol,
-                                what="the compiled package", fail_reason="run_failed")
+            try:
+                diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
+                                    sorted({1, min(64, max_batch)}), precision, tol,
+                                    what="the compiled package", fail_reason="run_failed")
+            finally:
+                shutil.rmtree(extracted, ignore_errors=True)
             data = package.read_bytes()
     finally:
         torch.set_num_threads(before)
