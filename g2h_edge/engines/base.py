@@ -167,6 +167,8 @@ def load_engine(path, options=None, **kwargs) -> Engine:
     ``TensorRTOptions``, ``AotiOptions``; their ``threads`` sets intra-op threads), or give
     its fields as keywords (``load_engine("m.onnx", threads=1)``). A field the backend does
     not have, or another backend's options object, is an EngineError (``bad_option``).
+    ``torch_precision``/``torch_compile`` (the CLI's names) are accepted as keywords too:
+    TorchOptions fields for a ``.pt``, an error when set for another file.
 
     Raises EngineError for a missing file or unknown suffix, and the loader's own error
     (ModelError for a bad bundle, EngineError/ExportError from the other backends).
@@ -181,7 +183,10 @@ def load_engine(path, options=None, **kwargs) -> Engine:
                           "package", reason="bad_suffix")
     cls = _engine_class(suffix)
     if options is None:
-        from g2h_edge.engines.common import make_options
+        from g2h_edge.engines.common import make_options, torch_flags
+        if "torch_precision" in kwargs or "torch_compile" in kwargs:   # the CLI flags' names
+            kwargs.update(torch_flags(path, kwargs.pop("torch_precision", None),
+                                      kwargs.pop("torch_compile", None)))
         options = make_options(cls.Options, kwargs, f"{suffix} files")
     elif kwargs or not isinstance(options, cls.Options):
         raise EngineError(f"{type(options).__name__} (with keywords {sorted(kwargs)}) cannot "

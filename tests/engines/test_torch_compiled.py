@@ -74,6 +74,8 @@ def test_compile_is_for_transformer_mamba_and_pt_files(tmp_path_factory, tmp_pat
         load_engine(onnx_file, precision="bf16")
     with pytest.raises(EngineError, match="TorchOptions .* cannot load m.onnx"):
         load_engine(onnx_file, TorchOptions(precision="bf16"))
+    with pytest.raises(EngineError, match="apply to .pt bundles"):    # the CLI flags' names
+        load_engine(onnx_file, torch_precision="bf16")
 
 
 @pytest.mark.parametrize("field,value", [("torch_precision", "int8"),
@@ -87,9 +89,11 @@ def test_server_config_checks_torch_options(field, value):
 def test_bf16_is_close_but_not_exact(tmp_path_factory, arch):
     path = _bundle_path(tmp_path_factory, arch)
     x = _x(5)
-    with load_engine(path) as ref, load_engine(path, precision="bf16") as eng:
+    with load_engine(path) as ref, load_engine(path, precision="bf16") as eng, \
+            load_engine(path, torch_precision="bf16") as same:
         want, got = ref.infer(x), eng.infer(x)
         assert eng.metadata["precision"] == "bf16" and got.dtype == np.float32
+        np.testing.assert_array_equal(same.infer(x), got)
     err = np.abs(got - want).max()
     assert 0 < err <= 0.05 * np.abs(want).max()
 
