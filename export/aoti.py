@@ -33,6 +33,7 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+import shutil
 import tempfile
 import time
 import warnings
@@ -42,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge import __version__
+from g2h_edge.engines.trust import sign_sidecar
 from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PRECISIONS,
-                                          cpu_isa_flags, sidecar_path)
+                                          cpu_isa_flags, load_package, sidecar_path)
 from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.onnx import _as_bundle, check_choice, check_parity
@@ -158,13 +160,16 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
                                   ) from exc
             build_s = time.perf_counter() - t0
             try:
-                runner = torch._inductor.aoti_load_package(str(package))
+                runner, extracted = load_package(package)   # a private folder, removed below
             except Exception as exc:
                 raise ExportError(f"the compiled package does not load: {exc}",
                                   reason="compile_failed") from exc
-            diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
-                                sorted({1, min(64, max_batch)}), precision, tol,
-                                what="the compiled package", fail_reason="run_failed")
+            try:
+                diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
+                                    sorted({1, min(64, max_batch)}), precision, tol,
+                                    what="the compiled package", fail_reason="run_failed")
+            finally:
+                shutil.rmtree(extracted, ignore_errors=True)
             data = package.read_bytes()
     finally:
         torch.set_num_threads(before)
@@ -180,6 +185,7 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
         source_sha256=str(prov.get("source_sha256", "")), verify_max_abs_diff=diff,
         build_s=round(build_s, 1), g2h_edge_version=__version__,
         built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta = sign_sidecar(meta)          # this user's build: the engine refuses others' (trust.py)
     write_atomic(path, data, error=ExportError, what="AOTInductor package")
     side = sidecar_path(path)
     write_atomic(side, json.dumps(meta, indent=1, sort_keys=True).encode(), error=ExportError,

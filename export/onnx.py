@@ -35,6 +35,7 @@ import numpy as np
 from g2h_edge import __version__
 from g2h_edge.errors import ExportError
 from g2h_edge.fsutil import write_atomic
+from g2h_edge.integrity import CONTENT_KEY, onnx_graph_sha256
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.graphs import GRAPHS, export_module
 from g2h_edge.export.trt_ops import DISCOURAGED_OPS, TRT_TARGETS, check_trt_ops, graph_op_types
@@ -286,6 +287,7 @@ def export_onnx(bundle, path, *, batch="dynamic", opset: int = 17, precision: st
                          exporter=exporter, batch=batch, graph=graph)
     meta["verify_max_abs_diff"] = json.dumps(diff)
     meta["trt_ops_ok"] = json.dumps({v: r.ok for v, r in trt.items()}, sort_keys=True)
+    meta[CONTENT_KEY] = json.dumps(onnx_graph_sha256(model))   # verified by the ONNX engine
     _set_metadata(model, meta)
     data = model.SerializeToString()
     write_atomic(path, data, error=ExportError, what="ONNX model")

@@ -82,14 +82,14 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
                     rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
                                       verify_batches=(1,), int8_mode="dynamic")
                     label[prec] = f"{prec} (dynamic)"
-                engines[prec] = OnnxEngine(rep.path, threads=threads)
+                engines[prec] = OnnxEngine.from_file(rep.path, threads=threads)
             if aoti and name.startswith(("Transformer", "Mamba")):
                 from g2h_edge.engines.aoti_engine import AotiEngine
                 from g2h_edge.export.aoti import export_aoti
 
                 pkg = export_aoti(bp, Path(tmp) / f"{name}_aoti.pt2", precision="bf16",
                                   threads=threads)
-                engines["aoti-bf16"] = AotiEngine(pkg.path, threads=threads)
+                engines["aoti-bf16"] = AotiEngine.from_file(pkg.path, threads=threads)
                 label["aoti-bf16"] = "aoti-bf16"
             ref_fn, _ = reference_fn(engines["fp32"], bp, threads)
             lat = _latency(engines, ref_fn, batches, iters)

@@ -20,6 +20,7 @@ from pathlib import Path
 from g2h_edge.engines.tensorrt_engine import (
     PLAN_FORMAT_TAG, cuda_device_info, require_tensorrt, sidecar_path,
 )
+from g2h_edge.engines.trust import sign_sidecar
 from g2h_edge.errors import ExportError
 from g2h_edge.fsutil import write_atomic
 from g2h_edge.export.onnx import FORMAT_TAG as ONNX_FORMAT_TAG
@@ -124,6 +125,7 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
         opt_batch=opt_batch, max_batch=max_batch, workspace_mb=workspace_mb,
         build_s=round(build_s, 3), plan_sha256=hashlib.sha256(plan).hexdigest(),
         built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    side = sign_sidecar(side)          # this user's build: the engine refuses others' (trust.py)
     write_atomic(plan_path, plan, error=ExportError, what="TensorRT plan")
     write_atomic(sidecar_path(plan_path), json.dumps(side, indent=1, sort_keys=True).encode(),
                  error=ExportError, what="plan sidecar")

@@ -14,17 +14,25 @@ compiled GEMM kernels always use the thread count they were built with
 """
 from __future__ import annotations
 
+import os
 import platform
+import shutil
+import tempfile
 import warnings
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from g2h_edge.engines.base import Engine, read_json_sidecar, sidecar_path
+from g2h_edge.engines.base import Engine
+from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
+                                     read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import file_sha256
 
-__all__ = ["AotiEngine", "sidecar_path", "read_sidecar", "check_package_compat",
+__all__ = ["AotiEngine", "AotiOptions", "sidecar_path", "read_sidecar", "check_package_compat",
            "cpu_isa_flags", "SIDECAR_KEYS", "AOTI_FORMAT_TAG", "AOTI_PRECISIONS",
            "AOTI_MODES", "ISA_FLAGS"]
 
@@ -78,27 +86,80 @@ def check_package_compat(meta: dict, *, torch_version: str, machine: str, cpu_fl
     lacking = sorted(set(meta["cpu_flags"]) - set(cpu_flags))
     if lacking:
         problems.append(f"its kernels use CPU features this CPU lacks: {lacking}")
-    if problems:
-        raise EngineError(f"AOTInductor package {package_name} cannot run here: "
-                          f"{'; '.join(problems)}. A package is machine code for the CPU and "
-                          "PyTorch that built it: rebuild it on the target with `g2h-edge "
-                          f"export aoti --model BUNDLE.pt -o {package_name}` (or serve the "
-                          ".onnx export)", reason="package_mismatch")
-    if str(meta["package_sha256"]) != str(package_sha256):
-        raise EngineError(f"AOTInductor package {package_name} does not match its sidecar "
-                          f"(sha256 {package_sha256[:12]}... vs "
-                          f"{str(meta['package_sha256'])[:12]}...): the file was changed or "
-                          "truncated; rebuild it", reason="corrupt")
+    check_built_here(problems, kind="AOTInductor package", name=package_name,
+                     why="A package is machine code for the CPU and PyTorch that built it",
+                     rebuild=f"g2h-edge export aoti --model BUNDLE.pt -o {package_name}",
+                     reason="package_mismatch", recorded_sha256=meta["package_sha256"],
+                     sha256=package_sha256, also=" (or serve the .onnx export)")
+
+
+@dataclass(frozen=True)
+class AotiOptions(EngineOptions):
+    """Options of the AOTInductor engine: ``threads`` sets PyTorch's intra-op threads (the
+    compiled GEMM kernels keep the count they were built with; see the module doc);
+    ``trust_native`` loads a package this user's build key did not sign
+    (:mod:`g2h_edge.engines.trust`)."""
+
+    trust_native: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.trust_native, bool):
+            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}",
+                              reason="bad_option")
+
+
+def load_package(path: Path):
+    """``(runner, folder)``: the package loaded with its files extracted into a private
+    temporary folder (the loader extracts into $TMPDIR), which is removed when the load
+    fails; the caller removes it after closing the runner."""
+    import torch
+
+    folder = tempfile.mkdtemp(prefix="g2h-aoti-load-")
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder             # read by the C++ loader for its extraction
+    try:
+        return torch._inductor.aoti_load_package(str(path)), folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 class AotiEngine(Engine):
     """An AOTInductor package on the CPU (see the module doc)."""
 
     backend = "aoti"
+    Options = AotiOptions
 
-    def __init__(self, path, *, threads: int | None = None):
+    def __init__(self, runner, metadata: dict, options: AotiOptions | None = None):
         import torch
 
+        if isinstance(runner, (str, Path)):
+            raise TypeError("AotiEngine takes a loaded package runner; use "
+                            "AotiEngine.from_file(path) for a .pt2 file")
+        opts = options or AotiOptions()
+        super().__init__(dict(metadata, backend=self.backend), sha256=metadata["package_sha256"])
+        self.options = opts
+        built = int(metadata["threads"])
+        torch.set_num_threads(built if opts.threads is None else opts.threads)
+        self.runner_ = runner
+        self.cleanup_ = None              # set by from_file: removes the extracted files
+        self.min_batch, self.max_batch = int(metadata["min_batch"]), int(metadata["max_batch"])
+        self.run_ = self._direct_runner(torch)
+
+    @classmethod
+    def from_file(cls, path, options: AotiOptions | None = None, **kwargs) -> "AotiEngine":
+        """Check the package ``path`` against its sidecar and this machine, then load it
+        (EngineError naming what to rebuild). ``kwargs`` build the options when ``options``
+        is None."""
+        import torch
+
+        opts = options or make_options(AotiOptions, kwargs, "AOTInductor engines")
         path = Path(path)
         meta = read_sidecar(path)
         try:
@@ -109,28 +170,29 @@ class AotiEngine(Engine):
         check_package_compat(meta, torch_version=torch.__version__,
                              machine=platform.machine(), cpu_flags=cpu_isa_flags(),
                              package_sha256=sha, package_name=path.name)
+        verify_sidecar(meta, kind="AOTInductor package", name=path.name,
+                       trust_native=opts.trust_native)
         built = int(meta["threads"])
-        if threads is not None:
-            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-                raise EngineError(f"threads must be a positive int, got {threads!r}",
-                                  reason="bad_option")
-            if threads != built:
-                warnings.warn(f"{path.name} was compiled for {built} intra-op threads: its "
-                              f"GEMM kernels use {built} whatever --threads says ({threads} "
-                              "applies to the attention and library kernels); rebuild it "
-                              f"with `g2h-edge export aoti --threads {threads}` to change "
-                              "that", RuntimeWarning, stacklevel=2)
-        torch.set_num_threads(built if threads is None else threads)
+        if opts.threads is not None and opts.threads != built:
+            warnings.warn(f"{path.name} was compiled for {built} intra-op threads: its "
+                          f"GEMM kernels use {built} whatever --threads says ({opts.threads} "
+                          "applies to the attention and library kernels); rebuild it "
+                          f"with `g2h-edge export aoti --threads {opts.threads}` to change "
+                          "that", RuntimeWarning, stacklevel=2)
         try:
-            self.runner_ = torch._inductor.aoti_load_package(str(path))
+            runner, folder = load_package(path)
         except Exception as exc:  # a zip that is not a package, a .so that does not load
             first = (str(exc).strip().splitlines() or [repr(exc)])[0][:300]
             raise EngineError(f"cannot load AOTInductor package {path} ({first}): rebuild it "
                               "with `g2h-edge export aoti`", reason="corrupt") from exc
-        meta.update(backend=self.backend, path=str(path))
-        super().__init__(meta, sha256=meta["package_sha256"])
-        self.min_batch, self.max_batch = int(meta["min_batch"]), int(meta["max_batch"])
-        self.run_ = self._direct_runner(torch)
+        try:
+            engine = cls(runner, dict(meta, path=str(path)), opts)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # removed by close(), or when the engine is collected, or at exit
+        engine.cleanup_ = weakref.finalize(engine, shutil.rmtree, folder, True)
+        return engine
 
     def _direct_runner(self, torch):
         """The package's flat ``run([x]) -> [y]`` when it computes exactly what the package
@@ -157,12 +219,14 @@ class AotiEngine(Engine):
     def _run(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        out, run = [], self.run_
+        run = self.run_
         with torch.inference_mode():
-            for i in range(0, x.shape[0], self.max_batch):
-                out.append(run([torch.from_numpy(x[i:i + self.max_batch])])[0].numpy())
-        return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
+            return run_in_chunks(lambda c: run([torch.from_numpy(c)])[0].numpy(), x,
+                                 max_batch=self.max_batch,
+                                 pad_to=lambda n: max(n, self.min_batch))
 
     def close(self) -> None:
-        self.runner_ = None
+        self.runner_ = self.run_ = None
+        if self.cleanup_ is not None:     # the extracted package (the library stays mapped)
+            self.cleanup_()
         super().close()

@@ -9,12 +9,12 @@ file suffix.
 from __future__ import annotations
 
 import importlib
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
+from g2h_edge.engines.common import read_json_sidecar, sidecar_path
 from g2h_edge.errors import EngineError
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
@@ -32,39 +32,11 @@ SUFFIXES: dict[str, tuple[str, str]] = {
     ".engine": ("g2h_edge.engines.tensorrt_engine", "TensorRTEngine"),
     ".pt2": ("g2h_edge.engines.aoti_engine", "AotiEngine"),
 }
-#: torch engine options (``load_engine(torch_precision=..., torch_compile=...)``)
+#: torch engine options (:class:`~g2h_edge.engines.torch_engine.TorchOptions`)
 TORCH_PRECISIONS = ("fp32", "bf16")
 COMPILE_MODES = ("default", "max-autotune")
 #: metadata keys every engine needs (as written by ``g2h_edge.models.bundle_metadata``)
 METADATA_KEYS = ("name", "in_cols", "out_cols", "unit", "task", "T", "synthetic")
-
-
-def sidecar_path(path) -> Path:
-    """``model.plan`` -> ``model.plan.json`` (the sidecar of a built engine file)."""
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
-def read_json_sidecar(path, *, keys, tag: str, kind: str, rebuild: str) -> dict:
-    """The JSON sidecar of the engine file ``path``: a dict holding every key of ``keys``
-    with ``format == tag``, or EngineError (``missing_sidecar`` naming the ``rebuild``
-    command, or ``bad_sidecar``). ``kind`` names the file in messages."""
-    side = sidecar_path(path)
-    try:
-        meta = json.loads(side.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"{kind} {path} has no sidecar {side.name}: rebuild it with "
-                          f"`{rebuild}` on the target", reason="missing_sidecar") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
-                          reason="bad_sidecar") from exc
-    missing = [k for k in keys if k not in meta] if isinstance(meta, dict) else ["all"]
-    if missing or meta.get("format") != tag:
-        raise EngineError(f"sidecar {side} is not a g2h-edge {kind} sidecar (missing "
-                          f"{missing}, format "
-                          f"{meta.get('format') if isinstance(meta, dict) else None!r})",
-                          reason="bad_sidecar")
-    return meta
 
 
 def _all_finite(a: np.ndarray) -> bool:
@@ -186,14 +158,18 @@ def _engine_class(suffix: str):
                           f"could not be imported: {exc})", reason="missing_backend") from exc
 
 
-def load_engine(path, *, threads: int | None = None, providers=None,
-                torch_precision: str | None = None, torch_compile: str | None = None) -> Engine:
+def load_engine(path, options=None, **kwargs) -> Engine:
     """Load the engine for ``path`` by suffix: .pt torch, .onnx ONNX Runtime, .plan/.engine
-    TensorRT, .pt2 AOTInductor package (``g2h-edge export aoti``). ``threads`` sets intra-op
-    threads (torch, ONNX Runtime, AOTInductor); ``providers`` is the ONNX Runtime provider
-    list (None: the engine's preference order); ``torch_precision`` ("fp32" | "bf16") and
-    ``torch_compile`` (None | "default" | "max-autotune") apply to ``.pt`` bundles only
-    (see :class:`~g2h_edge.engines.torch_engine.TorchEngine`).
+    TensorRT, .pt2 AOTInductor package (``g2h-edge export aoti``); the backend's
+    ``from_file(path, options)`` does the loading.
+
+    ``options`` is that backend's options object (``TorchOptions``, ``OnnxOptions``,
+    ``TensorRTOptions``, ``AotiOptions``; their ``threads`` sets intra-op threads), or give
+    its fields as keywords (``load_engine("m.onnx", threads=1)``). A field the backend does
+    not have, or another backend's options object, is an EngineError (``bad_option``).
+    ``torch_precision``/``torch_compile`` (the CLI's names) are accepted as keywords too:
+    TorchOptions fields for a ``.pt``, an error when set for another file; so is
+    ``trust_native`` (``--trust-native``), which only native-code files (.pt2/.plan) use.
 
     Raises EngineError for a missing file or unknown suffix, and the loader's own error
     (ModelError for a bad bundle, EngineError/ExportError from the other backends).
@@ -206,19 +182,17 @@ def load_engine(path, *, threads: int | None = None, providers=None,
         raise EngineError(f"cannot tell the backend of {path.name}: use a .pt bundle, an "
                           f".onnx model, a .plan/.engine TensorRT plan or a .pt2 AOTInductor "
                           "package", reason="bad_suffix")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or threads < 1):
-        raise EngineError(f"threads must be a positive int, got {threads!r}",
-                          reason="bad_option")
-    if suffix != ".pt" and (torch_precision not in (None, "fp32") or torch_compile):
-        raise EngineError(f"torch precision/compile options apply to .pt bundles, not "
-                          f"{path.name}", reason="bad_option")
     cls = _engine_class(suffix)
-    if suffix == ".pt":
-        return cls(path, threads=threads, precision=torch_precision or "fp32",
-                   compile=torch_compile)
-    if suffix == ".onnx":
-        return cls(path, threads=threads, providers=providers)
-    if suffix == ".pt2":
-        return cls(path, threads=threads)
-    return cls(path)
+    if options is None:
+        from g2h_edge.engines.common import make_options, torch_flags
+        if kwargs.pop("trust_native", False) and suffix in (".pt2", ".plan", ".engine"):
+            kwargs["trust_native"] = True   # the CLI flag: only native code has the field
+        if "torch_precision" in kwargs or "torch_compile" in kwargs:   # the CLI flags' names
+            kwargs.update(torch_flags(path, kwargs.pop("torch_precision", None),
+                                      kwargs.pop("torch_compile", None)))
+        options = make_options(cls.Options, kwargs, f"{suffix} files")
+    elif kwargs or not isinstance(options, cls.Options):
+        raise EngineError(f"{type(options).__name__} (with keywords {sorted(kwargs)}) cannot "
+                          f"load {path.name}: pass one {cls.Options.__name__} or keywords",
+                          reason="bad_option")
+    return cls.from_file(path, options)

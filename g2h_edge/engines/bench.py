@@ -145,11 +145,12 @@ def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no
                      torch_precision, torch_compile):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""
     from g2h_edge.engines import load_engine
+    from g2h_edge.engines.common import torch_flags
 
     if iters < 5 or warmup < 0:
         raise click.BadParameter("--iters must be >= 5 and --warmup >= 0")
-    engine = load_engine(engine_path, threads=threads, torch_precision=torch_precision,
-                         torch_compile=torch_compile)
+    engine = load_engine(engine_path, threads=threads,
+                         **torch_flags(engine_path, torch_precision, torch_compile))
     engine.warmup(batch_sizes=tuple(_batches(batch)))  # compiled engines compile here
     label = engine.metadata.get("precision", "fp32")
     if engine.metadata.get("compile"):

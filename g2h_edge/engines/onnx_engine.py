@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from g2h_edge.engines.base import Engine
+from g2h_edge.engines.common import EngineOptions, make_options, run_in_chunks
 from g2h_edge.errors import EngineError
 
-__all__ = ["OnnxEngine", "PROVIDER_PREFERENCE", "GRAPH_OPT_LEVELS", "choose_providers"]
+__all__ = ["OnnxEngine", "OnnxOptions", "PROVIDER_PREFERENCE", "GRAPH_OPT_LEVELS",
+           "choose_providers"]
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                        "CPUExecutionProvider")
@@ -53,38 +56,93 @@ def _decode(meta_map: dict) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class OnnxOptions(EngineOptions):
+    """Options of the ONNX Runtime engine: ``threads`` intra-op threads (None: ONNX
+    Runtime's default, one per core); ``providers`` (None: TensorRT > CUDA > CPU among the
+    available); ``graph_opt`` one of GRAPH_OPT_LEVELS; ``spinning`` lets idle intra-op
+    threads spin (lower latency, burns CPU; None keeps ONNX Runtime's default);
+    ``io_binding`` binds numpy buffers instead of ``session.run``."""
+
+    providers: tuple | None = None
+    graph_opt: str = "all"
+    spinning: bool | None = None
+    io_binding: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.graph_opt not in GRAPH_OPT_LEVELS:
+            raise EngineError(f"graph_opt {self.graph_opt!r} is not one of "
+                              f"{list(GRAPH_OPT_LEVELS)}", reason="bad_option")
+        if isinstance(self.providers, (list, str)):   # hashable and one shape: a tuple
+            object.__setattr__(self, "providers", tuple([self.providers]
+                                                        if isinstance(self.providers, str)
+                                                        else self.providers))
+
+
+def _import_ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # a core dependency, but say so clearly
+        raise EngineError(f"onnxruntime cannot be imported ({exc}); reinstall g2h-edge",
+                          reason="missing_backend") from exc
+    return ort
+
+
+def _check_integrity(data: bytes, meta: dict, path: Path) -> None:
+    """ModelError when the graph's content hash differs from the one the export stored
+    (a warning for an export written before the hash existed)."""
+    import onnx
+
+    from g2h_edge.integrity import CONTENT_KEY, check_content, onnx_graph_sha256
+
+    check_content(meta.get(CONTENT_KEY), onnx_graph_sha256(onnx.load_model_from_string(data)),
+                  path=path, kind="ONNX model",
+                  fix="re-export it with `g2h-edge export onnx --model BUNDLE.pt` or restore a "
+                      "good copy",
+                  add="re-export it with `g2h-edge export onnx` to add one")
+
+
 class OnnxEngine(Engine):
     """An exported model in ONNX Runtime.
 
-    ``threads``: intra-op threads (None: ONNX Runtime's default, one per core);
-    ``providers``: provider names (None: TensorRT > CUDA > CPU among the available);
-    ``graph_opt``: one of GRAPH_OPT_LEVELS; ``spinning``: let idle intra-op threads spin
-    (lower latency, burns CPU; None keeps ONNX Runtime's default); ``io_binding``: bind
-    numpy buffers instead of ``session.run``.
+    Build it with :meth:`from_file`; the constructor takes an open
+    ``onnxruntime.InferenceSession`` and its decoded metadata and reads no file.
     """
 
     backend = "onnxruntime"
+    Options = OnnxOptions
 
-    def __init__(self, path, *, threads: int | None = None, providers=None,
-                 graph_opt: str = "all", spinning: bool | None = None,
-                 io_binding: bool = True):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # a core dependency, but say so clearly
-            raise EngineError(f"onnxruntime cannot be imported ({exc}); reinstall g2h-edge",
-                              reason="missing_backend") from exc
+    def __init__(self, session, metadata: dict, *, sha256: str = "unsaved",
+                 options: OnnxOptions | None = None):
+        if isinstance(session, (str, Path)):
+            raise TypeError("OnnxEngine takes an InferenceSession; use "
+                            "OnnxEngine.from_file(path) for a .onnx file")
+        opts = options or OnnxOptions()
+        meta = dict(metadata)
+        meta.update(backend=self.backend, providers=session.get_providers(),
+                    graph_opt=opts.graph_opt, threads=opts.threads)
+        super().__init__(meta, sha256=sha256)
+        self.options = opts
+        self.providers_ = list(session.get_providers())
+        self._bind_io(session, opts.io_binding)
+
+    @classmethod
+    def from_file(cls, path, options: OnnxOptions | None = None, **kwargs) -> "OnnxEngine":
+        """Open the ``.onnx`` file ``path`` written by ``g2h-edge export onnx`` (EngineError
+        when it is unreadable, not ONNX or not a g2h-edge export). ``kwargs`` build the
+        options when ``options`` is None."""
+        opts = options or make_options(OnnxOptions, kwargs, "ONNX engines")
+        ort = _import_ort()
         path = Path(path)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise EngineError(f"cannot read ONNX model {path}: {exc}", reason="io_error") from exc
-        if graph_opt not in GRAPH_OPT_LEVELS:
-            raise EngineError(f"graph_opt {graph_opt!r} is not one of {list(GRAPH_OPT_LEVELS)}",
-                              reason="bad_option")
-        self.providers_ = choose_providers(ort.get_available_providers(), providers)
-        so = self._session_options(ort, threads, graph_opt, spinning)
+        providers = choose_providers(ort.get_available_providers(), opts.providers)
+        so = cls._session_options(ort, opts.threads, opts.graph_opt, opts.spinning)
         try:
-            sess = ort.InferenceSession(data, so, providers=self.providers_)
+            sess = ort.InferenceSession(data, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
             raise EngineError(f"{path} is not a loadable ONNX model (corrupt, truncated or not "
@@ -94,10 +152,9 @@ class OnnxEngine(Engine):
             raise EngineError(f"{path} is an ONNX model but not a g2h-edge export (no "
                               f"'format': '{_FORMAT_TAG}' in its metadata_props); export it "
                               "with `g2h-edge export onnx`", reason="not_g2h_export")
-        meta.update(backend=self.backend, path=str(path), providers=sess.get_providers(),
-                    graph_opt=graph_opt, threads=threads)
-        super().__init__(meta, sha256=hashlib.sha256(data).hexdigest())
-        self._bind_io(sess, io_binding)
+        _check_integrity(data, meta, path)
+        meta["path"] = str(path)
+        return cls(sess, meta, sha256=hashlib.sha256(data).hexdigest(), options=opts)
 
     @staticmethod
     def _session_options(ort, threads, graph_opt: str, spinning):
@@ -109,9 +166,6 @@ class OnnxEngine(Engine):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[graph_opt]
         if threads is not None:
-            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-                raise EngineError(f"threads must be a positive int, got {threads!r}",
-                                  reason="bad_option")
             so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -124,7 +178,8 @@ class OnnxEngine(Engine):
     def _bind_io(self, sess, io_binding: bool) -> None:
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 3:
-            raise EngineError(f"{self.metadata['path']}: expected one (B, T, 10) input and one "
+            where = self.metadata.get("path", "ONNX model")
+            raise EngineError(f"{where}: expected one (B, T, 10) input and one "
                               f"output, got {[(i.name, i.shape) for i in inputs]} -> "
                               f"{[(o.name, o.shape) for o in outputs]}", reason="bad_graph")
         self.session_ = sess
@@ -151,15 +206,9 @@ class OnnxEngine(Engine):
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
             return self._run_once(x)
-        # a fixed-batch export: run full chunks, pad the last one with its final cycle
-        n, out = self.fixed_batch, []
-        for start in range(0, x.shape[0], n):
-            chunk = x[start:start + n]  # (<=n, T, 10)
-            if chunk.shape[0] < n:
-                pad = np.repeat(chunk[-1:], n - chunk.shape[0], axis=0)
-                chunk = np.concatenate([chunk, pad], axis=0)
-            out.append(self._run_once(np.ascontiguousarray(chunk)))
-        return np.concatenate(out, axis=0)[: x.shape[0]]
+        # a fixed-batch export: full chunks, the last one padded with its final cycle
+        n = self.fixed_batch
+        return run_in_chunks(self._run_once, x, max_batch=n, pad_to=lambda _: n)
 
     def close(self) -> None:
         self.session_ = None

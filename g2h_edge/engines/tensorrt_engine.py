@@ -12,14 +12,19 @@ plan built elsewhere with a message that says to rebuild it on the target.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from g2h_edge.engines.base import Engine, read_json_sidecar, sidecar_path
+from g2h_edge.engines.base import Engine
+from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
+                                     read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError, MissingExtraError, require
 
-__all__ = ["TensorRTEngine", "sidecar_path", "read_sidecar", "check_plan_compat",
+__all__ = ["TensorRTEngine", "TensorRTOptions", "sidecar_path", "read_sidecar",
+           "check_plan_compat",
            "require_tensorrt", "cuda_device_info", "SIDECAR_KEYS", "PLAN_FORMAT_TAG"]
 
 SIDECAR_KEYS = ("format", "tensorrt_version", "gpu_name", "compute_capability", "precision",
@@ -45,15 +50,11 @@ def check_plan_compat(meta: dict, *, tensorrt_version: str, gpu_name: str,
             or str(meta["gpu_name"]) != str(gpu_name):
         problems.append(f"built for {meta['gpu_name']} (sm {meta['compute_capability']}), "
                         f"this GPU is {gpu_name} (sm {compute_capability})")
-    if problems:
-        raise EngineError(f"TensorRT plan {plan_name} cannot run here: {'; '.join(problems)}. "
-                          "Plans are specific to a TensorRT version and GPU: rebuild it on the "
-                          "target with `g2h-edge export trt --onnx MODEL.onnx -o "
-                          f"{plan_name}`", reason="plan_mismatch")
-    if str(meta["plan_sha256"]) != str(plan_sha256):
-        raise EngineError(f"TensorRT plan {plan_name} does not match its sidecar (sha256 "
-                          f"{plan_sha256[:12]}... vs {str(meta['plan_sha256'])[:12]}...): the "
-                          "file was changed or truncated; rebuild it", reason="corrupt")
+    check_built_here(problems, kind="TensorRT plan", name=plan_name,
+                     why="Plans are specific to a TensorRT version and GPU",
+                     rebuild=f"g2h-edge export trt --onnx MODEL.onnx -o {plan_name}",
+                     reason="plan_mismatch", recorded_sha256=meta["plan_sha256"],
+                     sha256=plan_sha256)
 
 
 def require_tensorrt():
@@ -78,15 +79,68 @@ def cuda_device_info(device: int = 0) -> tuple[str, str]:
     return torch.cuda.get_device_name(device), f"{major}.{minor}"
 
 
+@dataclass(frozen=True)
+class TensorRTOptions(EngineOptions):
+    """Options of the TensorRT engine: ``device`` is the CUDA device index. ``threads`` is
+    accepted (one server option for every engine) and unused: a plan runs on the GPU."""
+
+    device: int = 0
+    #: load a plan this user's build key did not sign (g2h_edge.engines.trust)
+    trust_native: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.trust_native, bool):
+            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}",
+                              reason="bad_option")
+        if not isinstance(self.device, int) or isinstance(self.device, bool) or self.device < 0:
+            raise EngineError(f"TensorRT device must be a CUDA device index >= 0, got "
+                              f"{self.device!r}", reason="bad_option")
+
+
 class TensorRTEngine(Engine):
-    """A TensorRT plan on a CUDA device (torch tensors hold the device buffers)."""
+    """A TensorRT plan on a CUDA device (torch tensors hold the device buffers).
+
+    Build it with :meth:`from_file`; the constructor takes a deserialized
+    ``ICudaEngine`` and its sidecar metadata and reads no file.
+    """
 
     backend = "tensorrt"
+    Options = TensorRTOptions
 
-    def __init__(self, path, *, device: int = 0):
+    def __init__(self, cuda_engine, metadata: dict, options: TensorRTOptions | None = None, *,
+                 keep_alive=()):
         trt = require_tensorrt()
         import torch
 
+        if isinstance(cuda_engine, (str, Path)):
+            raise TypeError("TensorRTEngine takes a deserialized engine; use "
+                            "TensorRTEngine.from_file(path) for a .plan file")
+        opts = options or TensorRTOptions()
+        self.keep_alive_ = tuple(keep_alive)     # the logger and runtime outlive the engine
+        self.engine_ = cuda_engine
+        self.context_ = cuda_engine.create_execution_context()
+        names = [cuda_engine.get_tensor_name(i) for i in range(cuda_engine.num_io_tensors)]
+        ins = [n for n in names if cuda_engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if n not in ins]
+        if len(ins) != 1 or len(outs) != 1:
+            raise EngineError(f"{metadata.get('path', 'plan')}: expected one input and one "
+                              f"output tensor, got {ins} -> {outs}", reason="bad_graph")
+        self.input_name, self.output_name = ins[0], outs[0]
+        self.device_ = torch.device("cuda", opts.device)
+        self.stream_ = torch.cuda.Stream(device=self.device_)
+        super().__init__(dict(metadata, backend=self.backend), sha256=metadata["plan_sha256"])
+        self.options = opts
+        self.min_batch, self.max_batch = int(metadata["min_batch"]), int(metadata["max_batch"])
+
+    @classmethod
+    def from_file(cls, path, options: TensorRTOptions | None = None,
+                  **kwargs) -> "TensorRTEngine":
+        """Check the plan ``path`` against its sidecar and this GPU, then deserialize it
+        (EngineError naming what to rebuild). ``kwargs`` build the options when ``options``
+        is None."""
+        opts = options or make_options(TensorRTOptions, kwargs, "TensorRT engines")
+        trt = require_tensorrt()
         path = Path(path)
         meta = read_sidecar(path)
         try:
@@ -94,30 +148,21 @@ class TensorRTEngine(Engine):
         except OSError as exc:
             raise EngineError(f"cannot read TensorRT plan {path}: {exc}", reason="io_error"
                               ) from exc
-        gpu, cc = cuda_device_info(device)
+        gpu, cc = cuda_device_info(opts.device)
         check_plan_compat(meta, tensorrt_version=trt.__version__, gpu_name=gpu,
                           compute_capability=cc, plan_sha256=hashlib.sha256(data).hexdigest(),
                           plan_name=path.name)
-        self.logger_ = trt.Logger(trt.Logger.WARNING)
-        self.runtime_ = trt.Runtime(self.logger_)
-        self.engine_ = self.runtime_.deserialize_cuda_engine(data)
-        if self.engine_ is None:
+        verify_sidecar(meta, kind="TensorRT plan", name=path.name,
+                       trust_native=opts.trust_native)
+        logger = trt.Logger(trt.Logger.WARNING)
+        runtime = trt.Runtime(logger)
+        cuda_engine = runtime.deserialize_cuda_engine(data)
+        if cuda_engine is None:
             raise EngineError(f"TensorRT could not deserialize {path} (corrupt, or built for "
                               "another TensorRT version): rebuild it on the target",
                               reason="corrupt")
-        self.context_ = self.engine_.create_execution_context()
-        names = [self.engine_.get_tensor_name(i) for i in range(self.engine_.num_io_tensors)]
-        ins = [n for n in names if self.engine_.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outs = [n for n in names if n not in ins]
-        if len(ins) != 1 or len(outs) != 1:
-            raise EngineError(f"{path}: expected one input and one output tensor, got "
-                              f"{ins} -> {outs}", reason="bad_graph")
-        self.input_name, self.output_name = ins[0], outs[0]
-        self.device_ = torch.device("cuda", device)
-        self.stream_ = torch.cuda.Stream(device=self.device_)
-        meta.update(backend=self.backend, path=str(path), gpu_name=gpu)
-        super().__init__(meta, sha256=meta["plan_sha256"])
-        self.min_batch, self.max_batch = int(meta["min_batch"]), int(meta["max_batch"])
+        return cls(cuda_engine, dict(meta, path=str(path), gpu_name=gpu), opts,
+                   keep_alive=(logger, runtime))
 
     def _run_once(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -138,16 +183,11 @@ class TensorRTEngine(Engine):
         return y.numpy()
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        # split into chunks the optimisation profile accepts; pad a short one with its last cycle
-        out = []
-        for i in range(0, x.shape[0], self.max_batch):
-            chunk = x[i:i + self.max_batch]  # (<=max, T, 10)
-            n = chunk.shape[0]
-            if n < self.min_batch:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.min_batch - n, 0)])
-            out.append(self._run_once(np.ascontiguousarray(chunk))[:n])
-        return np.concatenate(out, axis=0)
+        # chunks the optimisation profile accepts; a short one padded with its last cycle
+        return run_in_chunks(self._run_once, x, max_batch=self.max_batch,
+                             pad_to=lambda n: max(n, self.min_batch))
 
     def close(self) -> None:
-        self.context_ = self.engine_ = self.runtime_ = None
+        self.context_ = self.engine_ = None
+        self.keep_alive_ = ()
         super().close()

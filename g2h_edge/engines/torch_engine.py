@@ -13,16 +13,18 @@ Eager float32 by default. Two options trade exactness for speed on CPUs with bf1
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from g2h_edge.engines.base import COMPILE_MODES, TORCH_PRECISIONS, Engine
+from g2h_edge.engines.common import EngineOptions, make_options, run_in_chunks
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import Bundle, bundle_metadata, file_sha256, load_bundle
 
-__all__ = ["TorchEngine", "TORCH_PRECISIONS", "COMPILE_MODES", "bucket"]
+__all__ = ["TorchEngine", "TorchOptions", "TORCH_PRECISIONS", "COMPILE_MODES", "bucket"]
 
 _MAX_BUCKET = 64
 
@@ -43,76 +45,100 @@ class _CastIO(torch.nn.Module):
         return self.module(x.to(self.dtype)).float()
 
 
+@dataclass(frozen=True)
+class TorchOptions(EngineOptions):
+    """Options of the torch engine: ``threads`` (``torch.set_num_threads``, process-wide in
+    PyTorch), ``device`` ("cpu" | "cuda"), ``precision`` (TORCH_PRECISIONS) and ``compile``
+    (None or one of COMPILE_MODES); see the module doc."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    compile: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.precision not in TORCH_PRECISIONS:
+            raise EngineError(f"torch precision {self.precision!r} is not one of "
+                              f"{list(TORCH_PRECISIONS)}", reason="bad_option")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise EngineError(f"torch compile mode {self.compile!r} is not one of "
+                              f"{list(COMPILE_MODES)}", reason="bad_option")
+        if not isinstance(self.device, str):
+            raise EngineError(f"torch device must be a string, got {self.device!r}",
+                              reason="bad_option")
+
+
 class TorchEngine(Engine):
     """A bundle in PyTorch (eval mode, ``torch.inference_mode``).
 
-    ``threads`` calls ``torch.set_num_threads`` (process-wide in PyTorch). ``device`` may be
-    "cpu" or "cuda" (the Mamba block then uses mamba_ssm's kernels when installed).
-    ``precision`` and ``compile``: see the module doc.
+    Build it with :meth:`from_file` (a ``.pt`` bundle) or :meth:`from_bundle` (in memory);
+    the constructor takes the loaded :class:`Bundle` and reads no file. The Mamba block uses
+    mamba_ssm's kernels on "cuda" when they are installed.
     """
 
     backend = "torch"
+    Options = TorchOptions
 
-    def __init__(self, path, *, threads: int | None = None, device: str = "cpu",
-                 precision: str = "fp32", compile: str | None = None):
-        path = Path(path)
-        bundle = load_bundle(path)
-        self._setup(bundle, sha256=file_sha256(path), threads=threads, device=device,
-                    precision=precision, compile_mode=compile)
-        self.metadata["path"] = str(path)
-
-    @classmethod
-    def from_bundle(cls, bundle: Bundle, *, threads: int | None = None, device: str = "cpu",
-                    precision: str = "fp32", compile: str | None = None) -> "TorchEngine":
-        """An engine for an in-memory bundle (``sha256`` is then "unsaved")."""
-        self = cls.__new__(cls)
-        self._setup(bundle, sha256="unsaved", threads=threads, device=device,
-                    precision=precision, compile_mode=compile)
-        return self
-
-    def _setup(self, bundle: Bundle, *, sha256: str, threads, device: str, precision: str,
-               compile_mode: str | None) -> None:
-        if precision not in TORCH_PRECISIONS:
-            raise EngineError(f"torch precision {precision!r} is not one of "
-                              f"{list(TORCH_PRECISIONS)}", reason="bad_option")
-        if compile_mode is not None and compile_mode not in COMPILE_MODES:
-            raise EngineError(f"torch compile mode {compile_mode!r} is not one of "
-                              f"{list(COMPILE_MODES)}", reason="bad_option")
-        if compile_mode is not None and bundle.arch == "lstm":
-            raise EngineError(f"torch compile serves Transformer and Mamba bundles "
-                              f"({bundle.name!r} is an LSTM, already a single fused op); serve "
-                              "it eagerly or export it to ONNX", reason="bad_option")
-        if compile_mode is not None and bundle.arch == "mamba" and precision != "fp32":
-            raise EngineError("a compiled Mamba runs in fp32 only (its bf16 graph does not "
-                              "compile with this PyTorch); drop --torch-precision bf16",
-                              reason="bad_option")
+    def __init__(self, bundle: Bundle, options: TorchOptions | None = None, *,
+                 sha256: str = "unsaved", path=None):
+        if not isinstance(bundle, Bundle):
+            raise TypeError("TorchEngine takes a loaded Bundle; use TorchEngine.from_file(path)"
+                            " for a .pt file")
+        opts = options or TorchOptions()
+        self._check_arch(bundle, opts)
         meta = bundle_metadata(bundle)
-        meta.update(backend=self.backend, device=device, precision=precision,
-                    compile=compile_mode)
+        meta.update(backend=self.backend, device=opts.device, precision=opts.precision,
+                    compile=opts.compile)
+        if path is not None:
+            meta["path"] = str(path)
         super().__init__(meta, sha256=sha256)
-        if threads is not None:
-            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-                raise EngineError(f"threads must be a positive int, got {threads!r}",
-                                  reason="bad_option")
-            torch.set_num_threads(threads)
-        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.compile_mode = compile_mode
+        self.options = opts
+        if opts.threads is not None:
+            torch.set_num_threads(opts.threads)
+        self.dtype = torch.bfloat16 if opts.precision == "bf16" else torch.float32
+        self.compile_mode = opts.compile
         try:
-            self.device = torch.device(device)
+            self.device = torch.device(opts.device)
             module = bundle.module()
-            if compile_mode is not None and bundle.arch == "transformer":
+            if opts.compile is not None and bundle.arch == "transformer":
                 from g2h_edge.models.folded import FoldedTransformer
                 module = FoldedTransformer(module, bundle.T, attention="sdpa")
             # (a compiled Mamba traces its chunked scan: MambaBlock.scan "auto")
             self.module_ = module.to(self.device, self.dtype)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA requested but absent
-            raise EngineError(f"cannot place model {bundle.name!r} on {device!r}: {exc}",
+            raise EngineError(f"cannot place model {bundle.name!r} on {opts.device!r}: {exc}",
                               reason="bad_device") from exc
         self.arch = bundle.arch
         self.compiled_ = None
         self.buckets_: set[int] = set()
-        if compile_mode is not None:
+        if opts.compile is not None:
             self._compile()
+
+    @classmethod
+    def from_file(cls, path, options: TorchOptions | None = None, **kwargs) -> "TorchEngine":
+        """Load the ``.pt`` bundle ``path`` (ModelError when it is not a valid bundle).
+        ``kwargs`` build the options when ``options`` is None."""
+        opts = options or make_options(TorchOptions, kwargs, "torch engines")
+        path = Path(path)
+        bundle = load_bundle(path)
+        return cls(bundle, opts, sha256=file_sha256(path), path=path)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, options: TorchOptions | None = None,
+                    **kwargs) -> "TorchEngine":
+        """An engine for an in-memory bundle (``sha256`` is then "unsaved")."""
+        return cls(bundle, options or make_options(TorchOptions, kwargs, "torch engines"))
+
+    @staticmethod
+    def _check_arch(bundle: Bundle, opts: TorchOptions) -> None:
+        if opts.compile is not None and bundle.arch == "lstm":
+            raise EngineError(f"torch compile serves Transformer and Mamba bundles "
+                              f"({bundle.name!r} is an LSTM, already a single fused op); serve "
+                              "it eagerly or export it to ONNX", reason="bad_option")
+        if opts.compile is not None and bundle.arch == "mamba" and opts.precision != "fp32":
+            raise EngineError("a compiled Mamba runs in fp32 only (its bf16 graph does not "
+                              "compile with this PyTorch); drop --torch-precision bf16",
+                              reason="bad_option")
 
     def _compile(self) -> None:
         import torch._dynamo.config as dynamo_config
@@ -158,20 +184,14 @@ class TorchEngine(Engine):
                 xt = torch.from_numpy(x).to(self.device, self.dtype)
                 y = self.module_(xt)  # (B, T, K)
             return y.float().cpu().numpy()
-        outs = [self._run_compiled(x[i:i + _MAX_BUCKET]) for i in range(0, x.shape[0],
-                                                                          _MAX_BUCKET)]
-        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
+        # chunks of <= 64 padded to their power-of-two bucket (one compiled graph each)
+        return run_in_chunks(self._run_compiled, x, max_batch=_MAX_BUCKET, pad_to=bucket)
 
     def _run_compiled(self, x: np.ndarray) -> np.ndarray:
-        n = x.shape[0]
-        b = bucket(n)
-        self._ensure_bucket(b)
-        xt = torch.from_numpy(x).to(self.device)
-        if b != n:  # pad with copies of the last cycle (any finite input would do)
-            xt = torch.cat([xt, xt[-1:].expand(b - n, -1, -1)], dim=0)
+        self._ensure_bucket(x.shape[0])
         with torch.inference_mode():
-            y = self.compiled_(xt)  # (b, T, K) float32
-        return y[:n].cpu().numpy()
+            y = self.compiled_(torch.from_numpy(x).to(self.device))  # (b, T, K) float32
+        return y.cpu().numpy()
 
     def close(self) -> None:
         self.module_ = None

@@ -21,6 +21,8 @@ from torch import nn
 from g2h_edge.errors import ModelError
 from g2h_edge.fsutil import write_atomic
 from g2h_edge.models.architectures import build_model, validate_hparams
+from g2h_edge.integrity import (CONTENT_KEY, HASHED_FIELDS, bundle_content_sha256,
+                                       check_content)
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
 __all__ = ["FORMAT_TAG", "FORMAT_VERSION", "Bundle", "StandardizedModel", "save_bundle",
@@ -236,6 +238,7 @@ def save_bundle(bundle: Bundle, path) -> Path:
         "mean": torch.from_numpy(bundle.mean.copy()), "std": torch.from_numpy(bundle.std.copy()),
         "task": bundle.task, "unit": bundle.unit, "T": bundle.T,
         "provenance": bundle.provenance, "synthetic": bundle.synthetic,
+        CONTENT_KEY: _content_sha256(bundle),   # verified by load_bundle (integrity.py)
     }
     if bundle.input_summary is not None:  # optional, additive: older readers ignore it
         payload["input_summary"] = bundle.input_summary
@@ -318,11 +321,23 @@ def load_bundle(path) -> Bundle:
     if missing:
         raise ModelError(f"{path}: bundle is missing keys {missing}", reason="missing_keys")
     try:
-        return Bundle(name=obj["name"], arch=obj["arch"], hparams=obj["hparams"],
-                      state_dict=obj["state_dict"], in_cols=obj["in_cols"],
-                      out_cols=obj["out_cols"], mean=obj["mean"], std=obj["std"],
-                      task=obj["task"], unit=obj["unit"], T=obj["T"],
-                      provenance=obj["provenance"], synthetic=obj["synthetic"],
-                      input_summary=obj.get("input_summary"))
+        bundle = Bundle(name=obj["name"], arch=obj["arch"], hparams=obj["hparams"],
+                        state_dict=obj["state_dict"], in_cols=obj["in_cols"],
+                        out_cols=obj["out_cols"], mean=obj["mean"], std=obj["std"],
+                        task=obj["task"], unit=obj["unit"], T=obj["T"],
+                        provenance=obj["provenance"], synthetic=obj["synthetic"],
+                        input_summary=obj.get("input_summary"))
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", reason=exc.reason) from exc
+    check_content(obj.get(CONTENT_KEY), _content_sha256(bundle), path=path, kind="bundle",
+                  fix="re-import or re-train it (`g2h-edge models import`, `g2h-edge train`) "
+                      "or restore a good copy",
+                  add="re-save it with this g2h-edge (save_bundle(load_bundle(path), path)) "
+                      "to add one")
+    return bundle
+
+
+def _content_sha256(bundle: Bundle) -> str:
+    """The content hash of a bundle (state dict + :data:`HASHED_FIELDS`)."""
+    return bundle_content_sha256(bundle.state_dict,
+                                 {k: getattr(bundle, k) for k in HASHED_FIELDS})

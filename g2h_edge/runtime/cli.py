@@ -65,10 +65,13 @@ def _sides(value: str) -> tuple[str, ...]:
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
               help="Print a one-line summary to stderr this often (0: never).")
+@click.option("--trust-native", is_flag=True, help="Serve .pt2/.plan files that your own "
+              "`g2h-edge export` did not build (they are native code: only files you trust; "
+              "docs/export.md).")
 def serve_cmd(engines, ensembles, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile,
-              no_convention_check, log_interval_s):
+              no_convention_check, log_interval_s, trust_native):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -85,6 +88,7 @@ def serve_cmd(engines, ensembles, listen, connect, publish, sides, body_mass_kg,
                        (listen or DEFAULT_LISTEN), connect=tuple(connect), publish=publish,
                        sides=_sides(sides), body_mass_kg=body_mass_kg, record_path=record_path,
                        allow_synthetic=allow_synthetic, default_rate_hz=default_rate_hz,
+                       trust_native=trust_native,
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
                        max_batch=max_batch, max_streams=max_streams,
                        check_convention=not no_convention_check,
@@ -152,11 +156,23 @@ def _default_stream(path: str) -> str:
 @click.option("--convert-gait2354", is_flag=True, help="Flip the old gait2354 knee sign.")
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for a subscriber.")
+@click.option("--results", default=None, help="The server's output (its --publish address) "
+              "to confirm the stream on [default: port 5556 on the --connect host, else "
+              f"{DEFAULT_PUBLISH}].")
+@click.option("--confirm-wait", "confirm_wait_s", type=float, default=10.0, show_default=True,
+              help="Seconds to wait after the last send for the server to confirm.")
+@click.option("--no-confirm", is_flag=True, help="Only publish: do not watch the server's "
+              "output (exit 0 once sent, as before).")
 def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames_per_message,
-               npz_rate_hz, body_mass_kg, convert_gait2354, wait_s):
+               npz_rate_hz, body_mass_kg, convert_gait2354, wait_s, results, confirm_wait_s,
+               no_confirm):
     """Publish a recorded trial (.mot/.sto/.csv or Gait2Hip .npz) as protocol-v1 frames.
 
     Waits for a subscriber, paces at the trial's clock, sends `end` last; loses nothing.
+    Then waits for the server to confirm the stream on its output and prints what it did.
+    Exit status: 0 confirmed; 3 the server rejected or blocked the stream or some of its
+    input (cycle-quality rejects such as cycle_too_short do not count); 4 the server never
+    confirmed every frame (not running, killed, wrong --results); 2 bad input.
     """
     from g2h_edge.sources.replay import ReplayConfig, load_trial_file, replay
 
@@ -166,7 +182,10 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
     cfg = ReplayConfig(address=bind or connect or DEFAULT_LISTEN, bind=bool(bind),
                        stream=stream or _default_stream(file), speed=speed, max_rate=max_rate,
                        with_events=with_events, frames_per_message=frames_per_message,
-                       body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s)
+                       body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s,
+                       results=None if no_confirm else
+                       results or _default_results(connect, bind),
+                       confirm_wait_s=confirm_wait_s)
     click.echo(f"replaying {file} as stream {cfg.stream!r}: {trial.q.shape[0]} frames at "
                f"{trial.rate_hz:g} Hz -> {cfg.address}; waiting for a subscriber...", err=True)
     st = replay(trial, cfg)
@@ -174,6 +193,19 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
                if st.dropped_frames else "")
     click.echo(f"sent {st.messages} messages, {st.frames} frames, {st.events} events in "
                f"{st.wall_s:.2f} s{dropped}", err=True)
+    if st.confirmation is not None:
+        from g2h_edge.sources.confirm import exit_code
+
+        click.echo(st.confirmation.summary(st.frames), err=True)
+        code = exit_code(st.confirmation)
+        if code:
+            click.get_current_context().exit(code)
+
+
+def _default_results(connect: str | None, bind: str | None) -> str:
+    """The server's default output: port 5556 on the host replay connects to."""
+    m = re.fullmatch(r"tcp://(.+):\d+", connect or "")
+    return f"tcp://{m.group(1)}:5556" if m and not bind else DEFAULT_PUBLISH
 
 
 @click.command("record")

@@ -115,6 +115,8 @@ class ServerConfig:
     #: "default" | "max-autotune"; Transformer, or Mamba in fp32; docs/export.md)
     torch_precision: str | None = None
     torch_compile: str | None = None
+    #: serve .pt2/.plan files this user's build key did not sign (g2h_edge.engines.trust)
+    trust_native: bool = False
     cycle: CycleConfig = field(default_factory=CycleConfig)
     detector: ICDetectorConfig = field(default_factory=ICDetectorConfig)
 
@@ -154,7 +156,8 @@ class ServerConfig:
         _int(self, "snd_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)
-        for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll"):
+        for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll",
+                     "trust_native"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
         if self.torch_precision not in (None, *TORCH_PRECISIONS):

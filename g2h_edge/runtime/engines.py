@@ -19,7 +19,8 @@ def load_engines(config: ServerConfig) -> list:
         for path in config.engines:   # a file, an ensemble manifest or "A.pt,B.pt"
             engines.append(load_any(path, threads=config.engine_threads,
                                        torch_precision=config.torch_precision,
-                                       torch_compile=config.torch_compile))
+                                       torch_compile=config.torch_compile,
+                                       trust_native=config.trust_native))
             check_engine(engines[-1], path, config.allow_synthetic)
     except BaseException:
         for eng in engines:

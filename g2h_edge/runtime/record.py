@@ -8,13 +8,18 @@ File format (append-only, survives a crash of the writer):
   where ``topic``/``body`` are the exact ZeroMQ frames that were published.
 
 The writer flushes after every record, so a killed server loses at most the record it was
-writing; :func:`read_record` stops cleanly at a truncated tail and reports it.
+writing. Reopening a file whose writer was killed mid-record (``serve --record`` on the same
+path again) first cuts the torn tail off at the end of the last whole record, so new records
+follow whole ones. :func:`read_record` reports a truncated tail and reads past torn bytes in
+the middle of a file (files written before that recovery existed): it resumes at the next
+offset where a whole record starts.
 """
 from __future__ import annotations
 
 import os
 import struct
 import time
+import warnings
 from dataclasses import dataclass
 
 import msgpack
@@ -22,28 +27,95 @@ import msgpack
 from g2h_edge.errors import DataError
 
 __all__ = ["RECORD_MAGIC", "RecordWriter", "RecordContents", "read_record", "iter_record",
-           "print_record", "export_cycles"]
+           "print_record", "export_cycles", "whole_records_end"]
 
 RECORD_MAGIC = b"G2HREC1\n"
 _LEN = struct.Struct("<I")
 _MAX_RECORD = 64 * 1024 * 1024
 
 
+def _record_at(data, pos: int):
+    """``(wall_time_s, [topic, body]), end`` of a whole record starting at ``pos`` of
+    ``data``, or None: the length fits, the body is msgpack ``[float, bin, bin]``."""
+    if pos + 4 > len(data):
+        return None
+    (n,) = _LEN.unpack_from(data, pos)
+    end = pos + 4 + n
+    if n == 0 or n > _MAX_RECORD or end > len(data) or data[pos + 4] != 0x93:  # fixarray 3
+        return None
+    try:
+        t, topic, body = msgpack.unpackb(data[pos + 4:end], raw=False)
+    except Exception:  # noqa: BLE001 - any decoding failure: not a record here
+        return None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) \
+            or not isinstance(topic, bytes) or not isinstance(body, bytes):
+        return None
+    return (t, [topic, body]), end
+
+
+def _segments(data):
+    """Yield ``(start, end, record)`` over ``data`` after the magic: ``record`` is
+    ``(wall_time_s, [topic, body])`` for a whole record, None for a torn stretch. A torn
+    record can parse whole by swallowing the start of the next one (its length runs into
+    it): a record that is not followed by another (or the end), while one starts inside
+    it, is taken as torn."""
+    pos = len(RECORD_MAGIC)
+    while pos < len(data):
+        found = _record_at(data, pos)
+        if found is not None and found[1] < len(data) and _record_at(data, found[1]) is None \
+                and _resync(data, pos + 1) < found[1]:
+            found = None
+        if found is None:
+            nxt = _resync(data, pos + 1)
+            yield pos, nxt, None
+            pos = nxt
+        else:
+            yield pos, found[1], found[0]
+            pos = found[1]
+
+
+def whole_records_end(path: str) -> int:
+    """The byte offset just past the last whole record of a record file (the magic's end
+    when there is none): what :class:`RecordWriter` keeps when it reopens a file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    end = len(RECORD_MAGIC)
+    for _, stop, rec in _segments(data):
+        if rec is not None:
+            end = stop
+    return end
+
+
 class RecordWriter:
-    """Appends published messages to a record file, flushed per message."""
+    """Appends published messages to a record file, flushed per message. Reopening a file
+    cuts a torn tail (a record half-written when its writer was killed) first; the number
+    of bytes cut is ``torn_bytes_``."""
 
     def __init__(self, path: str):
         self.path = str(path)
         self.file_ = None
         self.count_ = 0
+        self.torn_bytes_ = 0
 
     def open(self) -> "RecordWriter":
-        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        new = size == 0
         if not new:
             with open(self.path, "rb") as f:
-                if f.read(len(RECORD_MAGIC)) != RECORD_MAGIC:
-                    raise DataError(f"{self.path} exists and is not a g2h-edge record file; "
-                                    "choose another --record path", reason="bad_record")
+                head = f.read(len(RECORD_MAGIC))
+            if size < len(RECORD_MAGIC) and RECORD_MAGIC.startswith(head):
+                new, keep = True, 0               # killed while writing the magic
+            elif head != RECORD_MAGIC:
+                raise DataError(f"{self.path} exists and is not a g2h-edge record file; "
+                                "choose another --record path", reason="bad_record")
+            else:
+                keep = whole_records_end(self.path)
+            if keep < size:                       # a torn tail: new records follow whole ones
+                os.truncate(self.path, keep)
+                self.torn_bytes_ = size - keep
+                warnings.warn(f"{self.path}: cut a torn tail of {size - keep} bytes (a record "
+                              "half-written when the last writer was killed); appending after "
+                              "the last whole record", RuntimeWarning, stacklevel=2)
         self.file_ = open(self.path, "ab", buffering=0)
         if new:
             self.file_.write(RECORD_MAGIC)
@@ -67,46 +139,52 @@ class RecordWriter:
 
 @dataclass
 class RecordContents:
-    """What :func:`read_record` found: records and whether the tail was truncated."""
+    """What :func:`read_record` found: the whole records, whether the file ends in a
+    truncated tail (``truncated_bytes`` long), and the torn stretches skipped before
+    whole records (``torn_segments`` of ``torn_bytes`` in all)."""
     records: list          # [(wall_time_s, [topic, body])]
     truncated: bool
     truncated_bytes: int
+    torn_segments: int = 0
+    torn_bytes: int = 0
 
 
 def iter_record(path: str):
-    """Yield ``(wall_time_s, [topic, body])``; a final ``None`` signals a truncated tail."""
+    """Yield ``((wall_time_s, [topic, body]), 0)`` per whole record, and ``(None, n)`` for
+    each stretch of ``n`` bytes that holds no whole record (a torn record); reading goes on
+    at the next offset where a whole record starts."""
     with open(path, "rb") as f:
         data = f.read()
     if data[:len(RECORD_MAGIC)] != RECORD_MAGIC:
         raise DataError(f"{path} is not a g2h-edge record file (bad magic)",
                         reason="bad_record")
-    pos = len(RECORD_MAGIC)
-    while pos < len(data):
-        if pos + 4 > len(data):
-            yield None, len(data) - pos
-            return
-        (n,) = _LEN.unpack_from(data, pos)
-        if n > _MAX_RECORD or pos + 4 + n > len(data):
-            yield None, len(data) - pos
-            return
-        try:
-            t, topic, body = msgpack.unpackb(data[pos + 4:pos + 4 + n], raw=False)
-        except Exception:
-            yield None, len(data) - pos
-            return
-        yield (float(t), [topic, body]), 0
-        pos += 4 + n
+    for start, end, rec in _segments(data):
+        yield ((float(rec[0]), rec[1]), 0) if rec is not None else (None, end - start)
+
+
+def _resync(data, pos: int) -> int:
+    """The first offset >= ``pos`` where a whole record starts (len(data) when none)."""
+    while True:
+        mark = data.find(b"\x93", pos + 4)       # every record body starts with fixarray 3
+        if mark < 0:
+            return len(data)
+        if _record_at(data, mark - 4) is not None:
+            return mark - 4
+        pos = mark - 3
 
 
 def read_record(path: str) -> RecordContents:
-    """Read a whole record file, tolerating a truncated (or half-written) tail."""
-    records, truncated, nbytes = [], False, 0
-    for rec, tail in iter_record(path):
+    """Read a whole record file: every whole record, past torn stretches, and the
+    truncated tail (if the last writer was killed mid-record)."""
+    records, torn, last_torn = [], [], False
+    for rec, skipped in iter_record(path):
         if rec is None:
-            truncated, nbytes = True, tail
-            break
-        records.append(rec)
-    return RecordContents(records, truncated, nbytes)
+            torn.append(skipped)
+        else:
+            records.append(rec)
+        last_torn = rec is None
+    tail = torn.pop() if last_torn else 0    # torn bytes at the very end: the truncated tail
+    return RecordContents(records, bool(tail), tail, len(torn), sum(torn))
 
 
 def _jsonable(o):
@@ -151,6 +229,9 @@ def print_record(path: str, *, as_json: bool = False, echo=print) -> list:
     kinds = {k: sum(m["type"] == k for m in out) for k in ("cycle", "reject", "status")}
     tail = (f"; truncated tail of {contents.truncated_bytes} bytes ignored (the writer "
             "stopped mid-record)" if contents.truncated else "")
+    if contents.torn_segments:
+        tail += (f"; {contents.torn_segments} torn record(s) of {contents.torn_bytes} bytes "
+                 "skipped (a writer killed mid-record, then restarted)")
     echo(f"# {len(out)} messages: {kinds['cycle']} cycles, {kinds['reject']} rejects, "
          f"{kinds['status']} status{tail}")
     return out

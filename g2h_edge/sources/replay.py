@@ -4,6 +4,11 @@ Loses nothing: the publisher is an XPUB socket that waits until a subscriber's
 subscription reaches it (no slow-joiner loss), never drops on a full queue
 (``XPUB_NODROP``: sends block instead), sends ``end`` last and lingers until everything
 is delivered. Paced at the trial's own clock times ``speed``, or as fast as possible.
+
+With ``results`` set (the CLI sets it by default) it also watches the server's output for
+its stream (:mod:`g2h_edge.sources.confirm`) and waits up to ``confirm_wait_s`` after the
+last send for the server to confirm every frame; ``ReplayStats.confirmation`` says what the
+server did (cycles, rejects by reason, confirmed or not).
 """
 from __future__ import annotations
 
@@ -47,6 +52,11 @@ class ReplayConfig:
     send_end: bool = True
     #: how long to keep delivering queued messages after the last send
     linger_s: float = 30.0
+    #: the server's output (its --publish address) to watch for this stream's cycles,
+    #: rejects and status; None: publish only, nothing is confirmed
+    results: str | None = None
+    #: after the last send, wait at most this long for the server to confirm the stream
+    confirm_wait_s: float = 10.0
 
     def __post_init__(self):
         check_stream_id(self.stream)
@@ -60,7 +70,10 @@ class ReplayConfig:
                 MAX_FRAMES_PER_MESSAGE:
             raise ConfigError(f"ReplayConfig.frames_per_message = {fpm!r} must be an integer "
                               f"in 1..{MAX_FRAMES_PER_MESSAGE}")
-        for name in ("meta_interval_s", "wait_subscriber_s", "linger_s"):
+        if self.results is not None and (not isinstance(self.results, str)
+                                         or "://" not in self.results):
+            raise ConfigError(f"ReplayConfig.results {self.results!r} is not a ZeroMQ endpoint")
+        for name in ("meta_interval_s", "wait_subscriber_s", "linger_s", "confirm_wait_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"ReplayConfig.{name} = {v!r} must be > 0")
@@ -73,6 +86,8 @@ class ReplayStats:
     events: int = 0
     wall_s: float = 0.0
     dropped_frames: int = 0      # non-finite frames left out
+    #: what the server did with the stream (None unless ReplayConfig.results is set)
+    confirmation: object = None
 
 
 def load_trial_file(path, *, npz_rate_hz: float = 100.0, convert_gait2354: bool = False):
@@ -188,20 +203,37 @@ def send_paced(sock, messages, config: ReplayConfig, stats: ReplayStats, stop=No
 
 
 def replay(trial, config: ReplayConfig, *, context=None, on_progress=None) -> ReplayStats:
-    """Publish ``trial`` (a g2h_edge.io Trial) as stream ``config.stream``; returns counts."""
+    """Publish ``trial`` (a g2h_edge.io Trial) as stream ``config.stream``; returns counts,
+    and with ``config.results`` what the server confirmed (``stats.confirmation``)."""
     messages = build_messages(trial, config)
     stats = ReplayStats(frames=int(finite_frames(trial)[0].shape[0]))
     stats.dropped_frames = int(np.asarray(trial.t).shape[0]) - stats.frames
     if config.with_events:
         stats.events = len(_events(trial))
     ctx = context or zmq.Context()
+    watcher = None
+    if config.results is not None:
+        from g2h_edge.sources.confirm import ResultWatcher
+        watcher = ResultWatcher(config.results, config.stream, context=ctx).start()
     sock = open_publisher(ctx, config)
+    linger_ms = None
     try:
         wait_for_subscriber(sock, config.wait_subscriber_s)
+        if watcher is not None:      # its first status: the subscription to results is live
+            watcher.wait_ready(min(config.confirm_wait_s, config.wait_subscriber_s))
         start = time.perf_counter()
         send_paced(sock, messages, config, stats)
         stats.wall_s = time.perf_counter() - start
+        if watcher is not None:
+            stats.confirmation = watcher.finish(stats.frames, config.send_end,
+                                                config.confirm_wait_s)
+            watcher = None
+            linger_ms = 0            # confirmed: delivered; not: waited long enough already
     finally:
+        if watcher is not None:
+            watcher.finish(0, False, 0)
+        if linger_ms is not None:
+            sock.setsockopt(zmq.LINGER, linger_ms)
         sock.close()                         # lingers until delivered (config.linger_s)
         if context is None:
             ctx.term()

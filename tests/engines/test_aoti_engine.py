@@ -98,7 +98,7 @@ def test_the_engine_calls_the_flat_entry_point(bf16_package):
 def test_sidecar_guards_the_package(bf16_package, tmp_path):
     _, rep = bf16_package
     good = _copy(rep, tmp_path)
-    AotiEngine(good, threads=1).close()
+    AotiEngine.from_file(good, threads=1).close()
 
     def with_sidecar(**changes):
         path = _copy(rep, tmp_path, f"s{len(list(tmp_path.iterdir()))}.pt2")
@@ -131,18 +131,21 @@ def test_sidecar_guards_the_package(bf16_package, tmp_path):
     side = read_sidecar(rep.path)
     side["package_sha256"] = __import__("hashlib").sha256(junk.read_bytes()).hexdigest()
     sidecar_path(junk).write_text(json.dumps(side))
+    with pytest.raises(EngineError, match="changed after it was signed") as err:
+        load_engine(junk)                            # the edited sidecar: not this build
+    assert err.value.reason == "untrusted_native"
     with pytest.raises(EngineError, match="cannot load AOTInductor package") as err:
-        load_engine(junk)
+        load_engine(junk, trust_native=True)
     assert err.value.reason == "corrupt"
 
 
 def test_other_thread_counts_are_reported(bf16_package, tmp_path):
     _, rep = bf16_package
     with pytest.warns(RuntimeWarning, match=r"compiled for 1 intra-op threads.*--threads 2"):
-        AotiEngine(_copy(rep, tmp_path), threads=2).close()
+        AotiEngine.from_file(_copy(rep, tmp_path), threads=2).close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        AotiEngine(_copy(rep, tmp_path, "b.pt2")).close()       # None: the build's count
+        AotiEngine.from_file(_copy(rep, tmp_path, "b.pt2")).close()       # None: the build's count
 
 
 def test_cpu_flags_are_read_from_cpuinfo():
@@ -254,3 +257,83 @@ def test_the_runtime_and_the_benchmark_take_a_package_by_its_suffix(bf16_package
     assert res.exit_code == 0, res.output
     assert "aoti (bf16)" in res.output and "torch eager transformer (bundle)" in res.output
     assert "speed-up vs torch eager at batch 1" in res.output
+
+
+# --- trust (issue 16.11): a package is native code; only this user's builds load ---------
+
+def _temp_leftovers() -> set:
+    import glob
+    import tempfile
+    tmp = tempfile.gettempdir()
+    return set(glob.glob(f"{tmp}/g2h-aoti-load-*")) | set(glob.glob(f"{tmp}/aotinductor_*"))
+
+
+def _package_like(rep, tmp_path, name, edit=None, resign_with=None, monkeypatch=None):
+    """A copy of the package whose sidecar is edited, and/or signed under another key."""
+    from g2h_edge.engines.trust import sign_sidecar
+
+    path = _copy(rep, tmp_path, name)
+    side = json.loads(sidecar_path(path).read_text())
+    if edit:
+        edit(side)
+    if resign_with is not None:
+        monkeypatch.setenv("G2H_EDGE_CONFIG_DIR", str(resign_with))
+        side = sign_sidecar(side)
+        monkeypatch.undo()
+    sidecar_path(path).write_text(json.dumps(side))
+    return path
+
+
+def test_only_packages_built_by_this_user_load(bf16_package, tmp_path, monkeypatch):
+    _, rep = bf16_package
+    side = read_sidecar(rep.path)
+    assert len(side["build_signature"]) == 64 and len(side["build_key_id"]) == 16
+    cases = [
+        (dict(resign_with=tmp_path / "other-user"), "signed by another user or machine"),
+        (dict(edit=lambda s: s.update(name="renamed")), "changed after it was signed"),
+        (dict(edit=lambda s: s.pop("build_signature")), "no build signature"),
+    ]
+    for i, (how, match) in enumerate(cases):
+        path = _package_like(rep, tmp_path, f"p{i}.pt2", monkeypatch=monkeypatch, **how)
+        with pytest.raises(EngineError, match=match + r".*--trust-native") as err:
+            load_engine(path)
+        assert err.value.reason == "untrusted_native"
+        with load_engine(path, trust_native=True) as eng:     # the user vouches for it
+            assert eng.infer(np.zeros((1, 180, 10), np.float32)).shape == (1, 180, 3)
+    monkeypatch.setenv("G2H_EDGE_CONFIG_DIR", str(tmp_path / "nobody"))   # no key at all
+    with pytest.raises(EngineError, match="this user has none"):
+        load_engine(_copy(rep, tmp_path, "k.pt2"))
+
+
+def test_serve_refuses_a_foreign_package_unless_trusted(bf16_package, tmp_path, monkeypatch):
+    from g2h_edge.runtime.config import ServerConfig
+    from g2h_edge.runtime.engines import load_engines
+
+    _, rep = bf16_package
+    path = _package_like(rep, tmp_path, "f.pt2", resign_with=tmp_path / "other",
+                         monkeypatch=monkeypatch)
+    cfg = dict(engines=(str(path),), allow_synthetic=True)
+    with pytest.raises(EngineError, match="another user"):
+        load_engines(ServerConfig(**cfg))
+    for eng in load_engines(ServerConfig(**cfg, trust_native=True)):
+        eng.close()
+
+
+def test_loader_folders_are_removed(bf16_package, tmp_path):
+    """Regression: a failed load left the extracted package in $TMPDIR/aotinductor_*."""
+    _, rep = bf16_package
+    before = _temp_leftovers()
+    junk = tmp_path / "junk.pt2"
+    with __import__("zipfile").ZipFile(junk, "w") as z:      # extracts, then fails to load
+        z.writestr("x/data/aotinductor/model/model.wrapper.so", b"\x7fELF not a library")
+        z.writestr("x/archive_format", b"pt2")
+    side = read_sidecar(rep.path)
+    side["package_sha256"] = __import__("hashlib").sha256(junk.read_bytes()).hexdigest()
+    sidecar_path(junk).write_text(json.dumps(side))
+    with pytest.raises(EngineError, match="cannot load AOTInductor package"):
+        load_engine(junk, trust_native=True)
+    assert _temp_leftovers() == before
+    eng = load_engine(_copy(rep, tmp_path, "ok.pt2"))
+    assert len(_temp_leftovers() - before) == 1               # its own folder while open
+    eng.close()
+    assert _temp_leftovers() == before

@@ -225,3 +225,76 @@ def test_mamba_engines_match_the_bundle(mamba_files, backend, batch, cycles):
     with load_engine(mamba_files[backend]) as eng:
         np.testing.assert_allclose(eng.infer(cycles[:batch]), _reference(cycles[:batch], "mamba"),
                                    rtol=0, atol=TOL)
+
+
+CPU_BACKENDS = ["torch", "onnxruntime", "aoti"]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_from_file_is_the_one_way_in(backend, request, cycles):
+    """Every backend loads its file with ``from_file(path, options)``; the constructor takes
+    loaded objects only, and ``load_engine`` is the same call chosen by suffix."""
+    name = {"torch": "bundle_file", "onnxruntime": "onnx_file", "aoti": "aoti_file"}[backend]
+    path = request.getfixturevalue(name)
+    with load_engine(path, threads=1) as by_suffix:
+        cls = type(by_suffix)
+        with cls.from_file(path, cls.Options(threads=1)) as direct:
+            assert direct.backend == backend and direct.metadata["path"] == str(path)
+            assert direct.options == cls.Options(threads=1)
+            np.testing.assert_array_equal(direct.infer(cycles[:2]), by_suffix.infer(cycles[:2]))
+    with pytest.raises(TypeError, match="from_file"):
+        cls(path, {})
+    with pytest.raises(EngineError, match=r"option\(s\) \['nope'\] do not apply") as err:
+        load_engine(path, nope=1)
+    assert err.value.reason == "bad_option"
+    other = next(c for b, c in _OPTION_CLASSES.items() if b != backend)
+    with pytest.raises(EngineError, match=f"{other.__name__} .*cannot load {path.name}"):
+        load_engine(path, other())
+
+
+def _option_classes():
+    from g2h_edge.engines.aoti_engine import AotiOptions
+    from g2h_edge.engines.onnx_engine import OnnxOptions
+    from g2h_edge.engines.torch_engine import TorchOptions
+    return {"torch": TorchOptions, "onnxruntime": OnnxOptions, "aoti": AotiOptions}
+
+
+_OPTION_CLASSES = _option_classes()
+
+
+@pytest.mark.parametrize("options_cls", list(_OPTION_CLASSES.values()),
+                         ids=list(_OPTION_CLASSES))
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_every_options_class_checks_threads(options_cls, threads):
+    with pytest.raises(EngineError, match="threads must be a positive int"):
+        options_cls(threads=threads)
+
+
+def test_options_are_frozen():
+    opts = _OPTION_CLASSES["onnxruntime"](threads=1, providers=["CPUExecutionProvider"])
+    assert opts.providers == ("CPUExecutionProvider",)
+    with pytest.raises(AttributeError):
+        opts.threads = 2
+
+
+@pytest.mark.parametrize("n, max_batch, pad_to, runs", [
+    (5, 8, None, [5]),                          # one chunk, no padding
+    (5, 2, None, [2, 2, 1]),                    # chunks, the last one short
+    (5, 2, lambda n: 2, [2, 2, 2]),             # fixed batch: the last one padded
+    (3, 64, lambda n: 1 << (n - 1).bit_length(), [4]),   # power-of-two bucket
+    (1, 8, lambda n: max(n, 2), [2]),           # a profile's minimum batch
+])
+def test_run_in_chunks(n, max_batch, pad_to, runs):
+    from g2h_edge.engines.common import run_in_chunks
+
+    x = np.arange(n * 2 * 3, dtype=np.float32).reshape(n, 2, 3)
+    seen = []
+
+    def run_once(chunk):
+        seen.append(chunk.shape[0])
+        assert chunk.flags["C_CONTIGUOUS"]
+        return chunk[..., :1] * 2.0              # (b, T, 1): rows independent
+
+    y = run_in_chunks(run_once, x, max_batch=max_batch, pad_to=pad_to)
+    assert seen == runs
+    np.testing.assert_array_equal(y, x[..., :1] * 2.0)

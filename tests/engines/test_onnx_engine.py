@@ -51,7 +51,7 @@ def test_bad_files_raise_engine_error(onnx_file, tmp_path, make, match):
     bad = tmp_path / "bad.onnx"
     make(bad, onnx_file[1])
     with pytest.raises(EngineError, match=match):
-        OnnxEngine(bad)
+        OnnxEngine.from_file(bad)
     with pytest.raises(EngineError, match=match):
         load_engine(bad)
 
@@ -61,7 +61,7 @@ def test_load_engine_picks_onnx_and_matches_torch(onnx_file):
 
     bp, op = onnx_file
     x = np.random.default_rng(1).normal(0, 20, (5, T, 10)).astype(np.float32)
-    with load_engine(op, threads=1) as eng, TorchEngine(bp) as ref:
+    with load_engine(op, threads=1) as eng, TorchEngine.from_file(bp) as ref:
         assert isinstance(eng, OnnxEngine) and eng.backend == "onnxruntime"
         assert eng.metadata["providers"] == ["CPUExecutionProvider"]
         assert np.max(np.abs(eng.infer(x) - ref.infer(x))) <= 1e-4
@@ -73,7 +73,7 @@ def test_load_engine_picks_onnx_and_matches_torch(onnx_file):
 ])
 def test_options_give_the_same_outputs(onnx_file, opts):
     x = np.random.default_rng(2).normal(0, 20, (3, T, 10)).astype(np.float32)
-    with OnnxEngine(onnx_file[1]) as a, OnnxEngine(onnx_file[1], **opts) as b:
+    with OnnxEngine.from_file(onnx_file[1]) as a, OnnxEngine.from_file(onnx_file[1], **opts) as b:
         assert np.max(np.abs(a.infer(x) - b.infer(x))) <= 1e-5
 
 
@@ -85,7 +85,7 @@ def test_options_give_the_same_outputs(onnx_file, opts):
 ])
 def test_bad_options(onnx_file, kwargs, match):
     with pytest.raises(EngineError, match=match):
-        OnnxEngine(onnx_file[1], **kwargs)
+        OnnxEngine.from_file(onnx_file[1], **kwargs)
 
 
 @pytest.mark.parametrize("available,requested,expected", [
@@ -100,7 +100,7 @@ def test_provider_preference(available, requested, expected):
 
 
 def test_bad_input_and_closed_engine(onnx_file):
-    eng = OnnxEngine(onnx_file[1])
+    eng = OnnxEngine.from_file(onnx_file[1])
     with pytest.raises(EngineError, match="shape"):
         eng.infer(np.zeros((T, 10), np.float32))
     eng.close()

@@ -67,7 +67,7 @@ def test_missing_tensorrt_names_the_gpu_extra(tmp_path):
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"plan")
     with pytest.raises(MissingExtraError, match=r"g2h-edge\[gpu\]"):
-        TensorRTEngine(plan)
+        TensorRTEngine.from_file(plan)
 
 
 @pytest.mark.gpu
@@ -92,11 +92,11 @@ def test_build_load_and_parity_on_gpu(tmp_path):
     rep = build_plan(onnx_path, tmp_path / "t.plan", min_batch=1, opt_batch=4, max_batch=16)
     assert json.loads(rep.sidecar.read_text())["plan_sha256"] == rep.sha256
     x = np.random.default_rng(0).normal(0, 20, (20, T, 10)).astype(np.float32)
-    with TensorRTEngine(rep.plan) as trt_eng, OnnxEngine(onnx_path) as ort_eng:
+    with TensorRTEngine.from_file(rep.plan) as trt_eng, OnnxEngine.from_file(onnx_path) as ort_eng:
         assert trt_eng.backend == "tensorrt"
         assert np.max(np.abs(trt_eng.infer(x) - ort_eng.infer(x))) <= 1e-3
     meta = json.loads(rep.sidecar.read_text())
     meta["tensorrt_version"] = "0.0.0"
     rep.sidecar.write_text(json.dumps(meta))
     with pytest.raises(EngineError, match="rebuild it"):
-        TensorRTEngine(rep.plan)
+        TensorRTEngine.from_file(rep.plan)

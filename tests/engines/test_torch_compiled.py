@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from g2h_edge.engines import load_engine
-from g2h_edge.engines.torch_engine import TorchEngine, bucket
+from g2h_edge.engines.common import torch_flags
+from g2h_edge.engines.torch_engine import TorchEngine, TorchOptions, bucket
 from g2h_edge.errors import ConfigError, EngineError
 from g2h_edge.models import Bundle, build_model, save_bundle
 from g2h_edge.runtime.config import ServerConfig
@@ -48,8 +49,10 @@ def test_buckets():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"torch_precision": "fp16"}, "precision 'fp16'"),
-    ({"torch_compile": "fast"}, "compile mode 'fast'"),
+    ({"precision": "fp16"}, "precision 'fp16'"),
+    ({"compile": "fast"}, "compile mode 'fast'"),
+    ({"providers": ["CPUExecutionProvider"]}, r"option\(s\) \['providers'\] do not apply to "
+                                              r"\.pt files"),
 ])
 def test_bad_torch_options(tf_path, kwargs, match):
     with pytest.raises(EngineError, match=match):
@@ -58,13 +61,20 @@ def test_bad_torch_options(tf_path, kwargs, match):
 
 def test_compile_is_for_transformer_mamba_and_pt_files(tmp_path_factory, tmp_path):
     with pytest.raises(EngineError, match="is an LSTM"):
-        load_engine(_bundle_path(tmp_path_factory, "lstm"), torch_compile="default")
+        load_engine(_bundle_path(tmp_path_factory, "lstm"), compile="default")
     with pytest.raises(EngineError, match="compiled Mamba runs in fp32 only"):
-        load_engine(_bundle_path(tmp_path_factory, "mamba"), torch_compile="default",
-                    torch_precision="bf16")
+        load_engine(_bundle_path(tmp_path_factory, "mamba"), compile="default",
+                    precision="bf16")
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"not used")
     with pytest.raises(EngineError, match="apply to .pt bundles"):
+        torch_flags(onnx_file, "bf16", None)           # the CLI flags, for a server's engines
+    assert torch_flags(onnx_file, None, None) == {}
+    with pytest.raises(EngineError, match=r"\['precision'\] do not apply to \.onnx files"):
+        load_engine(onnx_file, precision="bf16")
+    with pytest.raises(EngineError, match="TorchOptions .* cannot load m.onnx"):
+        load_engine(onnx_file, TorchOptions(precision="bf16"))
+    with pytest.raises(EngineError, match="apply to .pt bundles"):    # the CLI flags' names
         load_engine(onnx_file, torch_precision="bf16")
 
 
@@ -79,9 +89,11 @@ def test_server_config_checks_torch_options(field, value):
 def test_bf16_is_close_but_not_exact(tmp_path_factory, arch):
     path = _bundle_path(tmp_path_factory, arch)
     x = _x(5)
-    with load_engine(path) as ref, load_engine(path, torch_precision="bf16") as eng:
+    with load_engine(path) as ref, load_engine(path, precision="bf16") as eng, \
+            load_engine(path, torch_precision="bf16") as same:
         want, got = ref.infer(x), eng.infer(x)
         assert eng.metadata["precision"] == "bf16" and got.dtype == np.float32
+        np.testing.assert_array_equal(same.infer(x), got)
     err = np.abs(got - want).max()
     assert 0 < err <= 0.05 * np.abs(want).max()
 
@@ -90,7 +102,7 @@ def test_compiled_engine_matches_eager_at_any_batch(tf_path):
     x = _x(70, seed=3)
     with load_engine(tf_path) as ref:
         want = ref.infer(x)
-    eng = TorchEngine(tf_path, compile="default")
+    eng = TorchEngine.from_file(tf_path, TorchOptions(compile="default"))
     try:
         assert eng.buckets_ == {1}                  # compiled at load time
         for n in (1, 3, 70):                         # exact, padded to 4, 64 + (6 -> 8)
@@ -110,6 +122,6 @@ def test_compiled_engine_matches_eager_at_any_batch(tf_path):
 def test_compiled_mamba_matches_eager(tmp_path_factory):
     path = _bundle_path(tmp_path_factory, "mamba")
     x = _x(3, seed=4)
-    with load_engine(path) as ref, load_engine(path, torch_compile="default") as eng:
+    with load_engine(path) as ref, load_engine(path, compile="default") as eng:
         np.testing.assert_allclose(eng.infer(x), ref.infer(x), rtol=0, atol=1e-4)
         assert eng.buckets_ == {1, 4}

@@ -26,7 +26,7 @@ def test_export_onnx_writes_a_verified_file(tiny_bundle_paths, tmp_path, capsys)
                        str(out), "--batch", "2"], capsys)
     assert code in (0, None), text
     assert "max |onnxruntime - torch|" in text and "TensorRT op check: 10.3: ok" in text
-    with OnnxEngine(out) as eng:
+    with OnnxEngine.from_file(out) as eng:
         assert eng.fixed_batch == 2 and eng.metadata["batch"] == 2
 
 

@@ -76,7 +76,7 @@ def _static_and_generic_exports(path, tmp_path, seed):
     with torch.no_grad():
         ref = bundle.module()(torch.from_numpy(x)).numpy()
     for rep in (static, generic):
-        with OnnxEngine(rep.path) as eng:
+        with OnnxEngine.from_file(rep.path) as eng:
             for b in (1, 7):
                 assert np.max(np.abs(eng.infer(x[:b]) - ref[:b])) <= 1e-4
     return static, generic
@@ -135,7 +135,7 @@ def test_fused_int8_export_of_a_transformer(tmp_path):
     x = parity_like_cycles(bundle.mean, bundle.std, 4, bundle.T, seed=5)
     with torch.no_grad():
         ref = bundle.module()(torch.from_numpy(x)).numpy()
-    with OnnxEngine(rep.path) as eng:
+    with OnnxEngine.from_file(rep.path) as eng:
         err = np.max(np.abs(eng.infer(x) - ref))
     assert 0 < err <= 0.15 * np.max(np.abs(ref))
 

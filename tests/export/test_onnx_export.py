@@ -28,7 +28,7 @@ def test_tiny_parity_with_torch(tiny_exports, arch, batch):
     bundle = load_bundle(bundle_path)
     x = np.resize(parity_like_cycles(bundle.mean, bundle.std, 9, bundle.T, seed=5),
                   (batch, bundle.T, 10))
-    with OnnxEngine(onnx_path, threads=1) as eng:
+    with OnnxEngine.from_file(onnx_path, threads=1) as eng:
         got = eng.infer(x)
     ref = _torch_out(bundle, x)
     assert got.shape == ref.shape == (batch, bundle.T, 3)
@@ -49,7 +49,7 @@ def test_metadata_round_trip(tiny_exports, arch):
     assert meta["source_sha256"] == bundle.provenance["source_sha256"]
     assert meta["synthetic"] is True and meta["opset"] == 17 and meta["batch"] == "dynamic"
     assert report.sha256 == file_sha256(onnx_path)
-    with OnnxEngine(onnx_path) as eng:  # the engine reads the same metadata
+    with OnnxEngine.from_file(onnx_path) as eng:  # the engine reads the same metadata
         assert (eng.name, eng.task, eng.unit, eng.T, eng.synthetic) == \
             (bundle.name, "jm", "Nm/kg", bundle.T, True)
         assert eng.sha256 == file_sha256(onnx_path)
@@ -70,7 +70,7 @@ def test_fixed_batch_export_serves_any_batch(tiny_bundle_paths, tmp_path):
     rep = export_onnx(tiny_bundle_paths["transformer"], tmp_path / "b4.onnx", batch=4)
     assert rep.batch == "4"
     x = parity_like_cycles(bundle.mean, bundle.std, 9, bundle.T, seed=3)
-    with OnnxEngine(rep.path) as eng:
+    with OnnxEngine.from_file(rep.path) as eng:
         assert eng.fixed_batch == 4
         for n in (1, 4, 9):  # padded / exact / chunked
             assert np.max(np.abs(eng.infer(x[:n]) - _torch_out(bundle, x[:n]))) <= 1e-4
@@ -86,7 +86,7 @@ def test_reduced_precision_is_runnable_and_bounded(tiny_bundle_paths, tmp_path, 
                       precision=precision, verify_batches=(1,), **kwargs)
     x = parity_like_cycles(bundle.mean, bundle.std, 9, bundle.T, seed=7)
     ref = _torch_out(bundle, x)
-    with OnnxEngine(rep.path) as eng:
+    with OnnxEngine.from_file(rep.path) as eng:
         got = eng.infer(x)
         assert eng.metadata["precision"] == precision
     err = np.max(np.abs(got - ref))

@@ -36,7 +36,7 @@ def test_published_checkpoint_parity(exported, parity, name, batch):
     rep = exported[name]
     assert rep.max_abs_diff <= 1e-4
     X, Y = parity["X"], parity[f"Y_{name}"]  # (9, 180, 10), (9, 180, K)
-    with OnnxEngine(rep.path, threads=2) as eng:
+    with OnnxEngine.from_file(rep.path, threads=2) as eng:
         if batch == 1:
             diffs = [np.max(np.abs(eng.infer(X[i:i + 1]) - Y[i:i + 1])) for i in (0, 8)]
             worst = max(diffs)

@@ -189,6 +189,7 @@ def test_c3d_through_predict_and_replay(tmp_path, capsys, walk, random_bundle):
     with LocalServer(cfg, engines=[eng]) as srv, OutputCollector(srv.endpoints["publish"]) as col:
         assert col.wait_ready(30)
         code, text = _invoke(capsys, ["replay", str(p), "--connect", srv.endpoints["listen"],
+                                      "--results", srv.endpoints["publish"],
                                       "--max-rate", "--with-events", "--stream", "c3d",
                                       "--wait", "20"])
         assert code in (0, None), text

@@ -240,6 +240,7 @@ def test_replay_cli_with_map_into_a_real_server(tmp_path, capsys, walk, random_b
     with LocalServer(cfg, engines=[eng]) as srv, OutputCollector(srv.endpoints["publish"]) as col:
         assert col.wait_ready(30)
         code, text = _invoke(capsys, ["replay", str(p), "--connect", srv.endpoints["listen"],
+                                      "--results", srv.endpoints["publish"],
                                       "--max-rate", "--with-events", "--stream", "lab",
                                       "--map", maps, "--rate-hz", "100", "--wait", "20"])
         assert code in (0, None), text

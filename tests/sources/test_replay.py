@@ -1,6 +1,7 @@
 """Replay: nothing lost to a late subscriber, pacing, files, events, CLI."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -115,7 +116,8 @@ def test_replay_cli_against_a_server(tmp_path):
     th = threading.Thread(target=_collect, args=(addr, "bind", got))
     th.start()
     res = CliRunner().invoke(replay_cmd, [str(csv), "--connect", addr, "--max-rate",
-                                          "--with-events", "--frames-per-message", "25"])
+                                          "--with-events", "--frames-per-message", "25",
+                                          "--no-confirm"])
     th.join(30)
     assert res.exit_code == 0, res.output
     assert "sent" in res.output
@@ -135,3 +137,134 @@ def test_non_finite_frames_are_left_out():
     trial.q[:] = np.nan
     with pytest.raises(DataError, match="no frame with finite angles"):
         build_messages(trial, ReplayConfig(stream="gaps"))
+
+
+# --- the server's confirmation (issue 16.8): real Server, real loopback sockets ----------
+
+@pytest.fixture(scope="module")
+def jm_engine(random_bundle):
+    from g2h_edge.engines import load_engine
+
+    eng = load_engine(random_bundle("transformer", "jm", seed=0, name="test-jm"), threads=1)
+    yield eng
+    eng.close()
+
+
+@contextlib.contextmanager
+def _server(engine, **overrides):
+    from g2h_edge.runtime.config import ServerConfig
+    from g2h_edge.runtime.local import LocalServer
+
+    cfg = ServerConfig(engines=("in-memory",), listen="tcp://127.0.0.1:*",
+                       publish="tcp://127.0.0.1:*", allow_synthetic=True,
+                       status_interval_s=0.1, **overrides)
+    with LocalServer(cfg, engines=[engine]) as srv:
+        yield srv
+
+
+def _trial(*, seed=51, knee_sign=1.0, seconds=5.0):
+    from g2h_edge.schema import IN_COLS
+
+    trial = make_stream(seconds, 100.0, seed=seed)
+    trial.q = trial.q.copy()
+    for col in ("knee_angle_r", "knee_angle_l"):
+        trial.q[:, IN_COLS.index(col)] *= knee_sign
+    return trial
+
+
+def _trial_file(tmp_path, *, seconds=5.0, name="walk"):
+    trial = _trial(seconds=seconds)
+    csv = tmp_path / f"{name}.csv"
+    write_trial_csv(csv, trial)
+    write_events_json(events_path_for(csv), trial)
+    return csv, trial
+
+
+def _replay_cli(csv, listen, publish, *extra):
+    from click.testing import CliRunner
+
+    from g2h_edge.runtime.cli import replay_cmd
+
+    return CliRunner().invoke(replay_cmd, [str(csv), "--connect", listen, "--results", publish,
+                                           "--max-rate", "--with-events", *extra])
+
+
+def test_replay_reports_a_confirmed_stream(jm_engine, tmp_path):
+    csv, trial = _trial_file(tmp_path)
+    with _server(jm_engine) as srv:
+        res = _replay_cli(csv, srv.endpoints["listen"], srv.endpoints["publish"])
+    assert res.exit_code == 0, res.output
+    expected = sum(int(np.sum(trial.events[s][1:] <= trial.t[-1])) for s in "RL")
+    assert f"server: {expected} cycles" in res.output and "confirmed by the server" in res.output
+
+
+def test_replay_reports_a_blocked_stream(jm_engine, tmp_path):
+    """The file readers refuse the old knee sign, so the trial goes in as an object."""
+    from g2h_edge.sources.confirm import EXIT_REJECTED, exit_code
+
+    trial = _trial(knee_sign=-1.0)                          # the old gait2354 knee sign
+    with _server(jm_engine) as srv:
+        st = replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="blocked",
+                                        max_rate=True, with_events=True,
+                                        results=srv.endpoints["publish"]))
+    c = st.confirmation
+    assert c.blocked and c.convention == "blocked:knee_sign_gait2354"
+    assert c.rejects["knee_sign_gait2354"] > 0 and c.cycles == 0
+    assert exit_code(c) == EXIT_REJECTED
+    assert "blocked:knee_sign_gait2354" in c.summary(st.frames)
+
+
+def test_replay_exits_3_on_a_refused_stream(jm_engine, tmp_path):
+    csv, trial = _trial_file(tmp_path)
+    with _server(jm_engine, max_streams=1) as srv:
+        hog = ReplayConfig(address=srv.endpoints["listen"], stream="hog", max_rate=True,
+                           send_end=False, results=srv.endpoints["publish"])
+        assert replay(trial, hog).confirmation.confirmed     # holds the only stream slot
+        res = _replay_cli(csv, srv.endpoints["listen"], srv.endpoints["publish"],
+                          "--confirm-wait", "1")
+    assert res.exit_code == 3, res.output
+    assert "too_many_streams=" in res.output and "UNCONFIRMED" in res.output
+
+
+def test_replay_without_a_server_output_exits_4(jm_engine, tmp_path):
+    csv, _ = _trial_file(tmp_path, seconds=2.0)
+    with _server(jm_engine) as srv:                  # a wrong --results: nothing confirms
+        res = _replay_cli(csv, srv.endpoints["listen"], f"ipc://{tmp_path}/nothing",
+                          "--confirm-wait", "0.5")
+    assert res.exit_code == 4, res.output
+    assert "UNCONFIRMED: no status from the server" in res.output
+
+
+@pytest.mark.slow
+def test_replay_exits_4_when_the_server_is_killed(random_bundle, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    csv, _ = _trial_file(tmp_path, seconds=6.0)
+    listen, publish = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine",
+         str(random_bundle("transformer", "jm", seed=0, name="test-jm")), "--allow-synthetic",
+         "--listen", listen, "--publish", publish, "--threads", "1"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stderr.readline()
+        assert "g2h-edge serve:" in line, line + proc.stderr.read()
+        killer = threading.Timer(1.5, proc.send_signal, args=(signal.SIGKILL,))
+        killer.start()                               # mid-replay: 6 s paced at 2x
+        from click.testing import CliRunner
+
+        from g2h_edge.runtime.cli import replay_cmd
+        res = CliRunner().invoke(replay_cmd, [str(csv), "--connect", listen, "--results",
+                                              publish, "--speed", "2", "--with-events",
+                                              "--confirm-wait", "2"])
+        killer.join()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    assert res.exit_code == 4, res.output
+    assert "sent" in res.output and "UNCONFIRMED: the server counted" in res.output
