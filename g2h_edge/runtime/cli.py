@@ -56,10 +56,17 @@ def _sides(value: str) -> tuple[str, ...]:
               "knee-sign checks (not recommended).")
 @click.option("--log-interval", "log_interval_s", type=float, default=10.0, show_default=True,
               help="Print a one-line summary to stderr this often (0: never).")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="CURVE-encrypt and authenticate inputs and outputs with the keys in this "
+                   "directory (g2h-edge keys generate).")
+@click.option("--insecure-public-bind", is_flag=True, help="Allow a non-loopback bind "
+              "without --curve-keys (trusted networks only).")
+@click.option("--shard", default=None, metavar="I/N", help="Take only the streams with "
+              "crc32(id) % N == I (several servers behind g2h-edge proxy).")
 def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               keep_warm_ms, busy_poll, torch_precision, torch_compile, no_convention_check,
-              log_interval_s):
+              log_interval_s, curve_keys, insecure_public_bind, shard):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -77,7 +84,9 @@ def serve_cmd(engines, listen, connect, publish, sides, body_mass_kg, record_pat
                        stream_timeout_s=stream_timeout_s, engine_threads=engine_threads,
                        max_batch=max_batch, check_convention=not no_convention_check,
                        keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
-                       torch_precision=torch_precision, torch_compile=torch_compile)
+                       torch_precision=torch_precision, torch_compile=torch_compile,
+                       curve_keys=curve_keys, insecure_public_bind=insecure_public_bind,
+                       shard=shard)
 
     def ready(server):
         names = ", ".join(f"{e.name} [{e.backend}{', SYNTHETIC' if e.synthetic else ''}]"
@@ -139,8 +148,10 @@ def _default_stream(path: str) -> str:
 @click.option("--convert-gait2354", is_flag=True, help="Flip the old gait2354 knee sign.")
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for a subscriber.")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="Connect as a CURVE client (server.key + client.key_secret in this dir).")
 def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames_per_message,
-               npz_rate_hz, body_mass_kg, convert_gait2354, wait_s):
+               npz_rate_hz, body_mass_kg, convert_gait2354, wait_s, curve_keys):
     """Publish a recorded trial (.mot/.sto/.csv or Gait2Hip .npz) as protocol-v1 frames.
 
     Waits for a subscriber, paces at the trial's clock, sends `end` last; loses nothing.
@@ -153,7 +164,8 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
     cfg = ReplayConfig(address=bind or connect or DEFAULT_LISTEN, bind=bool(bind),
                        stream=stream or _default_stream(file), speed=speed, max_rate=max_rate,
                        with_events=with_events, frames_per_message=frames_per_message,
-                       body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s)
+                       body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s,
+                       curve_keys=curve_keys)
     click.echo(f"replaying {file} as stream {cfg.stream!r}: {trial.q.shape[0]} frames at "
                f"{trial.rate_hz:g} Hz -> {cfg.address}; waiting for a subscriber...", err=True)
     st = replay(trial, cfg)

@@ -23,6 +23,8 @@ from g2h_edge.errors import ConfigError, EngineError, WireError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.record import RecordWriter
+from g2h_edge.runtime.scale import in_shard
+from g2h_edge.runtime.security import server_curve
 from g2h_edge.runtime.stream import Reject, StreamState
 from g2h_edge.schema import N_IN, T
 from g2h_edge.wire import (End, Frames, Meta, SourceStatus, check_stream_id, decode_input,
@@ -86,6 +88,7 @@ class Server:
         self.pub_ = self.ctx_.socket(zmq.PUB)
         self.pub_.setsockopt(zmq.SNDHWM, 1_000_000)
         self.pub_.setsockopt(zmq.LINGER, 2000)
+        self.auth_ = server_curve(self.ctx_, (self.sub_, self.pub_), cfg.curve_keys)
         try:
             if cfg.listen:
                 self.sub_.bind(cfg.listen)
@@ -121,6 +124,9 @@ class Server:
             if sock is not None:
                 sock.close()
         self.sub_ = self.pub_ = None
+        if getattr(self, "auth_", None) is not None:
+            self.auth_.stop()
+            self.auth_ = None
         if self.ctx_ is not None:
             self.ctx_.term()
             self.ctx_ = None
@@ -197,6 +203,9 @@ class Server:
     def _handle(self, parts: list, arrival: float) -> None:
         # thread CPU time at arrival (bench): the processing cost without the waiting
         cpu0 = time.thread_time() if self.config.cpu_timing else None
+        if self.config.shard is not None and not in_shard(parts, self.config.shard):
+            self.totals_["shard_skipped"] += 1     # another shard's stream (runtime/scale.py)
+            return
         try:
             msg = decode_input(parts)
         except WireError as exc:

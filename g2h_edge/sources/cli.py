@@ -51,8 +51,11 @@ def _parse_map(items) -> dict:
 @click.option("--resolve-timeout", type=float, default=10.0, show_default=True)
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the server to subscribe.")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="Connect as a CURVE client (server.key + client.key_secret in this dir).")
 def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, rate_hz,
-            body_mass_kg, frames_per_message, duration_s, resolve_timeout, wait_s):
+            body_mass_kg, frames_per_message, duration_s, resolve_timeout, wait_s,
+            curve_keys):
     """Publish a live Lab Streaming Layer stream of joint angles as protocol-v1 frames.
 
     Needs the lsl extra (pip install 'g2h-edge[lsl]'). Channels are picked by label; see
@@ -69,7 +72,8 @@ def lsl_cmd(name, type_, source_id, connect, bind, stream, maps, labels, units, 
                         labels=tuple(x.strip() for x in labels.split(",")) if labels else None,
                         units=units, rate_hz=rate_hz, body_mass_kg=body_mass_kg,
                         frames_per_message=frames_per_message, duration_s=duration_s,
-                        resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s)
+                        resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s,
+                        curve_keys=curve_keys)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     inlet, info = open_inlet(cfg)

@@ -47,6 +47,8 @@ class ReplayConfig:
     send_end: bool = True
     #: how long to keep delivering queued messages after the last send
     linger_s: float = 30.0
+    #: CURVE client keys (runtime/security.py; None: plain TCP)
+    curve_keys: str | None = None
 
     def __post_init__(self):
         check_stream_id(self.stream)
@@ -163,6 +165,14 @@ def open_publisher(ctx, config: ReplayConfig):
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.LINGER, int(config.linger_s * 1000))
+    from g2h_edge.runtime.security import check_exposure, client_curve
+    try:
+        check_exposure((config.address,) if config.bind else (), curve_keys=config.curve_keys,
+                       what="g2h-edge source")
+        client_curve(sock, config.curve_keys)
+    except ConfigError:
+        sock.close(0)
+        raise
     try:
         (sock.bind if config.bind else sock.connect)(config.address)
     except zmq.ZMQError as exc:
