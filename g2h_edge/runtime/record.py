@@ -36,6 +36,7 @@ class RecordWriter:
         self.path = str(path)
         self.file_ = None
         self.count_ = 0
+        self.dropped_tail_bytes_ = 0        # partial record of a killed writer, cut at open
 
     def open(self) -> "RecordWriter":
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
@@ -44,6 +45,12 @@ class RecordWriter:
                 if f.read(len(RECORD_MAGIC)) != RECORD_MAGIC:
                     raise DataError(f"{self.path} exists and is not a g2h-edge record file; "
                                     "choose another --record path", reason="bad_record")
+            # a writer killed mid-record left a partial record at the end: cut it off, or
+            # every record appended after it would be unreadable
+            tail = read_record(self.path).truncated_bytes
+            if tail:
+                os.truncate(self.path, os.path.getsize(self.path) - tail)
+            self.dropped_tail_bytes_ = tail
         self.file_ = open(self.path, "ab", buffering=0)
         if new:
             self.file_.write(RECORD_MAGIC)
