@@ -6,7 +6,9 @@ and nothing is encrypted. To serve beyond the machine, generate keys with
 sockets (inputs and outputs) become CURVE servers (encrypted, authenticated), and a ZAP
 authenticator admits only the client public keys in ``DIR/authorized_clients/``. Sources
 (replay, lsl, bridge) and subscribers connect as CURVE clients with a copy of ``DIR``
-holding the server's *public* key and their own key pair. Binding a non-loopback address
+holding the server's *public* key and their own key pair. Rule: the side that binds is the
+CURVE server, the side that connects the CURVE client (a server connected to a proxy is a
+client of the proxy; a source cannot bind with CURVE). Binding a non-loopback address
 without CURVE is refused unless explicitly allowed (``--insecure-public-bind``).
 
 Key directory layout (all files 0600, the directory 0700)::
@@ -129,9 +131,11 @@ def check_server_keys(keys_dir) -> None:
                           "there", reason="missing_key")
 
 
-def server_curve(context, sockets, keys_dir):
-    """Make ``sockets`` CURVE servers with ``keys_dir``'s server key and start a ZAP
-    authenticator on ``context`` admitting only ``keys_dir/authorized_clients/*.key``.
+def server_curve(context, sockets, keys_dir, *, clients=()):
+    """Make ``sockets`` (the ones that bind) CURVE servers with ``keys_dir``'s server key
+    and start a ZAP authenticator on ``context`` admitting only
+    ``keys_dir/authorized_clients/*.key``; ``clients`` (sockets that connect, e.g. a
+    server's SUB connected to a proxy) become CURVE clients (:func:`client_curve`).
 
     Call before binding/connecting. Returns the authenticator (``.stop()`` it before
     terminating the context), or None when ``keys_dir`` is None (no security).
@@ -141,6 +145,11 @@ def server_curve(context, sockets, keys_dir):
     _need_curve()
     from zmq.auth.thread import ThreadAuthenticator
 
+    for sock in clients:
+        client_curve(sock, keys_dir)
+    sockets = [s for s in sockets if s not in clients]
+    if not sockets:
+        return None
     check_server_keys(keys_dir)
     root = Path(keys_dir)
     public, secret = _load(root / f"{SERVER_NAME}.key_secret", secret=True)

@@ -88,7 +88,8 @@ class Server:
         self.pub_ = self.ctx_.socket(zmq.PUB)
         self.pub_.setsockopt(zmq.SNDHWM, 1_000_000)
         self.pub_.setsockopt(zmq.LINGER, 2000)
-        self.auth_ = server_curve(self.ctx_, (self.sub_, self.pub_), cfg.curve_keys)
+        self.auth_ = server_curve(self.ctx_, (self.sub_, self.pub_), cfg.curve_keys,
+                                  clients=() if cfg.listen else (self.sub_,))
         try:
             if cfg.listen:
                 self.sub_.bind(cfg.listen)

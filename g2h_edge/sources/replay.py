@@ -169,6 +169,10 @@ def open_publisher(ctx, config: ReplayConfig):
     try:
         check_exposure((config.address,) if config.bind else (), curve_keys=config.curve_keys,
                        what="g2h-edge source")
+        if config.bind and config.curve_keys:
+            raise ConfigError("a source cannot --bind with --curve-keys (the side that binds "
+                              "is the CURVE server): connect to the server or to a "
+                              "g2h-edge proxy instead", reason="bad_option")
         client_curve(sock, config.curve_keys)
     except ConfigError:
         sock.close(0)

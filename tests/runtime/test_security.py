@@ -147,3 +147,36 @@ def test_clients_without_valid_keys_get_nothing_through(engine, keys, tmp_path, 
     last = good.of_type("status")[-1]
     assert last["totals"]["live_streams"] == 0 and last["totals"].get("messages", 0) == 0
     assert not [m for m in good.messages if m.get("stream") in ("intruder", "intruder2")]
+
+
+def test_curve_through_the_proxy(engine, keys):
+    """The proxy binds (CURVE server on both sides); the server behind it connects as a
+    CURVE client; a keyed publisher gets through, a plain one does not."""
+    from g2h_edge.runtime.scale import Proxy, ProxyConfig
+
+    with Proxy(ProxyConfig(frontend="tcp://127.0.0.1:*", backend="tcp://127.0.0.1:*",
+                           curve_keys=str(keys))) as px:
+        cfg = ServerConfig(engines=("in-memory",), listen=None,
+                           connect=(px.endpoints["backend"],), publish="tcp://127.0.0.1:*",
+                           allow_synthetic=True, status_interval_s=0.1,
+                           curve_keys=str(keys))
+        with LocalServer(cfg, engines=[engine]) as srv, \
+                OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as col:
+            assert col.wait_ready(20)
+            with pytest.raises(DataError, match="no subscriber"):
+                replay(make_stream(3.0, 100.0, seed=1),
+                       ReplayConfig(address=px.endpoints["frontend"], stream="plain",
+                                    max_rate=True, wait_subscriber_s=1.5, linger_s=0.5))
+            replay(make_stream(5.0, 100.0, seed=2),
+                   ReplayConfig(address=px.endpoints["frontend"], stream="viaproxy",
+                                max_rate=True, with_events=True, curve_keys=str(keys),
+                                wait_subscriber_s=20))
+            assert col.wait_ended("viaproxy", 30)
+    assert len(col.of_type("cycle", "viaproxy")) >= 4
+    assert not col.of_type("cycle", "plain")
+
+
+def test_a_source_cannot_bind_with_curve(keys):
+    with pytest.raises(ConfigError, match="cannot --bind with --curve-keys"):
+        open_publisher(zmq.Context.instance(), ReplayConfig(
+            address="tcp://127.0.0.1:*", bind=True, curve_keys=str(keys)))
