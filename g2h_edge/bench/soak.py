@@ -60,6 +60,7 @@ class _Counter(threading.Thread):
         self.endpoint = endpoint
         self.cycles = Counter()
         self.rejects = Counter()
+        self.reject_spans = []             # (t_start, t_end) of rejected cycles
         self.status = None
         self.ended = set()
         self.stop_ = threading.Event()
@@ -82,6 +83,7 @@ class _Counter(threading.Thread):
                 self.cycles[msg["stream"]] += 1
             elif msg["type"] == "reject":
                 self.rejects[msg["reason"]] += 1
+                self.reject_spans.append((msg.get("t_start"), msg.get("t_end")))
             else:
                 self.status = msg
                 self.ready.set()
@@ -189,11 +191,15 @@ def run_soak(cfg: SoakConfig, echo=print) -> dict:
     expected = sum(max(n - 1, 0) for n in sent["ics"].values())
     cycle_rejects = {r: n for r, n in sub.rejects.items()}
     flat, growth = is_flat(samples)
+    span = float(base[0].t[-1] - base[0].t[0]) + 1.0 / cfg.rate_hz   # the loop period
+    at_seam = sum(1 for a, b in sub.reject_spans if a is not None and b is not None
+                  and int(a // span) != int(b // span))
     return {"streams": cfg.streams, "minutes": cfg.minutes, "messages_sent": sent["messages"],
             "frames_sent": sent["frames"], "frames_counted": tot.get("frames", 0),
             "seq_gaps": tot.get("dropped_seq", 0), "duplicate_seq": tot.get("duplicate_seq", 0),
             "cycles_out": sum(sub.cycles.values()), "cycles_expected": expected,
-            "rejects": cycle_rejects, "streams_ended": len(sub.ended),
+            "rejects": cycle_rejects, "rejects_at_loop_seam": at_seam,
+            "streams_ended": len(sub.ended),
             "loop_errors": tot.get("loop_errors", 0), "sender_late_s": sent["late_s"],
             "rss_mb": samples, "rss_flat": flat, "rss_growth_mb": growth,
             "server_exit": proc.returncode}
@@ -204,7 +210,8 @@ def _report(res: dict, echo) -> None:
          f"{res['frames_sent']} frames sent; server counted {res['frames_counted']} frames; "
          f"sequence gaps {res['seq_gaps']}, duplicates {res['duplicate_seq']}")
     echo(f"cycles out {res['cycles_out']} vs expected closes {res['cycles_expected']} "
-         f"(rejects {res['rejects']}); streams ended {res['streams_ended']}; loop errors "
+         f"(rejects {res['rejects']}, {res['rejects_at_loop_seam']} of them on a cycle "
+         f"spanning the 60 s loop seam of the synthetic walks); streams ended {res['streams_ended']}; loop errors "
          f"{res['loop_errors']}; sender behind schedule by {res['sender_late_s']:.2f} s")
     echo("RSS (MiB) over time: " + ", ".join(f"{t:.0f}s {r:.1f}" for t, r in res["rss_mb"]))
     echo(f"RSS {'flat' if res['rss_flat'] else 'NOT flat'}: last third vs middle third "

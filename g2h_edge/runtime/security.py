@@ -82,6 +82,9 @@ def generate_keys(directory, clients=("client",), *, force: bool = False) -> dic
                           reason="keys_exist")
     auth_dir = root / AUTHORIZED_DIR
     auth_dir.mkdir(parents=True, exist_ok=True)
+    if force:                                # old client keys must not stay authorized
+        for old in auth_dir.glob("*.key"):
+            old.unlink()
     _private(root, 0o700)
     _private(auth_dir, 0o700)
     out = {}

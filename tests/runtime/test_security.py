@@ -50,6 +50,8 @@ def test_keys_generate_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["keys", "generate", str(tmp_path / "k")])
     assert exc.value.code == 2 and "already holds a server key" in capsys.readouterr().err
+    assert main(["keys", "generate", str(tmp_path / "k"), "--client", "lab2", "--force"]) == 0
+    assert [p.name for p in (tmp_path / "k" / "authorized_clients").iterdir()] == ["lab2.key"]
 
 
 @pytest.mark.parametrize("addr, local", [
