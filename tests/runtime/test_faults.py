@@ -157,21 +157,21 @@ def _collector(addr):
     return col
 
 
-def test_server_killed_and_restarted_under_replay(jm_bundle_path, walk_csv, tmp_path):
+def test_server_killed_and_restarted_under_replay(jm_onnx_path, walk_csv, tmp_path):
     """Replay rides through a server restart (ZeroMQ reconnects). What exists now: the
     messages sent while the server was down are lost and replay does not say so."""
     expected = _expected(walk_csv)
-    srv, listen, publish = _spawn_server(jm_bundle_path, "tcp://127.0.0.1:*",
+    srv, listen, publish = _spawn_server(jm_onnx_path, "tcp://127.0.0.1:*",
                                          "tcp://127.0.0.1:*")
     col = _collector(publish)
-    pub = _replay_proc(walk_csv, listen, "rs", "--speed", "4")
+    pub = _replay_proc(walk_csv, listen, "rs", "--speed", "3")
     try:
         assert col.wait_for(lambda m: sum(c["type"] == "cycle" for c in m) >= 4, 60)
         srv.send_signal(signal.SIGKILL)
         srv.wait(10)
         col.stop()
         time.sleep(1.0)                                   # ~4 s of trial time unsent
-        srv, _, _ = _spawn_server(jm_bundle_path, listen, publish)
+        srv, _, _ = _spawn_server(jm_onnx_path, listen, publish)
         col2 = _collector(publish)
         out, err = pub.communicate(timeout=120)
         assert pub.returncode == 0, err
@@ -191,9 +191,9 @@ def test_server_killed_and_restarted_under_replay(jm_bundle_path, walk_csv, tmp_
     assert re.search(r"sent \d+ messages", err) and "lost" not in err
 
 
-def test_record_after_sigkill_is_readable_and_appendable(jm_bundle_path, walk_csv, tmp_path):
+def test_record_after_sigkill_is_readable_and_appendable(jm_onnx_path, walk_csv, tmp_path):
     rec = tmp_path / "rec.g2h"
-    srv, listen, publish = _spawn_server(jm_bundle_path, "tcp://127.0.0.1:*",
+    srv, listen, publish = _spawn_server(jm_onnx_path, "tcp://127.0.0.1:*",
                                          "tcp://127.0.0.1:*", "--record", str(rec))
     col = _collector(publish)
     pub = _replay_proc(walk_csv, listen, "rec", "--max-rate")
@@ -211,7 +211,7 @@ def test_record_after_sigkill_is_readable_and_appendable(jm_bundle_path, walk_cs
     cut = read_record(rec)
     assert cut.truncated and len(cut.records) == len(first.records) - 1
     # a restarted server appends to the same file: everything stays readable
-    srv, listen, publish = _spawn_server(jm_bundle_path, "tcp://127.0.0.1:*",
+    srv, listen, publish = _spawn_server(jm_onnx_path, "tcp://127.0.0.1:*",
                                          "tcp://127.0.0.1:*", "--record", str(rec))
     col = _collector(publish)
     replay(make_stream(5.0, 100.0, seed=2), ReplayConfig(address=listen, stream="rec2",

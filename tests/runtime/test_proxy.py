@@ -76,7 +76,7 @@ def _start(cmd, pattern, timeout_s=180):
 
 
 @pytest.mark.slow
-def test_four_sharded_servers_behind_the_proxy(jm_bundle_path):
+def test_four_sharded_servers_behind_the_proxy(jm_onnx_path):
     procs, cols = [], []
     try:
         proxy, (front, back) = _start(
@@ -85,7 +85,7 @@ def test_four_sharded_servers_behind_the_proxy(jm_bundle_path):
         procs.append(proxy)
         pubs = []
         for i in range(4):
-            p, (_, out) = _start([*CLI, "serve", "--engine", str(jm_bundle_path),
+            p, (_, out) = _start([*CLI, "serve", "--engine", str(jm_onnx_path),
                                   "--allow-synthetic", "--connect", back, "--publish",
                                   "tcp://127.0.0.1:*", "--shard", f"{i}/4",
                                   "--log-interval", "0"], r"inputs (.+) -> outputs (\S+);")
