@@ -17,7 +17,7 @@ from g2h_edge.io.synth import make_stream
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.local import OutputCollector
 from g2h_edge.runtime.scale import Proxy, ProxyConfig, in_shard, parse_shard, shard_of
-from g2h_edge.sources.replay import ReplayConfig, build_messages, replay
+from g2h_edge.sources.replay import ReplayConfig, replay
 
 CLI = [sys.executable, "-m", "g2h_edge.cli"]
 
