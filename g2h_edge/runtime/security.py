@@ -168,14 +168,19 @@ def server_curve(context, sockets, keys_dir, *, clients=()):
 
 def client_curve(sock, keys_dir, client: str = "client") -> None:
     """Make ``sock`` a CURVE client of the server whose public key is
-    ``keys_dir/server.key``, authenticating with ``keys_dir/<client>.key_secret``.
+    ``keys_dir/server.key``, authenticating with ``keys_dir/<client>.key_secret`` (or the
+    only non-server ``*.key_secret`` there).
     No-op when ``keys_dir`` is None."""
     if keys_dir is None:
         return
     _need_curve()
     root = Path(keys_dir)
     server_public, _ = _load(root / f"{SERVER_NAME}.key", secret=False)
-    public, secret = _load(root / f"{client}.key_secret", secret=True)
+    mine = root / f"{client}.key_secret"
+    if not mine.is_file():                  # a client dir holding one pair of another name
+        others = [p for p in root.glob("*.key_secret") if p.stem != SERVER_NAME]
+        mine = others[0] if len(others) == 1 else mine
+    public, secret = _load(mine, secret=True)
     sock.curve_serverkey = server_public
     sock.curve_publickey = public
     sock.curve_secretkey = secret

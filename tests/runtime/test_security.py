@@ -182,3 +182,20 @@ def test_a_source_cannot_bind_with_curve(keys):
     with pytest.raises(ConfigError, match="cannot --bind with --curve-keys"):
         open_publisher(zmq.Context.instance(), ReplayConfig(
             address="tcp://127.0.0.1:*", bind=True, curve_keys=str(keys)))
+
+
+def test_a_client_dir_with_only_its_own_pair(engine, keys, tmp_path):
+    """What a client machine gets: server.key + lab1.key_secret (no server secret)."""
+    client_dir = tmp_path / "lab1"
+    client_dir.mkdir()
+    for name in ("server.key", "client2.key_secret"):
+        (client_dir / name).write_bytes((keys / name).read_bytes())
+    with _curve_server(engine, keys) as srv:
+        with OutputCollector(srv.endpoints["publish"], curve_keys=str(client_dir)) as col:
+            assert col.wait_ready(20)
+            replay(make_stream(4.0, 100.0, seed=6),
+                   ReplayConfig(address=srv.endpoints["listen"], stream="lab1",
+                                max_rate=True, with_events=True,
+                                curve_keys=str(client_dir), wait_subscriber_s=20))
+            assert col.wait_ended("lab1", 30)
+    assert col.of_type("cycle", "lab1")
