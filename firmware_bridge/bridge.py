@@ -69,6 +69,8 @@ class BridgeConfig:
     restart_after_s: float = 1.0
     read_bytes: int = 4096
     write_timeout_s: float = 0.05
+    #: CURVE client keys for both sockets (g2h_edge.runtime.security; None: plain TCP)
+    curve_keys: str | None = None
 
     def __post_init__(self):
         if (self.serial_port is None) == (self.udp is None):
@@ -174,6 +176,9 @@ class Bridge:
                 s.setsockopt(zmq.LINGER, 500)
             pub.setsockopt(zmq.SNDHWM, 100_000)
             sub.setsockopt(zmq.SUBSCRIBE, self.config.stream_prefix.encode())
+            from g2h_edge.runtime.security import client_curve
+            for s in (pub, sub):
+                client_curve(s, self.config.curve_keys)
             for sock, addr in ((pub, self.config.to_addr), (sub, self.config.from_addr)):
                 try:
                     sock.connect(addr)

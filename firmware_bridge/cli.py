@@ -27,8 +27,10 @@ __all__ = ["bridge_cmd"]
               help="device stream N becomes stream id <prefix><N>")
 @click.option("--duration", "duration_s", default=None, type=click.FloatRange(min=0),
               help="stop after this many seconds (default: run until Ctrl-C)")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="connect as a CURVE client (server.key + client.key_secret in this dir)")
 def bridge_cmd(serial_port, baud, udp, to_addr, from_addr, points, stream_prefix,
-               duration_s):
+               duration_s, curve_keys):
     """Connect a microcontroller (serial/UDP) to the bus.
 
     Device ANGLES/IC_EVENT/META frames become protocol-v1 messages on the runtime's input;
@@ -36,7 +38,8 @@ def bridge_cmd(serial_port, baud, udp, to_addr, from_addr, points, stream_prefix
     are sent once a second to the device (STATUS) and to the runtime (status inputs).
     """
     config = BridgeConfig(to_addr=to_addr, from_addr=from_addr, serial_port=serial_port,
-                          baud=baud, udp=udp, points=points, stream_prefix=stream_prefix)
+                          baud=baud, udp=udp, points=points, stream_prefix=stream_prefix,
+                          curve_keys=curve_keys)
     bridge = Bridge(config, log=lambda text: click.echo(text, err=True))
     where = config.serial_port or f"udp {config.udp}"
     click.echo(f"bridge: device {where} -> {to_addr}, predictions from {from_addr} "

@@ -58,6 +58,8 @@ BENCH = {
     "e2e": ("g2h_edge.runtime.bench:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
     "bridge": ("g2h_edge.firmware_bridge.bench:bench_bridge_cmd", "Bridge frames/s from device bytes to protocol-v1"),
     "accuracy": ("g2h_edge.bench.accuracy:bench_accuracy_cmd", "External R2/RMSE of single, ensemble and adapted models; score-error Spearman"),
+    "fuzz": ("g2h_edge.bench.fuzz:bench_fuzz_cmd", "Hostile messages vs two healthy streams: crashes, lost cycles, reject reasons"),
+    "soak": ("g2h_edge.bench.soak:bench_soak_cmd", "Many streams for minutes: sequence gaps, cycles out vs expected, RSS over time"),
 }
 
 
@@ -83,6 +85,8 @@ COMMANDS = {
     "evaluate": ("g2h_edge.train.cli:evaluate_cmd", "Zero-shot external evaluation of a bundle"),
     "export": ("g2h_edge.export.cli:export_cmd", "Export ONNX models and TensorRT plans"),
     "bridge": ("g2h_edge.firmware_bridge.cli:bridge_cmd", "Connect a microcontroller (serial/UDP) to the bus"),
+    "keys": ("g2h_edge.runtime.netcli:keys_cmd", "Generate ZeroMQ CURVE keys for --curve-keys"),
+    "proxy": ("g2h_edge.runtime.netcli:proxy_cmd", "XSUB/XPUB proxy in front of several sharded servers"),
 }
 
 

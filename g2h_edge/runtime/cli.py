@@ -68,10 +68,18 @@ def _sides(value: str) -> tuple[str, ...]:
 @click.option("--trust-native", is_flag=True, help="Serve .pt2/.plan files that your own "
               "`g2h-edge export` did not build (they are native code: only files you trust; "
               "docs/export.md).")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="CURVE-encrypt and authenticate inputs and outputs with the keys in this "
+                   "directory (g2h-edge keys generate).")
+@click.option("--insecure-public-bind", is_flag=True, help="Allow a non-loopback bind "
+              "without --curve-keys (trusted networks only).")
+@click.option("--shard", default=None, metavar="I/N", help="Take only the streams with "
+              "crc32(id) % N == I (several servers behind g2h-edge proxy).")
 def serve_cmd(engines, ensembles, listen, connect, publish, sides, body_mass_kg, record_path,
               allow_synthetic, default_rate_hz, stream_timeout_s, engine_threads, max_batch,
               max_streams, keep_warm_ms, busy_poll, torch_precision, torch_compile,
-              no_convention_check, log_interval_s, trust_native):
+              no_convention_check, log_interval_s, trust_native, curve_keys,
+              insecure_public_bind, shard):
     """Serve per-cycle hip predictions from live protocol-v1 frames (docs/protocol.md).
 
     Stops cleanly on SIGINT/SIGTERM: queued frames and in-flight cycles are published and
@@ -93,7 +101,9 @@ def serve_cmd(engines, ensembles, listen, connect, publish, sides, body_mass_kg,
                        max_batch=max_batch, max_streams=max_streams,
                        check_convention=not no_convention_check,
                        keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
-                       torch_precision=torch_precision, torch_compile=torch_compile)
+                       torch_precision=torch_precision, torch_compile=torch_compile,
+                       curve_keys=curve_keys, insecure_public_bind=insecure_public_bind,
+                       shard=shard)
 
     def ready(server):
         names = ", ".join(f"{e.name} [{e.backend}{', SYNTHETIC' if e.synthetic else ''}]"
@@ -163,9 +173,11 @@ def _default_stream(path: str) -> str:
               help="Seconds to wait after the last send for the server to confirm.")
 @click.option("--no-confirm", is_flag=True, help="Only publish: do not watch the server's "
               "output (exit 0 once sent, as before).")
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="Connect as a CURVE client (server.key + client.key_secret in this dir).")
 def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames_per_message,
                npz_rate_hz, body_mass_kg, convert_gait2354, wait_s, results, confirm_wait_s,
-               no_confirm):
+               no_confirm, curve_keys):
     """Publish a recorded trial (.mot/.sto/.csv or Gait2Hip .npz) as protocol-v1 frames.
 
     Waits for a subscriber, paces at the trial's clock, sends `end` last; loses nothing.
@@ -185,7 +197,7 @@ def replay_cmd(file, connect, bind, speed, max_rate, stream, with_events, frames
                        body_mass_kg=body_mass_kg, wait_subscriber_s=wait_s,
                        results=None if no_confirm else
                        results or _default_results(connect, bind),
-                       confirm_wait_s=confirm_wait_s)
+                       confirm_wait_s=confirm_wait_s, curve_keys=curve_keys)
     click.echo(f"replaying {file} as stream {cfg.stream!r}: {trial.q.shape[0]} frames at "
                f"{trial.rate_hz:g} Hz -> {cfg.address}; waiting for a subscriber...", err=True)
     st = replay(trial, cfg)

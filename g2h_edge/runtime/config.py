@@ -117,6 +117,12 @@ class ServerConfig:
     torch_compile: str | None = None
     #: serve .pt2/.plan files this user's build key did not sign (g2h_edge.engines.trust)
     trust_native: bool = False
+    #: security (runtime/security.py): CURVE key directory for both sockets (None: plain
+    #: TCP), and whether a non-loopback bind without CURVE is allowed anyway
+    curve_keys: str | None = None
+    insecure_public_bind: bool = False
+    #: (index, count): take only streams with crc32(id) % count == index (runtime/scale.py)
+    shard: tuple[int, int] | None = None
     cycle: CycleConfig = field(default_factory=CycleConfig)
     detector: ICDetectorConfig = field(default_factory=ICDetectorConfig)
 
@@ -172,6 +178,22 @@ class ServerConfig:
                                                                         ICDetectorConfig):
             raise ConfigError("ServerConfig.cycle / .detector must be CycleConfig / "
                               "ICDetectorConfig instances")
+        _check_security_and_shard(self)
+
+
+def _check_security_and_shard(cfg: ServerConfig) -> None:
+    from g2h_edge.runtime.scale import parse_shard
+    from g2h_edge.runtime.security import check_exposure, check_server_keys
+
+    object.__setattr__(cfg, "shard", parse_shard(cfg.shard))
+    if cfg.curve_keys is not None and not isinstance(cfg.curve_keys, str):
+        raise ConfigError(f"ServerConfig.curve_keys = {cfg.curve_keys!r} must be a directory")
+    if cfg.curve_keys is not None:
+        check_server_keys(cfg.curve_keys)
+    if not isinstance(cfg.insecure_public_bind, bool):
+        raise ConfigError("ServerConfig.insecure_public_bind must be true or false")
+    check_exposure((cfg.listen, cfg.publish), cfg.connect, curve_keys=cfg.curve_keys,
+                   allow_insecure=cfg.insecure_public_bind, what="g2h-edge serve")
 
 
 def server_config(values: Mapping[str, Any]) -> ServerConfig:

@@ -76,8 +76,9 @@ class OutputCollector:
     reported the stream ended (all its cycles were published before that status).
     """
 
-    def __init__(self, endpoint: str, *, on_message=None):
+    def __init__(self, endpoint: str, *, on_message=None, curve_keys: str | None = None):
         self.endpoint = endpoint
+        self.curve_keys = curve_keys        # CURVE client keys (runtime/security.py)
         self.on_message = on_message
         self.messages: list[dict] = []
         self.ended_: set[str] = set()      # streams a status reported as ended
@@ -97,6 +98,8 @@ class OutputCollector:
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        from g2h_edge.runtime.security import client_curve
+        client_curve(sub, self.curve_keys)
         sub.connect(self.endpoint)
         try:
             while not self.stop_.is_set():

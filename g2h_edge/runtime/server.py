@@ -25,10 +25,17 @@ from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.pipeline import Pipeline
 from g2h_edge.runtime.record import RecordWriter
+from g2h_edge.runtime.scale import in_shard
+from g2h_edge.runtime.security import server_curve
 from g2h_edge.runtime.stream import ReadyCycle, Reject
 from g2h_edge.schema import N_IN, T
-from g2h_edge.wire import (MAX_INPUT_PART_BYTES, decode_input, encode_cycle, encode_reject,
-                           encode_status)
+from g2h_edge.wire import (
+    MAX_INPUT_PART_BYTES,
+    decode_input,
+    encode_cycle,
+    encode_reject,
+    encode_status,
+)
 
 __all__ = ["Server", "serve", "cycle_message"]
 
@@ -60,11 +67,12 @@ class Server:
         self.published_ = 0
         self.record_errors_ = 0
         self.loop_errors_ = 0
+        self.shard_skipped_ = 0             # messages of other shards' streams (--shard)
         self.record_: RecordWriter | None = None
         self.last_infer_ = time.perf_counter()   # last engine call (keep_warm_ms)
         self.warm_calls_ = 0
         self.warm_x_ = np.zeros((1, T, N_IN), np.float32)   # (1, 180, 10) dummy cycle
-        self.ctx_ = self.sub_ = self.pub_ = None
+        self.ctx_ = self.sub_ = self.pub_ = self.auth_ = None
         self.t0_ = time.perf_counter()
 
     # ------------------------------------------------------------------ lifecycle
@@ -81,7 +89,7 @@ class Server:
             eng.warmup(batch_sizes=_warm_sizes(cfg.max_batch))
         self.ctx_ = zmq.Context()
         try:
-            self.sub_, self.pub_ = _open_sockets(self.ctx_, cfg)
+            self.sub_, self.pub_, self.auth_ = _open_sockets(self.ctx_, cfg)
         except zmq.ZMQError as exc:
             self.close()
             raise ConfigError(f"cannot bind/connect ({exc}); is another server using the "
@@ -112,6 +120,9 @@ class Server:
             if sock is not None:
                 sock.close()
         self.sub_ = self.pub_ = None
+        if self.auth_ is not None:
+            self.auth_.stop()
+            self.auth_ = None
         if self.ctx_ is not None:
             self.ctx_.term()
             self.ctx_ = None
@@ -188,6 +199,9 @@ class Server:
     def _handle(self, parts: list, arrival: float) -> None:
         # thread CPU time at arrival (bench): the processing cost without the waiting
         cpu0 = time.thread_time() if self.config.cpu_timing else None
+        if self.config.shard is not None and not in_shard(parts, self.config.shard):
+            self.shard_skipped_ += 1     # another shard's stream (runtime/scale.py)
+            return
         try:
             msg = decode_input(parts)
         except WireError as exc:        # (whatever the bytes, decode_input raises only that)
@@ -273,7 +287,8 @@ class Server:
         part["totals"].update(published=self.published_, batches=self.batches_,
                               record_errors=self.record_errors_,
                               loop_errors=self.loop_errors_,
-                              batched_cycles=self.batched_cycles_)
+                              batched_cycles=self.batched_cycles_,
+                              shard_skipped=self.shard_skipped_)
         lat = np.asarray(self.latencies_, dtype=np.float64)
         return {
             "time": time.time(), "uptime_s": round(now - self.t0_, 3), **part,
@@ -312,9 +327,12 @@ def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
 
 def _open_sockets(ctx, cfg: ServerConfig):
     """The input SUB socket (bound to ``listen`` or connected to ``connect``) and the output
-    PUB socket (bound to ``publish``), with the configured queue limits."""
+    PUB socket (bound to ``publish``), with the configured queue limits, and the CURVE
+    authenticator (None without ``curve_keys``; runtime/security.py): the side that binds is
+    the CURVE server, so a SUB connected to a proxy is a CURVE client."""
     sub = ctx.socket(zmq.SUB)
     pub = ctx.socket(zmq.PUB)
+    auth = None
     try:
         sub.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
         # larger parts close the sender's connection unread (memory bound, wire.py)
@@ -323,6 +341,8 @@ def _open_sockets(ctx, cfg: ServerConfig):
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         pub.setsockopt(zmq.SNDHWM, cfg.snd_hwm)
         pub.setsockopt(zmq.LINGER, 2000)
+        auth = server_curve(ctx, (sub, pub), cfg.curve_keys,
+                            clients=() if cfg.listen else (sub,))
         if cfg.listen:
             sub.bind(cfg.listen)
         for addr in cfg.connect:
@@ -331,8 +351,10 @@ def _open_sockets(ctx, cfg: ServerConfig):
     except zmq.ZMQError:
         sub.close(0)
         pub.close(0)
+        if auth is not None:
+            auth.stop()
         raise
-    return sub, pub
+    return sub, pub, auth
 
 
 def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,

@@ -33,8 +33,11 @@ DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
 @click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the server to subscribe.")
 @trial_input_options(kwarg="mapping", files=False)
+@click.option("--curve-keys", type=click.Path(file_okay=False), default=None,
+              help="Connect as a CURVE client (server.key + client.key_secret in this dir).")
 def lsl_cmd(name, type_, source_id, connect, bind, stream, labels, body_mass_kg,
-            frames_per_message, duration_s, resolve_timeout, wait_s, mapping):
+            frames_per_message, duration_s, resolve_timeout, wait_s, mapping,
+            curve_keys):
     """Publish a live Lab Streaming Layer stream of joint angles as protocol-v1 frames.
 
     Needs the lsl extra (pip install 'g2h-edge[lsl]'). Channels are picked by label; see
@@ -53,7 +56,8 @@ def lsl_cmd(name, type_, source_id, connect, bind, stream, labels, body_mass_kg,
                         units=mapping.units, rate_hz=mapping.rate_hz,
                         body_mass_kg=body_mass_kg,
                         frames_per_message=frames_per_message, duration_s=duration_s,
-                        resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s)
+                        resolve_timeout_s=resolve_timeout, wait_subscriber_s=wait_s,
+                        curve_keys=curve_keys)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     inlet, info = open_inlet(cfg)

@@ -81,8 +81,9 @@ class ResultWatcher:
     socket lives and dies in that thread). ``start()``, ``wait_ready()``, publish, then
     ``finish(frames, ended, timeout_s)``."""
 
-    def __init__(self, address: str, stream: str, *, context=None):
+    def __init__(self, address: str, stream: str, *, context=None, curve_keys=None):
         self.address, self.stream = address, stream
+        self.curve_keys = curve_keys    # CURVE client keys of a secured server (or None)
         self.ctx_ = context or zmq.Context.instance()
         self.result_ = Confirmation(results=address)
         self.lock_ = threading.Lock()
@@ -105,6 +106,9 @@ class ResultWatcher:
         for topic in (self.stream.encode(), b"$status"):
             sock.setsockopt(zmq.SUBSCRIBE, topic)
         try:
+            if self.curve_keys:
+                from g2h_edge.runtime.security import client_curve
+                client_curve(sock, self.curve_keys)
             sock.connect(self.address)
             while not self.stop_.is_set():
                 if sock.poll(20):
@@ -128,8 +132,8 @@ class ResultWatcher:
                 if view is not None:
                     res.server_frames = view.get("frames")
                     res.convention = view.get("convention", res.convention)
-                if time.monotonic() >= self.after_:
-                    self.view_ = view
+                if view is not None and time.monotonic() >= self.after_:
+                    self.view_ = view    # a later status without the stream keeps this one
                 self.ready_.set()
             elif msg.get("stream") == self.stream:   # topics are prefixes: check the id
                 if msg["type"] == "cycle":
@@ -139,6 +143,12 @@ class ResultWatcher:
                 else:
                     res.rejects[msg["reason"]] += 1
 
+    def sending(self) -> None:
+        """Called just before the first message is sent: statuses from now on count (an
+        earlier one may describe a previous session of the same stream id)."""
+        with self.lock_:
+            self.after_ = time.monotonic()
+
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait for the first status (the subscription is live); False after timeout_s."""
         return self.ready_.wait(timeout_s)
@@ -147,7 +157,7 @@ class ResultWatcher:
         """After the last send: wait up to ``timeout_s`` for a status that counts all
         ``frames`` (and shows the stream ``ended`` when ``end`` was sent), stop, report."""
         with self.lock_:
-            self.after_ = time.monotonic()
+            self.after_ = min(self.after_, time.monotonic())
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self.lock_:

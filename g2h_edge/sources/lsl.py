@@ -87,6 +87,8 @@ class LslConfig:
     #: stop after this many seconds (None: until stopped)
     duration_s: float | None = None
     linger_s: float = 10.0
+    #: CURVE client keys (runtime/security.py; None: plain TCP)
+    curve_keys: str | None = None
 
     def __post_init__(self):
         if not (self.name or self.type or self.source_id):
@@ -274,7 +276,8 @@ class LslAdapter:
         from g2h_edge.sources.replay import ReplayConfig, open_publisher, wait_for_subscriber
 
         self.sock_ = open_publisher(self.ctx_, ReplayConfig(
-            address=self.cfg.address, bind=self.cfg.bind, linger_s=self.cfg.linger_s))
+            address=self.cfg.address, bind=self.cfg.bind, linger_s=self.cfg.linger_s,
+            curve_keys=self.cfg.curve_keys))
         wait_for_subscriber(self.sock_, self.cfg.wait_subscriber_s)
         self._send_meta()
         return self

@@ -57,6 +57,8 @@ class ReplayConfig:
     results: str | None = None
     #: after the last send, wait at most this long for the server to confirm the stream
     confirm_wait_s: float = 10.0
+    #: CURVE client keys (runtime/security.py; None: plain TCP)
+    curve_keys: str | None = None
 
     def __post_init__(self):
         check_stream_id(self.stream)
@@ -178,6 +180,18 @@ def open_publisher(ctx, config: ReplayConfig):
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.LINGER, int(config.linger_s * 1000))
+    from g2h_edge.runtime.security import check_exposure, client_curve
+    try:
+        check_exposure((config.address,) if config.bind else (), curve_keys=config.curve_keys,
+                       what="g2h-edge source")
+        if config.bind and config.curve_keys:
+            raise ConfigError("a source cannot --bind with --curve-keys (the side that binds "
+                              "is the CURVE server): connect to the server or to a "
+                              "g2h-edge proxy instead", reason="bad_option")
+        client_curve(sock, config.curve_keys)
+    except ConfigError:
+        sock.close(0)
+        raise
     try:
         (sock.bind if config.bind else sock.connect)(config.address)
     except zmq.ZMQError as exc:
@@ -214,13 +228,16 @@ def replay(trial, config: ReplayConfig, *, context=None, on_progress=None) -> Re
     watcher = None
     if config.results is not None:
         from g2h_edge.sources.confirm import ResultWatcher
-        watcher = ResultWatcher(config.results, config.stream, context=ctx).start()
+        watcher = ResultWatcher(config.results, config.stream, context=ctx,
+                                curve_keys=config.curve_keys).start()
     sock = open_publisher(ctx, config)
     linger_ms = None
     try:
         wait_for_subscriber(sock, config.wait_subscriber_s)
         if watcher is not None:      # its first status: the subscription to results is live
             watcher.wait_ready(min(config.confirm_wait_s, config.wait_subscriber_s))
+        if watcher is not None:
+            watcher.sending()
         start = time.perf_counter()
         send_paced(sock, messages, config, stats)
         stats.wall_s = time.perf_counter() - start

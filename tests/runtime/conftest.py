@@ -47,3 +47,14 @@ def run_server(engine):
 def mf_bundle_path(random_bundle):
     """A muscle-force LSTM bundle with random weights (flagged synthetic)."""
     return random_bundle("lstm", "mf", seed=1, name="test-mf")
+
+
+@pytest.fixture(scope="session")
+def jm_onnx_path(jm_bundle_path, tmp_path_factory):
+    """The joint-moment test bundle exported to ONNX: a `serve` subprocess on it starts
+    without importing torch (faster fault/proxy tests)."""
+    from g2h_edge.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "test-jm.onnx"
+    export_onnx(jm_bundle_path, path)
+    return path
