@@ -3,9 +3,10 @@
 - ``int8``: MatMul weights in int8.
   ``int8_mode="fused"`` (default) rewrites every MatMul with a constant 2-D weight (and the
   bias Add that follows it) into ONNX Runtime's ``com.microsoft.DynamicQuantizeMatMul``
-  with per-output-channel symmetric int8 weights: one kernel quantises the activations per
-  call, multiplies in int8 (AVX-512 VNNI/AMX) and applies scale and bias. It runs on ONNX
-  Runtime only (contrib op). ``int8_mode="dynamic"`` uses ``onnxruntime.quantization``
+  with per-output-channel symmetric 8-bit weights stored as uint8 (zero point 128; int8
+  weights saturate on AVX2-only CPUs, see :func:`to_int8_fused`): one kernel quantises the
+  activations per call, multiplies in 8-bit integers and applies scale and bias. It runs
+  on ONNX Runtime only (contrib op). ``int8_mode="dynamic"`` uses ``onnxruntime.quantization``
   (per-tensor weights) and quantises activations per call
   (DynamicQuantizeLinear -> MatMulInteger, which MLAS runs with AVX-512 VNNI/AMX where the
   CPU has them); ``"static"`` writes a QDQ graph whose activation scales come from
