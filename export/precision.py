@@ -3,9 +3,10 @@
 - ``int8``: MatMul weights in int8.
   ``int8_mode="fused"`` (default) rewrites every MatMul with a constant 2-D weight (and the
   bias Add that follows it) into ONNX Runtime's ``com.microsoft.DynamicQuantizeMatMul``
-  with per-output-channel symmetric int8 weights: one kernel quantises the activations per
-  call, multiplies in int8 (AVX-512 VNNI/AMX) and applies scale and bias. It runs on ONNX
-  Runtime only (contrib op). ``int8_mode="dynamic"`` uses ``onnxruntime.quantization``
+  with per-output-channel symmetric 8-bit weights stored as uint8 (zero point 128; int8
+  weights saturate on AVX2-only CPUs, see :func:`to_int8_fused`): one kernel quantises the
+  activations per call, multiplies in 8-bit integers and applies scale and bias. It runs
+  on ONNX Runtime only (contrib op). ``int8_mode="dynamic"`` uses ``onnxruntime.quantization``
   (per-tensor weights) and quantises activations per call
   (DynamicQuantizeLinear -> MatMulInteger, which MLAS runs with AVX-512 VNNI/AMX where the
   CPU has them); ``"static"`` writes a QDQ graph whose activation scales come from
@@ -31,7 +32,8 @@ import numpy as np
 
 from g2h_edge.errors import ExportError
 
-__all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "INT8_MODES"]
+__all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "quantize_weight_u8",
+           "INT8_MODES"]
 
 INT8_MODES = ("fused", "dynamic", "static")
 _MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
@@ -99,10 +101,34 @@ class _CalibReader:
         pass
 
 
+def quantize_weight_u8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric 8-bit quantisation of a (K, N) weight, stored as uint8.
+
+    Returns ``(wq, scale, zero)``: ``wq`` (K, N) uint8 = round(W / scale) + 128 with the
+    integer part in [-127, 127], ``scale`` (N,) float32 = max|W[:, n]| / 127 and ``zero``
+    (N,) uint8 = 128, so ``(wq - zero) * scale`` approximates W. The levels are those of a
+    symmetric int8 weight; the uint8 storage makes ONNX Runtime pick its u8u8 GEMM, which
+    is exact on every CPU (see :func:`to_int8_fused` for why not int8).
+    """
+    scale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0).astype(np.float32)  # (N,)
+    q = np.clip(np.rint(w / scale), -127, 127)  # (K, N)
+    return ((q + 128).astype(np.uint8), scale,
+            np.full(w.shape[1], 128, np.uint8))
+
+
 def to_int8_fused(model):
     """MatMul(x, W) [+ b] with a constant 2-D float W (both dimensions >= 64) ->
-    com.microsoft.DynamicQuantizeMatMul with per-output-channel symmetric int8 weights
-    (scale = max|W[:, n]| / 127)."""
+    com.microsoft.DynamicQuantizeMatMul with per-output-channel symmetric 8-bit weights
+    (scale = max|W[:, n]| / 127), stored as uint8 with zero point 128.
+
+    Not int8: with an int8 weight ONNX Runtime (MLAS) multiplies uint8 activations by int8
+    weights, and on x86 CPUs without VNNI (AVX2 only) that kernel adds products in pairs
+    with ``vpmaddubsw``, which saturates at 32767: a pair such as 200*127 + 190*120
+    overflows. With per-channel weights every column reaches +-127, so rows of large
+    activations overflow often (max error 0.37 of the output range on a 180x128x384
+    MatMul, onnxruntime 1.30-1.32 alike). uint8 weights select the u8u8 kernel, which
+    widens to 16 bits before multiplying and is exact on any CPU.
+    """
     import onnx
     from onnx import helper, numpy_helper
 
@@ -143,13 +169,12 @@ def to_int8_fused(model):
             if b is not None and b.shape == (n,):
                 bias_name, out_name = other, add.output[0]
                 dropped.add(id(add))
-        scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0  # (N,)
-        wq = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)  # (K, N)
+        wq, scale, zero = quantize_weight_u8(w)
         base = f"{node.name or 'matmul'}_{n_rewritten}"
-        new_inits += [numpy_helper.from_array(wq, base + "_w_int8"),
-                      numpy_helper.from_array(scale.astype(np.float32), base + "_w_scale"),
-                      numpy_helper.from_array(np.zeros(n, np.int8), base + "_w_zero")]
-        ins = [node.input[0], base + "_w_int8", base + "_w_scale", base + "_w_zero"]
+        new_inits += [numpy_helper.from_array(wq, base + "_w_uint8"),
+                      numpy_helper.from_array(scale, base + "_w_scale"),
+                      numpy_helper.from_array(zero, base + "_w_zero")]
+        ins = [node.input[0], base + "_w_uint8", base + "_w_scale", base + "_w_zero"]
         new_nodes.append(helper.make_node("DynamicQuantizeMatMul", ins + ([bias_name] if
                                           bias_name else []), [out_name], name=base + "_dqmm",
                                           domain="com.microsoft"))

@@ -12,7 +12,7 @@ from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.graphs import export_module
 from g2h_edge.export.onnx import export_onnx, read_metadata
-from g2h_edge.export.precision import to_int8_fused
+from g2h_edge.export.precision import quantize_weight_u8, to_int8_fused
 from g2h_edge.export.trt_ops import graph_op_types
 from g2h_edge.models import Bundle, build_model, load_bundle, save_bundle
 from g2h_edge.schema import IN_COLS, MF_COLS, T
@@ -181,6 +181,42 @@ def test_fused_int8_rewrites_weight_matmuls(extra_user):
     for r, g in zip(ref, got):
         err = np.abs(g - r) / (np.abs(r).max(axis=(0, 1)) + 1e-6)  # per output channel
         assert 0 < err.max() < 0.03, err.max()
+
+
+def test_fused_int8_is_exact_where_int8_pair_sums_would_saturate():
+    # positive activations (uint8 codes up to 255) times weights at the top of their range:
+    # every pair sum 255*127*2 overflows int16, which an int8 weight (u8s8 kernel) hits on
+    # x86 CPUs without VNNI; the uint8 weight (u8u8 kernel) must stay exact on any CPU
+    rng = np.random.default_rng(1)
+    w = (rng.uniform(0.9, 1.0, (64, 96)) * rng.choice([-1, 1], 96)).astype(np.float32)
+    model = _matmul_model(w)
+    q = to_int8_fused(model)
+    x = rng.uniform(0, 1, (3, 5, 64)).astype(np.float32)
+    (ref,), (got,) = _run(model, x), _run(q, x)
+    err = np.abs(got - ref) / np.abs(ref).max(axis=(0, 1))
+    assert 0 < err.max() < 0.03, err.max()
+
+
+def test_fused_int8_weights_are_uint8_with_zero_point_128():
+    # int8 weights select ONNX Runtime's u8s8 kernel, which saturates on AVX2-only CPUs
+    # (see to_int8_fused): keep this check even where the CPU (VNNI) would not show it
+    q = to_int8_fused(_matmul_model(np.ones((64, 64), np.float32)))
+    node = next(n for n in q.graph.node if n.op_type == "DynamicQuantizeMatMul")
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    wq, scale, zero = (inits[name] for name in node.input[1:4])
+    assert wq.dtype == np.uint8 and zero.dtype == np.uint8 and scale.dtype == np.float32
+    assert np.all(zero == 128) and np.all(wq == 255)
+
+
+def test_quantize_weight_u8_round_trips_within_half_a_step():
+    rng = np.random.default_rng(2)
+    w = rng.normal(0, 1, (70, 33)).astype(np.float32) * np.geomspace(1e-3, 1e3, 33)
+    w[:, 5] = 0  # an all-zero column keeps a finite scale
+    wq, scale, zero = quantize_weight_u8(w)
+    back = (wq.astype(np.float32) - zero) * scale
+    assert wq.min() >= 1 and np.all(np.isfinite(scale)) and np.all(back[:, 5] == 0)
+    assert np.all(np.abs(back - w) <= scale / 2 * (1 + 1e-6))
+    assert np.array_equal(np.abs(wq.astype(int) - 128).max(axis=0)[w.any(axis=0)], [127] * 32)
 
 
 def test_fused_int8_leaves_small_projections_in_fp32():
