@@ -132,8 +132,8 @@ def test_vectorised_and_scalar_paths_agree(real_trials, monkeypatch):
 
     trs = real_trials[6:9] + [make_stream(8.0, 200.0, seed=8, noise_deg=0.5)]
     refs = [detect_ics(tr.t, tr.q, chunk=1) for tr in trs]       # scalar path
-    monkeypatch.setattr(det_mod, "_SMALL", 0)                     # vectorised for any chunk
-    monkeypatch.setattr(det_mod, "_BLOCK", 16)                    # and many short passes
+    monkeypatch.setattr(det_mod, "_SCALAR_MAX_FRAMES", 0)   # vectorised for any chunk
+    monkeypatch.setattr(det_mod, "_BLOCK_ROWS", 16)          # and many short passes
     for tr, ref in zip(trs, refs):
         for chunk in (1, 5, 37, tr.t.shape[0]):
             assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
