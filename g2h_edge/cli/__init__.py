@@ -52,8 +52,8 @@ def _unavailable(name: str, help_text: str, exc: Exception) -> click.Command:
 
 
 BENCH = {
-    "engine": ("g2h_edge.engines.bench:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
-    "e2e": ("g2h_edge.runtime.bench:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
+    "engine": ("g2h_edge.bench.engine:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
+    "e2e": ("g2h_edge.bench.e2e:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
     "bridge": ("g2h_edge.firmware_bridge.bench:bench_bridge_cmd", "Bridge frames/s from device bytes to protocol-v1"),
 }
 

@@ -232,7 +232,7 @@ def test_the_runtime_and_the_benchmark_take_a_package_by_its_suffix(bf16_package
     `bench engine` finds its torch-eager baseline from the sidecar's metadata."""
     from click.testing import CliRunner
 
-    from g2h_edge.engines.bench import bench_engine_cmd
+    from g2h_edge.bench.engine import bench_engine_cmd
     from g2h_edge.errors import ConfigError
     from g2h_edge.runtime.config import ServerConfig
     from g2h_edge.runtime.engines import load_engines

@@ -8,7 +8,7 @@ import pytest
 from g2h_edge.errors import ConfigError, GaitError
 from g2h_edge.gait import (CycleAssembler, ICDetectorConfig, OnlineICDetector, detect_ics,
                            foot_reach, from_mapping)
-from g2h_edge.gait.evaluate import (SYNTH_MARGINS_S, evaluate_trial, pool, run_online,
+from g2h_edge.bench.detector import (SYNTH_MARGINS_S, evaluate_trial, pool, run_online,
                                     synthetic_walk)
 from g2h_edge.io import make_stream, read_trial
 

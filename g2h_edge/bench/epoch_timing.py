@@ -1,6 +1,6 @@
 """Wall time per training epoch of each published-size model (a benchmark, not a test).
 
-``python -m g2h_edge.train.epoch_timing [--models lstm,transformer,mamba] [--epochs 2]
+``python -m g2h_edge.bench.epoch_timing [--models lstm,transformer,mamba] [--epochs 2]
 [--subjects 60] [--trials 4] [--device cpu]``
 
 Builds a synthetic cohort of the real size (60 subjects x 3 cadences x 4 cycles = 720
@@ -50,7 +50,7 @@ def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> tuple[list
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m g2h_edge.train.epoch_timing", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.epoch_timing", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="lstm,transformer,mamba")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--subjects", type=int, default=60)
