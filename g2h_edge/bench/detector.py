@@ -244,7 +244,7 @@ def benchmark_detector(*, n_streams: int = 100, rate_hz: float = 200.0, chunk: i
             n_ic += len(d.update(tc, qc))
     el = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for tc, qc in chunks:
+    for _tc, qc in chunks:
         for _ in dets:
             np.diff(qc, axis=0)
     base = time.perf_counter() - t0

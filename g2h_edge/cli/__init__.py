@@ -95,13 +95,13 @@ def main(argv=None):
         rv = cli.main(args=argv, prog_name="g2h-edge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()
-        raise SystemExit(exc.exit_code)
+        raise SystemExit(exc.exit_code) from None
     except G2HError as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     if isinstance(rv, int) and rv != 0:
         raise SystemExit(rv)
     return 0

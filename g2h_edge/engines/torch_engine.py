@@ -63,7 +63,7 @@ class TorchEngine(Engine):
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, *, threads: int | None = None, device: str = "cpu",
-                    precision: str = "fp32", compile: str | None = None) -> "TorchEngine":
+                    precision: str = "fp32", compile: str | None = None) -> TorchEngine:
         """An engine for an in-memory bundle (``sha256`` is then "unsaved")."""
         self = cls.__new__(cls)
         self._setup(bundle, sha256="unsaved", threads=threads, device=device,

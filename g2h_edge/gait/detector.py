@@ -48,7 +48,7 @@ import numpy as np
 
 from g2h_edge.errors import ConfigError, GaitError
 from g2h_edge.gait.config import ICDetectorConfig
-from g2h_edge.gait.gates import GATES, PeakMeasures, poly_fit, fit_peak, gate_peak
+from g2h_edge.gait.gates import GATES, PeakMeasures, fit_peak, gate_peak, poly_fit
 from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
 __all__ = ["GATES", "PeakMeasures", "gate_peak", "foot_reach", "fit_peak", "OnlineICDetector",

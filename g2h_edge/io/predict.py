@@ -103,7 +103,7 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
                         f"file to turn per-kg outputs into N / Nm", reason="missing_key")
     own = engine is None
     if own:
-        from g2h_edge.engines import load_engine   # heavy (torch / onnxruntime): lazily
+        from g2h_edge.engines import load_engine  # heavy (torch / onnxruntime): lazily
         engine = load_engine(config.model_path, threads=config.threads)
     try:
         warnings = []

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge.errors import DataError, require
-from g2h_edge.gait.convention import check_convention, convert_gait2354 as _flip_knees
+from g2h_edge.gait.convention import check_convention
+from g2h_edge.gait.convention import convert_gait2354 as _flip_knees
 from g2h_edge.schema import IN_COLS, N_IN
 
 __all__ = ["Trial", "read_trial", "read_events", "write_trial_csv", "write_events_json",

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from g2h_edge.config import config_from_mapping
 from g2h_edge.engines.base import COMPILE_MODES, TORCH_PRECISIONS

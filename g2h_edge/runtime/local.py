@@ -45,7 +45,7 @@ class LocalServer:
             self.server.started.set()
             self.server.close()
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         self.thread_ = threading.Thread(target=self._main, name="g2h-server", daemon=True)
         self.thread_.start()
         if not self.server.started.wait(self.start_timeout_s):
@@ -61,7 +61,7 @@ class LocalServer:
         if self.error_ is not None:
             raise self.error_
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -87,7 +87,7 @@ class OutputCollector:
         self.stop_ = threading.Event()
         self.thread_: threading.Thread | None = None
 
-    def start(self) -> "OutputCollector":
+    def start(self) -> OutputCollector:
         self.thread_ = threading.Thread(target=self._main, name="g2h-collector", daemon=True)
         self.thread_.start()
         return self
@@ -150,7 +150,7 @@ class OutputCollector:
         if self.thread_ is not None:
             self.thread_.join(5)
 
-    def __enter__(self) -> "OutputCollector":
+    def __enter__(self) -> OutputCollector:
         return self.start()
 
     def __exit__(self, *exc) -> None:

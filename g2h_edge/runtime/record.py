@@ -37,7 +37,7 @@ class RecordWriter:
         self.file_ = None
         self.count_ = 0
 
-    def open(self) -> "RecordWriter":
+    def open(self) -> RecordWriter:
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         if not new:
             with open(self.path, "rb") as f:

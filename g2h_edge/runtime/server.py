@@ -25,8 +25,17 @@ from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.stream import Reject, StreamState
 from g2h_edge.schema import N_IN, T
-from g2h_edge.wire import (End, Frames, Meta, SourceStatus, check_stream_id, decode_input,
-                           encode_cycle, encode_reject, encode_status)
+from g2h_edge.wire import (
+    End,
+    Frames,
+    Meta,
+    SourceStatus,
+    check_stream_id,
+    decode_input,
+    encode_cycle,
+    encode_reject,
+    encode_status,
+)
 
 __all__ = ["Server", "serve"]
 
@@ -67,7 +76,7 @@ class Server:
         self.t0_ = time.perf_counter()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Server":
+    def start(self) -> Server:
         cfg = self.config
         if self.engines is None:
             self.engines = load_engines(cfg)

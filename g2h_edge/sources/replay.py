@@ -16,8 +16,7 @@ import numpy as np
 import zmq
 
 from g2h_edge.errors import ConfigError, DataError
-from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, encode_frames,
-                           encode_meta)
+from g2h_edge.wire import MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, encode_frames, encode_meta
 
 __all__ = ["ReplayConfig", "ReplayStats", "replay", "load_trial_file", "build_messages",
            "finite_frames",

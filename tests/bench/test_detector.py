@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from g2h_edge.bench.detector import (SYNTH_MARGINS_S, TrialResult, benchmark_detector,
-                                    evaluate_trial, main, match_events, pool, synthetic_walk)
+from g2h_edge.bench.detector import (
+    SYNTH_MARGINS_S,
+    TrialResult,
+    benchmark_detector,
+    evaluate_trial,
+    main,
+    match_events,
+    pool,
+    synthetic_walk,
+)
 
 
 @pytest.mark.parametrize("true, det, tol, pairs, missed, false", [
