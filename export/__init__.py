@@ -6,7 +6,13 @@ See docs/export.md.
 """
 from g2h_edge.export.aoti import AotiReport, export_aoti
 from g2h_edge.export.onnx import (
-    EXPORTERS, FORMAT_TAG, INPUT_NAME, OUTPUT_NAME, PRECISIONS, ExportReport, export_onnx,
+    EXPORTERS,
+    FORMAT_TAG,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PRECISIONS,
+    ExportReport,
+    export_onnx,
     read_metadata,
 )
 from g2h_edge.export.tensorrt import PlanReport, build_plan

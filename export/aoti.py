@@ -43,9 +43,15 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge import __version__
+from g2h_edge.engines.aoti_engine import (
+    AOTI_FORMAT_TAG,
+    AOTI_MODES,
+    AOTI_PRECISIONS,
+    cpu_isa_flags,
+    load_package,
+    sidecar_path,
+)
 from g2h_edge.engines.trust import sign_sidecar
-from g2h_edge.engines.aoti_engine import (AOTI_FORMAT_TAG, AOTI_MODES, AOTI_PRECISIONS,
-                                          cpu_isa_flags, load_package, sidecar_path)
 from g2h_edge.errors import ExportError
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.onnx import _as_bundle, check_choice, check_parity

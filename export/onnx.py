@@ -34,11 +34,11 @@ import numpy as np
 
 from g2h_edge import __version__
 from g2h_edge.errors import ExportError
-from g2h_edge.fsutil import write_atomic
-from g2h_edge.integrity import CONTENT_KEY, onnx_graph_sha256
 from g2h_edge.export.cycles import parity_like_cycles
 from g2h_edge.export.graphs import GRAPHS, export_module
 from g2h_edge.export.trt_ops import DISCOURAGED_OPS, TRT_TARGETS, check_trt_ops, graph_op_types
+from g2h_edge.fsutil import write_atomic
+from g2h_edge.integrity import CONTENT_KEY, onnx_graph_sha256
 
 __all__ = ["FORMAT_TAG", "FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "PRECISIONS",
            "EXPORTERS", "ExportReport", "export_onnx", "onnx_metadata", "read_metadata",

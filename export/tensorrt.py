@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from g2h_edge.engines.tensorrt_engine import (
-    PLAN_FORMAT_TAG, cuda_device_info, require_tensorrt, sidecar_path,
+    PLAN_FORMAT_TAG,
+    cuda_device_info,
+    require_tensorrt,
+    sidecar_path,
 )
 from g2h_edge.engines.trust import sign_sidecar
 from g2h_edge.errors import ExportError
-from g2h_edge.fsutil import write_atomic
 from g2h_edge.export.onnx import FORMAT_TAG as ONNX_FORMAT_TAG
 from g2h_edge.export.onnx import read_metadata
 from g2h_edge.export.trt_ops import check_trt_ops
+from g2h_edge.fsutil import write_atomic
 
 __all__ = ["PlanReport", "build_plan", "check_profile"]
 

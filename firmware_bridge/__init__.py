@@ -6,10 +6,28 @@ for firmware (``c/``). See docs/firmware_bridge.md.
 """
 from .bridge import MAX_POINTS, Bridge, BridgeConfig, bridge_config, run_bridge
 from .deframer import LINK_COUNTERS, LinkDecoder, signed_delta
-from .link import (ANGLES, IC_EVENT, LINK_VERSION, MAX_PAYLOAD_BYTES, META, PREDICTION, STATUS,
-                   Frame, cobs_decode, cobs_encode, crc16, pack_angles, pack_frame,
-                   pack_ic_event, pack_meta, pack_prediction, pack_status, parse_frame,
-                   parse_payload, serial_frame)
+from .link import (
+                   ANGLES,
+                   IC_EVENT,
+                   LINK_VERSION,
+                   MAX_PAYLOAD_BYTES,
+                   META,
+                   PREDICTION,
+                   STATUS,
+                   Frame,
+                   cobs_decode,
+                   cobs_encode,
+                   crc16,
+                   pack_angles,
+                   pack_frame,
+                   pack_ic_event,
+                   pack_meta,
+                   pack_prediction,
+                   pack_status,
+                   parse_frame,
+                   parse_payload,
+                   serial_frame,
+)
 from .translate import DeviceTranslator, prediction_frame, resample_waveform
 
 __all__ = [

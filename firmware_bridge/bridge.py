@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import zmq
 
@@ -69,7 +70,7 @@ class BridgeConfig:
     restart_after_s: float = 1.0
     read_bytes: int = 4096
     write_timeout_s: float = 0.05
-    #: CURVE client keys for both sockets (g2h_edge.runtime.security; None: plain TCP)
+    #: CURVE client keys for both sockets (g2h_edge.security; None: plain TCP)
     curve_keys: str | None = None
 
     def __post_init__(self):
@@ -176,7 +177,7 @@ class Bridge:
                 s.setsockopt(zmq.LINGER, 500)
             pub.setsockopt(zmq.SNDHWM, 100_000)
             sub.setsockopt(zmq.SUBSCRIBE, self.config.stream_prefix.encode())
-            from g2h_edge.runtime.security import client_curve
+            from g2h_edge.security import client_curve
             for s in (pub, sub):
                 client_curve(s, self.config.curve_keys)
             for sock, addr in ((pub, self.config.to_addr), (sub, self.config.from_addr)):

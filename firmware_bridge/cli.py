@@ -5,7 +5,7 @@ import threading
 
 import click
 
-from .bridge import MAX_POINTS, BridgeConfig, Bridge
+from .bridge import MAX_POINTS, Bridge, BridgeConfig
 
 __all__ = ["bridge_cmd"]
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from binascii import crc_hqx
 
-from .link import (HEADER, HEADER_BYTES, LINK_VERSION, MAX_ENCODED_BYTES, MAX_FRAME_BYTES,
-                   MAX_PAYLOAD_BYTES, TYPE_NAMES, Frame)
+from .link import (
+    HEADER,
+    HEADER_BYTES,
+    LINK_VERSION,
+    MAX_ENCODED_BYTES,
+    MAX_FRAME_BYTES,
+    MAX_PAYLOAD_BYTES,
+    TYPE_NAMES,
+    Frame,
+)
 
 __all__ = ["LinkDecoder", "LINK_COUNTERS", "signed_delta"]
 

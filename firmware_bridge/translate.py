@@ -18,8 +18,16 @@ from g2h_edge.errors import BridgeError
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT
 
 from .deframer import signed_delta
-from .link import (ANGLES, IC_EVENT, KIND_JOINT_MOMENT, KIND_MUSCLE_FORCE, META, Frame,
-                   pack_prediction, parse_payload)
+from .link import (
+    ANGLES,
+    IC_EVENT,
+    KIND_JOINT_MOMENT,
+    KIND_MUSCLE_FORCE,
+    META,
+    Frame,
+    pack_prediction,
+    parse_payload,
+)
 
 __all__ = ["DeviceTranslator", "STREAM_COUNTERS", "TRANSLATE_COUNTERS", "prediction_frame",
            "resample_waveform", "device_stream_of"]

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Union
 
 from g2h_edge.errors import G2HError
 
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path, data: Union[bytes, Callable[[Path], None]], *,
+def write_atomic(path, data: bytes | Callable[[Path], None], *,
                  error: type[G2HError] = G2HError, what: str = "file") -> Path:
     """Write ``data`` (bytes, or a function that writes a given path) to ``path`` atomically.
 

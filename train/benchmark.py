@@ -126,7 +126,8 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
                            per_model[MODEL_NAMES[m.arch]], TARGET_UNIT[task], data.synthetic)
     report.write_csv(out / f"{tname}_test_wilcoxon_holm.csv", res.wilcoxon, report.WILCOXON_COLUMNS)
     rows = [{"model": MODEL_NAMES[m.arch], "final_epoch": m.final_epoch,
-             "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows], "subjects": per_model[MODEL_NAMES[m.arch]]}
+             "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows],
+             "subjects": per_model[MODEL_NAMES[m.arch]]}
             for m in res.models]
     (out / f"{tname}_summary.md").write_text(report.summary_markdown(
         tname, TARGET_UNIT[task], rows, res.wilcoxon, synthetic=data.synthetic, source=source))

@@ -37,7 +37,8 @@ def _echo_rows(rows) -> None:
     for r in rows:
         click.echo(f"  {r['speed']:>8}: n={r['n_trials']:4d} subjects={r['n_subjects']:3d}  "
                    f"RMSE={r['subject_mean_RMSE']:.4f}  MAE={r['subject_mean_MAE']:.4f}  "
-                   f"pooled R2={r['subject_mean_R2']:.4f}  channel R2={r['subject_mean_R2_channel_mean']:.4f}")
+                   f"pooled R2={r['subject_mean_R2']:.4f}  "
+                   f"channel R2={r['subject_mean_R2_channel_mean']:.4f}")
 
 
 @click.command("benchmark")

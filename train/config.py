@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from g2h_edge.config import config_from_mapping
 from g2h_edge.errors import ConfigError
@@ -73,19 +74,20 @@ class TrainConfig:
             if arch not in ARCHS:
                 raise ConfigError(f"TrainConfig.hparams has unknown architecture {arch!r}: use {ARCHS}")
             if not isinstance(over, Mapping):
-                raise ConfigError(f"TrainConfig.hparams[{arch!r}] must be a mapping, got {type(over).__name__}")
+                raise ConfigError(f"TrainConfig.hparams[{arch!r}] must be a mapping, "
+                                  f"got {type(over).__name__}")
         # freeze a private copy so later edits of the caller's dict change nothing
         object.__setattr__(self, "hparams", {a: dict(o) for a, o in self.hparams.items()})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """Build from a mapping; unknown keys are a :class:`ConfigError`."""
         return config_from_mapping(cls, d)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
 

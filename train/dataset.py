@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from g2h_edge.errors import DataError
-from g2h_edge.schema import IN_COLS, T, TASKS
+from g2h_edge.schema import IN_COLS, TASKS, T
 
 __all__ = ["check_for_training", "per_kg_targets", "fit_standardizer", "standardize", "STD_EPS"]
 
@@ -35,7 +35,8 @@ def check_for_training(data, *, need_targets: bool = True) -> str:
     w = np.asarray(data.weight_kg, dtype=np.float64)
     if not np.all(np.isfinite(w) & (w > 0)):
         bad = np.asarray(data.subject_id)[~(np.isfinite(w) & (w > 0))]
-        raise DataError(f"weight_kg must be positive and finite; bad for subjects {sorted(set(bad.tolist()))}")
+        raise DataError("weight_kg must be positive and finite; bad for subjects "
+                        f"{sorted(set(bad.tolist()))}")
     task = data.task
     if task not in TASKS or tuple(data.out_cols) != TASKS[task]:
         raise DataError(f"out_cols {list(data.out_cols)} match neither task's outputs "

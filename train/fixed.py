@@ -61,7 +61,7 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
             "training": (f"g2h-edge train: fixed {epochs} epochs, no CV, AdamW lr {cfg.lr:g} wd "
                          f"{cfg.weight_decay:g}, batch {cfg.batch_size}, grad-clip {cfg.grad_clip_norm:g}, "
                          f"MSE on per-kg targets, seed {cfg.seed}; trained on "
-                         + ("the pool (subject hold-out seed %d)" % cfg.split_seed if holdout
+                         + (f"the pool (subject hold-out seed {cfg.split_seed})" if holdout
                             else "every cycle of the file")),
             "epochs": epochs, "n_train_cycles": int(train_idx.size),
             "train_seconds": round(total_s, 1), "final_train_loss": fit.train_loss[-1],

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from torch import nn
 
 from g2h_edge.errors import ConfigError
-from g2h_edge.schema import IN_COLS, T, TARGET_UNIT, TASKS
+from g2h_edge.schema import IN_COLS, TARGET_UNIT, TASKS, T
 from g2h_edge.train.config import MODEL_NAMES, TASK_NAMES
 
 __all__ = ["resolve_hparams", "model_factory", "make_bundle", "data_digest", "model_label",

@@ -6,8 +6,8 @@ family-wise error over the model pairs of one metric (and one cadence).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
-from typing import Mapping
 
 import numpy as np
 

@@ -211,8 +211,9 @@ def _report(res: dict, echo) -> None:
          f"sequence gaps {res['seq_gaps']}, duplicates {res['duplicate_seq']}")
     echo(f"cycles out {res['cycles_out']} vs expected closes {res['cycles_expected']} "
          f"(rejects {res['rejects']}, {res['rejects_at_loop_seam']} of them on a cycle "
-         f"spanning the 60 s loop seam of the synthetic walks); streams ended {res['streams_ended']}; loop errors "
-         f"{res['loop_errors']}; sender behind schedule by {res['sender_late_s']:.2f} s")
+         f"spanning the 60 s loop seam of the synthetic walks); "
+         f"streams ended {res['streams_ended']}; loop errors {res['loop_errors']}; "
+         f"sender behind schedule by {res['sender_late_s']:.2f} s")
     echo("RSS (MiB) over time: " + ", ".join(f"{t:.0f}s {r:.1f}" for t, r in res["rss_mb"]))
     echo(f"RSS {'flat' if res['rss_flat'] else 'NOT flat'}: last third vs middle third "
          f"{res['rss_growth_mb']:+.1f} MiB")

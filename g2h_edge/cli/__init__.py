@@ -54,8 +54,8 @@ def _unavailable(name: str, help_text: str, exc: Exception) -> click.Command:
 
 
 BENCH = {
-    "engine": ("g2h_edge.engines.bench:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
-    "e2e": ("g2h_edge.runtime.bench:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
+    "engine": ("g2h_edge.bench.engine:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
+    "e2e": ("g2h_edge.bench.e2e:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
     "bridge": ("g2h_edge.firmware_bridge.bench:bench_bridge_cmd", "Bridge frames/s from device bytes to protocol-v1"),
     "accuracy": ("g2h_edge.bench.accuracy:bench_accuracy_cmd", "External R2/RMSE of single, ensemble and adapted models; score-error Spearman"),
     "fuzz": ("g2h_edge.bench.fuzz:bench_fuzz_cmd", "Hostile messages vs two healthy streams: crashes, lost cycles, reject reasons"),
@@ -105,13 +105,13 @@ def main(argv=None):
         rv = cli.main(args=argv, prog_name="g2h-edge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except click.ClickException as exc:
         exc.show()
-        raise SystemExit(exc.exit_code)
+        raise SystemExit(exc.exit_code) from None
     except G2HError as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     if isinstance(rv, int) and rv != 0:
         raise SystemExit(rv)
     return 0

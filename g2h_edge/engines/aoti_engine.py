@@ -26,8 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge.engines.base import Engine
-from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
-                                     read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.common import (
+    EngineOptions,
+    check_built_here,
+    make_options,
+    read_json_sidecar,
+    run_in_chunks,
+    sidecar_path,
+)
 from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import file_sha256
@@ -153,7 +159,7 @@ class AotiEngine(Engine):
         self.run_ = self._direct_runner(torch)
 
     @classmethod
-    def from_file(cls, path, options: AotiOptions | None = None, **kwargs) -> "AotiEngine":
+    def from_file(cls, path, options: AotiOptions | None = None, **kwargs) -> AotiEngine:
         """Check the package ``path`` against its sidecar and this machine, then load it
         (EngineError naming what to rebuild). ``kwargs`` build the options when ``options``
         is None."""

@@ -128,7 +128,7 @@ class OnnxEngine(Engine):
         self._bind_io(session, opts.io_binding)
 
     @classmethod
-    def from_file(cls, path, options: OnnxOptions | None = None, **kwargs) -> "OnnxEngine":
+    def from_file(cls, path, options: OnnxOptions | None = None, **kwargs) -> OnnxEngine:
         """Open the ``.onnx`` file ``path`` written by ``g2h-edge export onnx`` (EngineError
         when it is unreadable, not ONNX or not a g2h-edge export). ``kwargs`` build the
         options when ``options`` is None."""

@@ -18,8 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge.engines.base import Engine
-from g2h_edge.engines.common import (EngineOptions, check_built_here, make_options,
-                                     read_json_sidecar, run_in_chunks, sidecar_path)
+from g2h_edge.engines.common import (
+    EngineOptions,
+    check_built_here,
+    make_options,
+    read_json_sidecar,
+    run_in_chunks,
+    sidecar_path,
+)
 from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError, MissingExtraError, require
 
@@ -135,7 +141,7 @@ class TensorRTEngine(Engine):
 
     @classmethod
     def from_file(cls, path, options: TensorRTOptions | None = None,
-                  **kwargs) -> "TensorRTEngine":
+                  **kwargs) -> TensorRTEngine:
         """Check the plan ``path`` against its sidecar and this GPU, then deserialize it
         (EngineError naming what to rebuild). ``kwargs`` build the options when ``options``
         is None."""

@@ -115,7 +115,7 @@ class TorchEngine(Engine):
             self._compile()
 
     @classmethod
-    def from_file(cls, path, options: TorchOptions | None = None, **kwargs) -> "TorchEngine":
+    def from_file(cls, path, options: TorchOptions | None = None, **kwargs) -> TorchEngine:
         """Load the ``.pt`` bundle ``path`` (ModelError when it is not a valid bundle).
         ``kwargs`` build the options when ``options`` is None."""
         opts = options or make_options(TorchOptions, kwargs, "torch engines")
@@ -125,7 +125,7 @@ class TorchEngine(Engine):
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, options: TorchOptions | None = None,
-                    **kwargs) -> "TorchEngine":
+                    **kwargs) -> TorchEngine:
         """An engine for an in-memory bundle (``sha256`` is then "unsaved")."""
         return cls(bundle, options or make_options(TorchOptions, kwargs, "torch engines"))
 

@@ -41,7 +41,9 @@ class ICDetectorConfig:
     The detector tracks each foot's forward reach relative to the hip, computed from hip
     flexion and knee angle (a planar two-segment leg). Its terminal-swing maximum precedes
     the foot strike by ``ic_offset_s``; candidates are gated by the preceding swing
-    excursion, the lead over the other foot, an extended knee and plausible step timing.
+    excursion, the lead over the other foot, the other leg's state, an extended knee and
+    plausible step timing, and at the start of a stream by the shape of the peak itself
+    (:data:`g2h_edge.gait.gates.GATES`; docs/gait_events.md gives each gate's test trace).
     """
 
     #: the reach maximum precedes the foot strike by this much (real trials: median 0.030 s)

@@ -80,7 +80,7 @@ class QualityConfig:
             raise ConfigError(f"QualityConfig thresholds are inconsistent: {self}")
 
     @classmethod
-    def from_dict(cls, d) -> "QualityConfig":
+    def from_dict(cls, d) -> QualityConfig:
         """Build from a mapping; unknown keys are a ConfigError."""
         return config_from_mapping(cls, d)
 
@@ -186,10 +186,10 @@ def _offset_flags(x: np.ndarray, ref_mean, cfg: QualityConfig) -> list[str]:
         d = np.abs(m - ref_mean)
         flags += [f"offset:{IN_COLS[i]}" for i in np.flatnonzero(d > cfg.offset_deg)]
     for joint, thr in _PAIRS:
-        r, l = _CH[joint + "_r"], _CH[joint + "_l"]
-        d = [abs(m[r] - m[l])]
+        r, lf = _CH[joint + "_r"], _CH[joint + "_l"]
+        d = [abs(m[r] - m[lf])]
         if ref_mean is not None:  # the training pool's own right-left difference
-            d.append(abs(m[r] - m[l] - (ref_mean[r] - ref_mean[l])))
+            d.append(abs(m[r] - m[lf] - (ref_mean[r] - ref_mean[lf])))
         if min(d) > thr * cfg.asymmetry_scale:
             flags.append(f"asymmetry:{joint}")
     return flags

@@ -21,7 +21,7 @@ from g2h_edge.errors import DataError
 from g2h_edge.gait.convention import check_convention
 from g2h_edge.gait.convention import convert_gait2354 as convert_gait2354_angles
 from g2h_edge.io.safe_npy import load_object_member
-from g2h_edge.schema import IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, T, TASKS
+from g2h_edge.schema import IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, TASKS, T
 
 __all__ = ["Gait2HipData", "read_gait2hip_npz", "write_gait2hip_npz", "validate_gait2hip",
            "WEIGHT_RANGE_KG", "HEIGHT_RANGE_M"]
@@ -66,7 +66,7 @@ class Gait2HipData:
             raise DataError("this dataset has no Y or no weight_kg", reason="missing_key")
         return (self.Y / self.weight_kg[:, None, None]).astype(np.float32)
 
-    def subset(self, index) -> "Gait2HipData":
+    def subset(self, index) -> Gait2HipData:
         """Rows ``index`` (bool mask or integer indices) as a new dataset."""
         idx = np.asarray(index)
         take = (lambda a: None if a is None else a[idx])

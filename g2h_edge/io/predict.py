@@ -129,7 +129,7 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
                         f"file to turn per-kg outputs into N / Nm", reason="missing_key")
     own = engine is None
     if own:
-        from g2h_edge.engines.ensemble import load_any, load_ensemble   # heavy: lazily
+        from g2h_edge.engines.ensemble import load_any, load_ensemble  # heavy: lazily
         engine = (load_ensemble(config.ensemble, threads=config.threads) if config.ensemble
                   else load_any(config.model_path, threads=config.threads))
     try:

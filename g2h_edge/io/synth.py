@@ -20,8 +20,7 @@ from g2h_edge.errors import ConfigError
 from g2h_edge.io.npz import Gait2HipData
 from g2h_edge.io.trial import Trial
 from g2h_edge.io.waveforms import N_HARMONICS, phase_warp, template_coefficients, warp_for_stance
-from g2h_edge.schema import (CADENCE_STEPS_PER_MIN, IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, T,
-                             out_cols_for)
+from g2h_edge.schema import CADENCE_STEPS_PER_MIN, IN_COLS, N_IN, RAW_UNIT, SPEED_LABELS, T, out_cols_for
 
 __all__ = ["MU_X", "SD_X", "AMP", "make_cohort", "synthetic_labels", "make_stream",
            "cycles_to_stream", "join_cycles", "SyntheticSubject", "draw_subject",

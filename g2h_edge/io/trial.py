@@ -17,9 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from g2h_edge.errors import ConfigError, DataError
-from g2h_edge.gait.convention import check_convention, convert_gait2354 as _flip_knees
-from g2h_edge.io.mapping import (MappingConfig, current_mapping, fill_gaps, normalise_label,
-                                 resolve_channels, unit_word)
+from g2h_edge.gait.convention import check_convention
+from g2h_edge.gait.convention import convert_gait2354 as _flip_knees
+from g2h_edge.io.mapping import (
+    MappingConfig,
+    current_mapping,
+    fill_gaps,
+    normalise_label,
+    resolve_channels,
+    unit_word,
+)
 from g2h_edge.io.tables import Table, parse_rows, read_mot_table, read_text_table
 from g2h_edge.schema import IN_COLS, N_IN
 

@@ -10,7 +10,8 @@ from torch import nn
 
 from g2h_edge.errors import ModelError
 from g2h_edge.models.mamba import MambaBlock
-from g2h_edge.schema import N_IN, T as T_CYCLE
+from g2h_edge.schema import N_IN
+from g2h_edge.schema import T as T_CYCLE
 
 __all__ = ["ARCHS", "build_model", "default_hparams", "validate_hparams",
            "TransformerRegressor", "LSTMRegressor", "MambaRegressor"]

@@ -20,9 +20,8 @@ from torch import nn
 
 from g2h_edge.errors import ModelError
 from g2h_edge.fsutil import write_atomic
+from g2h_edge.integrity import CONTENT_KEY, HASHED_FIELDS, bundle_content_sha256, check_content
 from g2h_edge.models.architectures import build_model, validate_hparams
-from g2h_edge.integrity import (CONTENT_KEY, HASHED_FIELDS, bundle_content_sha256,
-                                       check_content)
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
 __all__ = ["FORMAT_TAG", "FORMAT_VERSION", "Bundle", "StandardizedModel", "save_bundle",

@@ -17,7 +17,11 @@ from g2h_edge import __version__
 from g2h_edge.errors import ModelError
 from g2h_edge.models.architectures import ARCHS
 from g2h_edge.models.bundle import (
-    Bundle, UnsafePickleError, check_plain, file_sha256, safe_torch_load,
+    Bundle,
+    UnsafePickleError,
+    check_plain,
+    file_sha256,
+    safe_torch_load,
 )
 from g2h_edge.schema import TARGET_UNIT, task_for_out_cols
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from g2h_edge.config import config_from_mapping
 from g2h_edge.engines.base import COMPILE_MODES, TORCH_PRECISIONS
@@ -117,7 +118,7 @@ class ServerConfig:
     torch_compile: str | None = None
     #: serve .pt2/.plan files this user's build key did not sign (g2h_edge.engines.trust)
     trust_native: bool = False
-    #: security (runtime/security.py): CURVE key directory for both sockets (None: plain
+    #: security (g2h_edge/security.py): CURVE key directory for both sockets (None: plain
     #: TCP), and whether a non-loopback bind without CURVE is allowed anyway
     curve_keys: str | None = None
     insecure_public_bind: bool = False
@@ -183,7 +184,7 @@ class ServerConfig:
 
 def _check_security_and_shard(cfg: ServerConfig) -> None:
     from g2h_edge.runtime.scale import parse_shard
-    from g2h_edge.runtime.security import check_exposure, check_server_keys
+    from g2h_edge.security import check_exposure, check_server_keys
 
     object.__setattr__(cfg, "shard", parse_shard(cfg.shard))
     if cfg.curve_keys is not None and not isinstance(cfg.curve_keys, str):

@@ -45,7 +45,7 @@ class LocalServer:
             self.server.started.set()
             self.server.close()
 
-    def start(self) -> "LocalServer":
+    def start(self) -> LocalServer:
         self.thread_ = threading.Thread(target=self._main, name="g2h-server", daemon=True)
         self.thread_.start()
         if not self.server.started.wait(self.start_timeout_s):
@@ -61,7 +61,7 @@ class LocalServer:
         if self.error_ is not None:
             raise self.error_
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -78,7 +78,7 @@ class OutputCollector:
 
     def __init__(self, endpoint: str, *, on_message=None, curve_keys: str | None = None):
         self.endpoint = endpoint
-        self.curve_keys = curve_keys        # CURVE client keys (runtime/security.py)
+        self.curve_keys = curve_keys        # CURVE client keys (g2h_edge/security.py)
         self.on_message = on_message
         self.messages: list[dict] = []
         self.ended_: set[str] = set()      # streams a status reported as ended
@@ -88,7 +88,7 @@ class OutputCollector:
         self.stop_ = threading.Event()
         self.thread_: threading.Thread | None = None
 
-    def start(self) -> "OutputCollector":
+    def start(self) -> OutputCollector:
         self.thread_ = threading.Thread(target=self._main, name="g2h-collector", daemon=True)
         self.thread_.start()
         return self
@@ -98,7 +98,7 @@ class OutputCollector:
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
-        from g2h_edge.runtime.security import client_curve
+        from g2h_edge.security import client_curve
         client_curve(sub, self.curve_keys)
         sub.connect(self.endpoint)
         try:
@@ -153,7 +153,7 @@ class OutputCollector:
         if self.thread_ is not None:
             self.thread_.join(5)
 
-    def __enter__(self) -> "OutputCollector":
+    def __enter__(self) -> OutputCollector:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -27,7 +27,7 @@ def generate_cmd(directory, clients, force):
 
     The server uses DIRECTORY as is; give each client a copy WITHOUT server.key_secret.
     """
-    from g2h_edge.runtime.security import generate_keys
+    from g2h_edge.security import generate_keys
 
     out = generate_keys(directory, clients, force=force)
     for name, (pub, sec) in out.items():

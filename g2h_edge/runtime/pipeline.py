@@ -20,8 +20,7 @@ from g2h_edge.errors import ConfigError, ConventionError, WireError
 from g2h_edge.gait.convention import ConventionMonitor, check_convention
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.stream import ReadyCycle, Reject, StreamState
-from g2h_edge.wire import (MAX_SOURCES_PER_STREAM, End, Frames, Meta, SourceStatus,
-                           check_stream_id)
+from g2h_edge.wire import MAX_SOURCES_PER_STREAM, End, Frames, Meta, SourceStatus, check_stream_id
 
 __all__ = ["Pipeline", "RejectLog", "ConventionGate"]
 

@@ -97,7 +97,7 @@ class RecordWriter:
         self.count_ = 0
         self.torn_bytes_ = 0
 
-    def open(self) -> "RecordWriter":
+    def open(self) -> RecordWriter:
         size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
         new = size == 0
         if not new:

@@ -70,7 +70,7 @@ class ProxyConfig:
     hwm: int = 1_000_000
 
     def __post_init__(self):
-        from g2h_edge.runtime.security import check_exposure, check_server_keys
+        from g2h_edge.security import check_exposure, check_server_keys
 
         for name in ("frontend", "backend"):
             addr = getattr(self, name)
@@ -96,8 +96,8 @@ class Proxy:
         self.endpoints: dict[str, str] = {}
         self.ctx_ = self.thread_ = self.auth_ = self.ctl_peer_ = None
 
-    def start(self) -> "Proxy":
-        from g2h_edge.runtime.security import server_curve
+    def start(self) -> Proxy:
+        from g2h_edge.security import server_curve
 
         cfg = self.config
         self.ctx_ = zmq.Context()
@@ -149,7 +149,7 @@ class Proxy:
             self.ctx_.term()
             self.ctx_ = None
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:

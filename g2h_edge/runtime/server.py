@@ -26,9 +26,9 @@ from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
 from g2h_edge.runtime.pipeline import Pipeline
 from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.scale import in_shard
-from g2h_edge.runtime.security import server_curve
 from g2h_edge.runtime.stream import ReadyCycle, Reject
 from g2h_edge.schema import N_IN, T
+from g2h_edge.security import server_curve
 from g2h_edge.wire import (
     MAX_INPUT_PART_BYTES,
     decode_input,
@@ -76,7 +76,7 @@ class Server:
         self.t0_ = time.perf_counter()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Server":
+    def start(self) -> Server:
         cfg = self.config
         if self.engines is None:
             self.engines = load_engines(cfg)
@@ -328,7 +328,7 @@ def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
 def _open_sockets(ctx, cfg: ServerConfig):
     """The input SUB socket (bound to ``listen`` or connected to ``connect``) and the output
     PUB socket (bound to ``publish``), with the configured queue limits, and the CURVE
-    authenticator (None without ``curve_keys``; runtime/security.py): the side that binds is
+    authenticator (None without ``curve_keys``; g2h_edge/security.py): the side that binds is
     the CURVE server, so a SUB connected to a proxy is a CURVE client."""
     sub = ctx.socket(zmq.SUB)
     pub = ctx.socket(zmq.PUB)

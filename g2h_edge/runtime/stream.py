@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Reject:
                 if v is not None}
 
     @classmethod
-    def of_gait_error(cls, stream: str, exc: GaitError, side: str) -> "Reject":
+    def of_gait_error(cls, stream: str, exc: GaitError, side: str) -> Reject:
         """A refused cycle from the assembler's error (its typed cycle context)."""
         return cls(stream, exc.reason, str(exc), side=exc.side or side,
                    cycle=None if exc.index is None else int(exc.index),

@@ -93,7 +93,7 @@ class ResultWatcher:
         self.after_ = float("inf")      # statuses count for confirmation after this time
         self.view_: dict | None = None  # the stream's counters in the last status after it
 
-    def start(self) -> "ResultWatcher":
+    def start(self) -> ResultWatcher:
         self.thread_ = threading.Thread(target=self._main, name="g2h-replay-results",
                                         daemon=True)
         self.thread_.start()
@@ -107,7 +107,7 @@ class ResultWatcher:
             sock.setsockopt(zmq.SUBSCRIBE, topic)
         try:
             if self.curve_keys:
-                from g2h_edge.runtime.security import client_curve
+                from g2h_edge.security import client_curve
                 client_curve(sock, self.curve_keys)
             sock.connect(self.address)
             while not self.stop_.is_set():

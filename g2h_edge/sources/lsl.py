@@ -35,9 +35,18 @@ import zmq
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.mapping import ChannelPlan, MappingConfig, resolve_channels
 from g2h_edge.schema import IN_COLS
-from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, MAX_RATE_HZ, MIN_BODY_MASS_KG,
-                           MAX_BODY_MASS_KG, MIN_RATE_HZ, check_stream_id, encode_end,
-                           encode_frames, encode_meta, encode_source_status)
+from g2h_edge.wire import (
+    MAX_BODY_MASS_KG,
+    MAX_FRAMES_PER_MESSAGE,
+    MAX_RATE_HZ,
+    MIN_BODY_MASS_KG,
+    MIN_RATE_HZ,
+    check_stream_id,
+    encode_end,
+    encode_frames,
+    encode_meta,
+    encode_source_status,
+)
 
 __all__ = ["LslConfig", "LslStats", "map_channels", "channel_plan", "units_from_lsl", "open_inlet",
            "stream_labels", "LslAdapter", "run_lsl", "SOURCE_NAME"]
@@ -87,7 +96,7 @@ class LslConfig:
     #: stop after this many seconds (None: until stopped)
     duration_s: float | None = None
     linger_s: float = 10.0
-    #: CURVE client keys (runtime/security.py; None: plain TCP)
+    #: CURVE client keys (g2h_edge/security.py; None: plain TCP)
     curve_keys: str | None = None
 
     def __post_init__(self):
@@ -272,7 +281,7 @@ class LslAdapter:
         self.sock_ = None
 
     # ----------------------------------------------------------------- publishing
-    def open(self) -> "LslAdapter":
+    def open(self) -> LslAdapter:
         from g2h_edge.sources.replay import ReplayConfig, open_publisher, wait_for_subscriber
 
         self.sock_ = open_publisher(self.ctx_, ReplayConfig(

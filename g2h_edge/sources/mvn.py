@@ -149,7 +149,7 @@ class MvnAdapter:
         self.sock_.settimeout(0.05)
         return self.sock_.getsockname()
 
-    def open(self) -> "MvnAdapter":
+    def open(self) -> MvnAdapter:
         self.pub.open()
         if self.cfg.mapping.rate_hz is not None:
             self.pub.set_rate(float(self.cfg.mapping.rate_hz))
@@ -216,7 +216,7 @@ class MvnAdapter:
                     break
                 try:
                     data = self.sock_.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     data = None
                 if data:
                     self.handle(data)

@@ -19,9 +19,18 @@ import zmq
 
 from g2h_edge.errors import ConfigError
 from g2h_edge.schema import IN_COLS
-from g2h_edge.wire import (MAX_BODY_MASS_KG, MAX_FRAMES_PER_MESSAGE, MAX_RATE_HZ,
-                           MIN_BODY_MASS_KG, MIN_RATE_HZ, check_stream_id, encode_end,
-                           encode_frames, encode_meta, encode_source_status)
+from g2h_edge.wire import (
+    MAX_BODY_MASS_KG,
+    MAX_FRAMES_PER_MESSAGE,
+    MAX_RATE_HZ,
+    MIN_BODY_MASS_KG,
+    MIN_RATE_HZ,
+    check_stream_id,
+    encode_end,
+    encode_frames,
+    encode_meta,
+    encode_source_status,
+)
 
 __all__ = ["PublisherConfig", "SourceStats", "FramePublisher"]
 
@@ -102,7 +111,7 @@ class FramePublisher:
         self.ctx_ = context or zmq.Context()
         self.sock_ = None
 
-    def open(self) -> "FramePublisher":
+    def open(self) -> FramePublisher:
         from g2h_edge.sources.replay import ReplayConfig, open_publisher, wait_for_subscriber
 
         self.sock_ = open_publisher(self.ctx_, ReplayConfig(

@@ -21,8 +21,7 @@ import numpy as np
 import zmq
 
 from g2h_edge.errors import ConfigError, DataError
-from g2h_edge.wire import (MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, encode_frames,
-                           encode_meta)
+from g2h_edge.wire import MAX_FRAMES_PER_MESSAGE, check_stream_id, encode_end, encode_frames, encode_meta
 
 __all__ = ["ReplayConfig", "ReplayStats", "replay", "load_trial_file", "build_messages",
            "finite_frames",
@@ -57,7 +56,7 @@ class ReplayConfig:
     results: str | None = None
     #: after the last send, wait at most this long for the server to confirm the stream
     confirm_wait_s: float = 10.0
-    #: CURVE client keys (runtime/security.py; None: plain TCP)
+    #: CURVE client keys (g2h_edge/security.py; None: plain TCP)
     curve_keys: str | None = None
 
     def __post_init__(self):
@@ -180,7 +179,7 @@ def open_publisher(ctx, config: ReplayConfig):
     sock.setsockopt(zmq.XPUB_NODROP, 1)
     sock.setsockopt(zmq.SNDHWM, 100_000)
     sock.setsockopt(zmq.LINGER, int(config.linger_s * 1000))
-    from g2h_edge.runtime.security import check_exposure, client_curve
+    from g2h_edge.security import check_exposure, client_curve
     try:
         check_exposure((config.address,) if config.bind else (), curve_keys=config.curve_keys,
                        what="g2h-edge source")

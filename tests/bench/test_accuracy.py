@@ -9,7 +9,7 @@ pytestmark = pytest.mark.shared
 
 def test_metrics_row_matches_the_export_report():
     from g2h_edge.bench.accuracy import metrics_row
-    from g2h_edge.export.report import r2
+    from g2h_edge.bench.precision_report import r2
     from g2h_edge.schema import JM_COLS
 
     rng = np.random.default_rng(0)

@@ -14,13 +14,17 @@ import pytest
 import torch
 
 from g2h_edge.engines import load_engine
-from g2h_edge.engines.aoti_engine import (AotiEngine, check_package_compat, cpu_isa_flags,
-                                          read_sidecar, sidecar_path)
+from g2h_edge.engines.aoti_engine import (
+    AotiEngine,
+    check_package_compat,
+    cpu_isa_flags,
+    read_sidecar,
+    sidecar_path,
+)
 from g2h_edge.errors import EngineError, ExportError
 from g2h_edge.export.aoti import export_aoti
 from g2h_edge.export.cycles import parity_like_cycles
-from g2h_edge.models import (Bundle, build_model, default_hparams, load_bundle,
-                             save_bundle)
+from g2h_edge.models import Bundle, build_model, default_hparams, load_bundle, save_bundle
 from g2h_edge.schema import IN_COLS, JM_COLS
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
@@ -235,7 +239,7 @@ def test_the_runtime_and_the_benchmark_take_a_package_by_its_suffix(bf16_package
     `bench engine` finds its torch-eager baseline from the sidecar's metadata."""
     from click.testing import CliRunner
 
-    from g2h_edge.engines.bench import bench_engine_cmd
+    from g2h_edge.bench.engine import bench_engine_cmd
     from g2h_edge.errors import ConfigError
     from g2h_edge.runtime.config import ServerConfig
     from g2h_edge.runtime.engines import load_engines

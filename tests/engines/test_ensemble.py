@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from g2h_edge.engines import load_engine
-from g2h_edge.engines.ensemble import (EnsembleEngine, infer_with_spread, load_any,
-                                       load_ensemble, read_manifest, write_manifest)
+from g2h_edge.engines.ensemble import (
+    EnsembleEngine,
+    infer_with_spread,
+    load_any,
+    load_ensemble,
+    read_manifest,
+    write_manifest,
+)
 from g2h_edge.errors import EngineError
 from g2h_edge.models import Bundle, build_model, default_hparams, save_bundle
 from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS, TARGET_UNIT

@@ -18,8 +18,7 @@ from click.testing import CliRunner
 
 from g2h_edge.engines import load_engine
 from g2h_edge.errors import ModelError
-from g2h_edge.integrity import (CONTENT_KEY, UnverifiedModelWarning, bundle_content_sha256,
-                                onnx_graph_sha256)
+from g2h_edge.integrity import CONTENT_KEY, UnverifiedModelWarning, bundle_content_sha256, onnx_graph_sha256
 from g2h_edge.models import Bundle, build_model, default_hparams, load_bundle, save_bundle
 from g2h_edge.schema import IN_COLS, MF_COLS
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from g2h_edge.engines.tensorrt_engine import (
-    PLAN_FORMAT_TAG, TensorRTEngine, check_plan_compat, read_sidecar, sidecar_path,
+    PLAN_FORMAT_TAG,
+    TensorRTEngine,
+    check_plan_compat,
+    read_sidecar,
+    sidecar_path,
 )
 from g2h_edge.errors import EngineError, MissingExtraError
 

@@ -146,7 +146,7 @@ def test_udp_loopback(bus, run_bridge):
         try:
             while True:
                 got.append(dev.recv(4096))
-        except (socket.timeout, BlockingIOError):
+        except (TimeoutError, BlockingIOError):
             pass
 
     with run_bridge(cfg) as bridge:

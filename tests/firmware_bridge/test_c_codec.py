@@ -183,7 +183,7 @@ def test_c_rejects_bad_frames_like_python(host_test):
 def _mixed_stream(seed=2) -> bytes:
     rng = np.random.default_rng(seed)
     parts = [b"junk before sync\x00"]
-    for i, (_, raw) in enumerate(vectors(seed, 60)):
+    for _, raw in vectors(seed, 60):
         r = rng.random()
         if r < 0.1:
             raw = bytearray(raw)

@@ -1,7 +1,6 @@
 """Device bytes -> bridge -> the real runtime server -> predictions back to the device."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

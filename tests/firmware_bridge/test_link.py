@@ -8,8 +8,7 @@ import pytest
 
 from g2h_edge.errors import BridgeError
 from g2h_edge.firmware_bridge import link
-from g2h_edge.firmware_bridge.reference import (cobs_decode_bytewise, cobs_encode_bytewise,
-                                                crc16_bitwise)
+from g2h_edge.firmware_bridge.reference import cobs_decode_bytewise, cobs_encode_bytewise, crc16_bitwise
 
 
 # ------------------------------------------------------------------------------ CRC

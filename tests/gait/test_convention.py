@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from g2h_edge.errors import ConventionError
-from g2h_edge.gait.convention import (ConventionMonitor, assess_convention, check_convention,
-                                      convert_gait2354)
+from g2h_edge.gait.convention import ConventionMonitor, assess_convention, check_convention, convert_gait2354
 from g2h_edge.io.synth import make_cohort, make_stream
 from g2h_edge.io.trial import read_trial
 from g2h_edge.schema import IN_COLS

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from g2h_edge.bench.detector import SYNTH_MARGINS_S, evaluate_trial, pool, run_online, synthetic_walk
 from g2h_edge.errors import ConfigError, GaitError
-from g2h_edge.gait import (CycleAssembler, ICDetectorConfig, OnlineICDetector, detect_ics,
-                           foot_reach, from_mapping)
-from g2h_edge.gait.evaluate import (SYNTH_MARGINS_S, evaluate_trial, pool, run_online,
-                                    synthetic_walk)
+from g2h_edge.gait import (
+    CycleAssembler,
+    ICDetectorConfig,
+    OnlineICDetector,
+    detect_ics,
+    foot_reach,
+    from_mapping,
+)
 from g2h_edge.io import make_stream, read_trial
 
 SIDES = ("R", "L")
@@ -132,8 +137,8 @@ def test_vectorised_and_scalar_paths_agree(real_trials, monkeypatch):
 
     trs = real_trials[6:9] + [make_stream(8.0, 200.0, seed=8, noise_deg=0.5)]
     refs = [detect_ics(tr.t, tr.q, chunk=1) for tr in trs]       # scalar path
-    monkeypatch.setattr(det_mod, "_SMALL", 0)                     # vectorised for any chunk
-    monkeypatch.setattr(det_mod, "_BLOCK", 16)                    # and many short passes
+    monkeypatch.setattr(det_mod, "_SCALAR_MAX_FRAMES", 0)   # vectorised for any chunk
+    monkeypatch.setattr(det_mod, "_BLOCK_ROWS", 16)          # and many short passes
     for tr, ref in zip(trs, refs):
         for chunk in (1, 5, 37, tr.t.shape[0]):
             assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
@@ -178,7 +183,7 @@ def test_delay_is_bounded_and_causal(rate_hz, seed):
     t, q, _ = synthetic_walk(20.0, rate_hz, seed, noise_deg=0.5)
     found = run_online(t, q, cfg, chunk=1)
     assert len(found) > 30
-    for t_ic, side, t_conf in found:
+    for t_ic, _side, t_conf in found:
         assert t_ic <= t_conf
         assert t_conf - (t_ic - cfg.ic_offset_s) <= cfg.max_delay_s + cfg.fit_half_s + 1e-9
 

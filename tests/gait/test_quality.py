@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from g2h_edge.errors import ConfigError, DataError
-from g2h_edge.gait.quality import (QualityConfig, assess_cycle, cycle_quality, input_summary,
-                                   ood_phase_z, ood_z, quality_flags)
+from g2h_edge.gait.quality import (
+    QualityConfig,
+    assess_cycle,
+    cycle_quality,
+    input_summary,
+    ood_phase_z,
+    ood_z,
+    quality_flags,
+)
 from g2h_edge.schema import IN_COLS
 
 CH = {c: i for i, c in enumerate(IN_COLS)}

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import csv
-import re
 import importlib.util
+import re
 
 import numpy as np
 import pytest
 
 from g2h_edge.cli import main
-from g2h_edge.io.npz import read_gait2hip_npz
+from g2h_edge.io.npz import read_gait2hip_npz, write_gait2hip_npz
 from g2h_edge.io.synth import make_cohort
-from g2h_edge.io.npz import write_gait2hip_npz
 from g2h_edge.io.trial import read_trial
 from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS
 

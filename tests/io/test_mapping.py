@@ -11,8 +11,7 @@ import pytest
 from g2h_edge.cli import main
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.cycles import cut_cycles
-from g2h_edge.io.mapping import (PIG_TO_RAJAGOPAL, MappingConfig, fill_gaps, parse_map_items,
-                                 resolve_channels)
+from g2h_edge.io.mapping import PIG_TO_RAJAGOPAL, MappingConfig, fill_gaps, parse_map_items, resolve_channels
 from g2h_edge.io.synth import make_stream
 from g2h_edge.io.trial import read_trial
 from g2h_edge.schema import IN_COLS

@@ -6,8 +6,15 @@ import pytest
 
 from g2h_edge.errors import ConfigError
 from g2h_edge.io.npz import validate_gait2hip
-from g2h_edge.io.synth import (MU_X, SD_X, cycles_to_stream, join_cycles, make_cohort,
-                               make_stream, synthetic_labels)
+from g2h_edge.io.synth import (
+    MU_X,
+    SD_X,
+    cycles_to_stream,
+    join_cycles,
+    make_cohort,
+    make_stream,
+    synthetic_labels,
+)
 from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS, SPEED_LABELS, T
 
 PCT = np.linspace(0.0, 100.0, T)

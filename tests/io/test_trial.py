@@ -9,8 +9,7 @@ import pytest
 
 from g2h_edge.errors import ConventionError, DataError, MissingExtraError
 from g2h_edge.io.synth import make_stream
-from g2h_edge.io.trial import (events_path_for, read_trial, write_events_json,
-                               write_trial_csv)
+from g2h_edge.io.trial import events_path_for, read_trial, write_events_json, write_trial_csv
 from g2h_edge.schema import IN_COLS
 
 

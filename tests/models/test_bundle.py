@@ -1,6 +1,7 @@
 """Bundle format: round trip, plain weights-only file, validation on load."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -9,7 +10,12 @@ import torch
 
 from g2h_edge.errors import ModelError
 from g2h_edge.models import (
-    FORMAT_TAG, FORMAT_VERSION, StandardizedModel, file_sha256, load_bundle, save_bundle,
+    FORMAT_TAG,
+    FORMAT_VERSION,
+    StandardizedModel,
+    file_sha256,
+    load_bundle,
+    save_bundle,
 )
 from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS
 
@@ -120,5 +126,5 @@ def test_constructor_validates(bundle, bundle_factory):
         make_bundle(out_cols=JM_COLS[:2])
     with pytest.raises(ModelError, match="in_cols must be a list of strings"):
         make_bundle(in_cols=None)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         bundle.name = "other"  # frozen

@@ -1,15 +1,13 @@
 """The optional ``input_summary`` of a bundle: round trip, metadata, refusals."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
 from g2h_edge.errors import ModelError
 from g2h_edge.gait.quality import input_summary
-from g2h_edge.models import Bundle, build_model, bundle_metadata, default_hparams, \
-    load_bundle, save_bundle
+from g2h_edge.models import Bundle, build_model, bundle_metadata, default_hparams, load_bundle, save_bundle
 from g2h_edge.schema import IN_COLS, JM_COLS
 
 

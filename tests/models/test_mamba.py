@@ -10,8 +10,17 @@ import torch.nn.functional as F
 
 from g2h_edge.models import build_model, default_hparams
 from g2h_edge.models.mamba import (
-    SCANS, MambaBlock, associative_scan, auto_scan, default_chunk, exporting, scan_levels,
-    selective_scan_chunked, selective_scan_sequential, selective_scan_unrolled, set_scan,
+    SCANS,
+    MambaBlock,
+    associative_scan,
+    auto_scan,
+    default_chunk,
+    exporting,
+    scan_levels,
+    selective_scan_chunked,
+    selective_scan_sequential,
+    selective_scan_unrolled,
+    set_scan,
 )
 
 

@@ -6,7 +6,6 @@ import contextlib
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def jm_bundle_path(random_bundle):
     """A joint-moment Transformer bundle with random weights (flagged synthetic)."""

@@ -7,8 +7,7 @@ import zmq
 
 from g2h_edge import wire
 from g2h_edge.io.synth import make_stream
-from g2h_edge.sources.replay import (ReplayConfig, build_messages, open_publisher,
-                                     wait_for_subscriber)
+from g2h_edge.sources.replay import ReplayConfig, build_messages, open_publisher, wait_for_subscriber
 
 BIG = 2**64 - 1
 
@@ -131,8 +130,12 @@ def test_an_input_part_beyond_the_transport_cap_drops_the_connection(run_server)
 
 def test_defaults_fit_the_stated_memory_budget():
     """#6: per-stream caps x max streams, and both queues, fit MEMORY_BUDGET_BYTES."""
-    from g2h_edge.runtime.config import (MEMORY_BUDGET_BYTES, OUTPUT_MESSAGE_BYTES_MAX,
-                                         STREAM_BYTES_MAX, ServerConfig)
+    from g2h_edge.runtime.config import (
+        MEMORY_BUDGET_BYTES,
+        OUTPUT_MESSAGE_BYTES_MAX,
+        STREAM_BYTES_MAX,
+        ServerConfig,
+    )
 
     cfg = ServerConfig(engines=("x",))
     total = (cfg.max_streams * STREAM_BYTES_MAX + cfg.rcv_hwm * wire.MAX_INPUT_PART_BYTES

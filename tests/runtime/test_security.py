@@ -11,8 +11,7 @@ from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.synth import make_stream
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.local import LocalServer, OutputCollector
-from g2h_edge.runtime.security import (check_exposure, client_curve, generate_keys,
-                                       is_local_endpoint)
+from g2h_edge.security import check_exposure, client_curve, generate_keys, is_local_endpoint
 from g2h_edge.sources.replay import ReplayConfig, open_publisher, replay
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="libzmq without CURVE")

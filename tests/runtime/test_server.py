@@ -11,8 +11,7 @@ from g2h_edge import wire
 from g2h_edge.gait import resample_cycle
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS, JM_COLS, mirror_sides
-from g2h_edge.sources.replay import (ReplayConfig, build_messages, open_publisher, replay,
-                                     wait_for_subscriber)
+from g2h_edge.sources.replay import ReplayConfig, build_messages, open_publisher, replay, wait_for_subscriber
 
 
 def _publisher(srv):

@@ -15,8 +15,15 @@ from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.mapping import MVN_TO_RAJAGOPAL, MappingConfig
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS
-from g2h_edge.sources.mvn import (HEADER, MvnAdapter, MvnConfig, encode_joint_angles,
-                                  joint_labels, parse_header, parse_joint_angles)
+from g2h_edge.sources.mvn import (
+    HEADER,
+    MvnAdapter,
+    MvnConfig,
+    encode_joint_angles,
+    joint_labels,
+    parse_header,
+    parse_joint_angles,
+)
 from g2h_edge.sources.publisher import PublisherConfig
 
 SEG = {"jRightHip": (1, 16), "jRightKnee": (16, 17), "jRightAnkle": (17, 18),

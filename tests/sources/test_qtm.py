@@ -16,8 +16,7 @@ from g2h_edge.io.mapping import MappingConfig
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS
 from g2h_edge.sources.publisher import PublisherConfig
-from g2h_edge.sources.qtm import (QtmAdapter, QtmConfig, parse_analog_parameters,
-                                  pick_device)
+from g2h_edge.sources.qtm import QtmAdapter, QtmConfig, parse_analog_parameters, pick_device
 
 pytest.importorskip("qtm_rt", reason="qtm-rt (qtm extra) not installed")
 

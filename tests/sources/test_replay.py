@@ -76,8 +76,8 @@ def test_file_formats(tmp_path):
     metas = [m for m in (wire.decode_input(p) for _, p in msgs) if isinstance(m, wire.Meta)]
     assert len(metas) >= 4                                          # repeated every second
     assert metas[0].body_mass_kg == 65.0
-    from g2h_edge.io.synth import make_cohort
     from g2h_edge.io.npz import write_gait2hip_npz
+    from g2h_edge.io.synth import make_cohort
     npz = tmp_path / "cohort.npz"
     write_gait2hip_npz(npz, make_cohort("jm", 2, seed=1, trials_per_condition=1))
     tr = load_trial_file(npz, npz_rate_hz=150.0)

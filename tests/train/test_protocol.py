@@ -73,7 +73,8 @@ def test_test_metrics_are_those_of_the_saved_bundle(bench_dir, tiny_cohort):
     with torch.no_grad():
         pred = b.module()(torch.as_tensor(tiny_cohort.X[split.test_idx])).numpy()
     y = tiny_cohort.Y[split.test_idx] / tiny_cohort.weight_kg[split.test_idx, None, None]
-    rows = speed_table(y, pred, tiny_cohort.subject_id[split.test_idx], tiny_cohort.speed_label[split.test_idx])
+    rows = speed_table(y, pred, tiny_cohort.subject_id[split.test_idx],
+                       tiny_cohort.speed_label[split.test_idx])
     written = report.read_csv(bench_dir / "Transformer_JM60_test_metrics_by_speed_mean.csv")
     for mine, theirs in zip(rows, written):
         assert float(theirs["subject_mean_RMSE"]) == pytest.approx(mine["subject_mean_RMSE"], abs=6e-5)

@@ -3,8 +3,9 @@
 Codes are collected from the source with ``ast`` (no list to keep in sync by hand): every
 string passed as ``reason=`` to any call, and the reason argument of the reject helpers
 (``_err``, ``_reject``, ``_cycle_reject``, ``Reject``, ``count_reject``, ``encode_reject``)
-and ``return ("code", message)`` verdicts in the modules that produce wire rejects; quality keys from the ``quality = {...}`` literal
-and ``quality["key"] = ...`` assignments. A new code anywhere there fails until documented.
+and ``return ("code", message)`` verdicts in the modules that produce wire rejects; quality
+keys from the ``quality = {...}`` literal and ``quality["key"] = ...`` assignments. A new
+code anywhere there fails until documented.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ SCANNED = ["wire.py", *sorted(str(p.relative_to(PKG)) for d in ("gait", "runtime
 REASON_ARG = {"_err": 0, "_reject": 1, "_cycle_reject": 1, "Reject": 1, "count_reject": 0,
               "encode_reject": 1}
 #: modules whose reasons are not wire rejects (CLI/bench helpers)
-NOT_WIRE = {"runtime/bench.py", "runtime/cli.py", "runtime/demo.py", "runtime/record.py",
-            "runtime/local.py", "gait/evaluate.py",
+NOT_WIRE = {"runtime/cli.py", "runtime/demo.py", "runtime/record.py",
+            "runtime/local.py",
             # its own input checks never reach the wire: a failure becomes the cycle's
             # quality flag `quality_check_failed` with `quality_error` (documented)
             "gait/quality.py"}

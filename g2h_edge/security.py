@@ -33,8 +33,8 @@ import zmq
 
 from g2h_edge.errors import ConfigError
 
-__all__ = ["SERVER_NAME", "AUTHORIZED_DIR", "generate_keys", "check_server_keys", "server_curve", "client_curve",
-           "is_local_endpoint", "check_exposure", "curve_available"]
+__all__ = ["SERVER_NAME", "AUTHORIZED_DIR", "generate_keys", "check_server_keys", "server_curve",
+           "client_curve", "is_local_endpoint", "check_exposure", "curve_available"]
 
 SERVER_NAME = "server"
 AUTHORIZED_DIR = "authorized_clients"

@@ -1,4 +1,4 @@
-"""g2h_edge.gait.evaluate: event matching, pooling and the script entry point."""
+"""g2h_edge.bench.detector: event matching, pooling and the script entry point."""
 from __future__ import annotations
 
 import json
@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from g2h_edge.gait.evaluate import (SYNTH_MARGINS_S, TrialResult, benchmark_detector,
-                                    evaluate_trial, main, match_events, pool, synthetic_walk)
+from g2h_edge.bench.detector import (
+    SYNTH_MARGINS_S,
+    TrialResult,
+    benchmark_detector,
+    evaluate_trial,
+    main,
+    match_events,
+    pool,
+    synthetic_walk,
+)
 
 
 @pytest.mark.parametrize("true, det, tol, pairs, missed, false", [

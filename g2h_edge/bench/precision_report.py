@@ -1,6 +1,6 @@
 """Precision report: latency and accuracy cost of fp32 / bf16 / int8 ONNX exports.
 
-    python -m g2h_edge.export.report --reference ../shared/reference --data ../shared/data
+    python -m g2h_edge.bench.precision_report --reference ../shared/reference --data ../shared/data
 
 For each published checkpoint: exports fp32, bf16 and int8 to a temp dir; times them at
 batch 1 and 64 next to the torch-eager reference path (interleaved rounds, same run); and
@@ -35,7 +35,7 @@ def r2(y: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _latency(engines: dict, ref_fn, batches, iters: int) -> dict:
-    from g2h_edge.engines.bench import bench_pair
+    from g2h_edge.bench.engine import bench_pair
 
     out = {}
     for b in batches:
@@ -53,7 +53,7 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
                      iters: int = 200, batches=(1, 64), verbose: bool = False,
                      aoti: bool = False) -> list[dict]:
     """One dict per (checkpoint, precision); see module doc."""
-    from g2h_edge.engines.bench import reference_fn
+    from g2h_edge.bench.engine import reference_fn
     from g2h_edge.engines.onnx_engine import OnnxEngine
     from g2h_edge.errors import ExportError
     from g2h_edge.export.cycles import real_cycles
@@ -129,7 +129,8 @@ def _table(rows: list[dict], batches) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.precision_report",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True)
     ap.add_argument("--data", default=None)
     ap.add_argument("--names", nargs="*", default=None)

@@ -49,8 +49,7 @@ def _publisher(cfg: E2EConfig, addr: str, ids: list, go, ready, out) -> None:
     the trials' clocks (streams staggered over one message period)."""
     import zmq
 
-    from g2h_edge.sources.replay import (ReplayConfig, build_messages, open_publisher,
-                                         wait_for_subscriber)
+    from g2h_edge.sources.replay import ReplayConfig, build_messages, open_publisher, wait_for_subscriber
 
     trials = _trials(cfg, min(4, len(ids)))
     period = cfg.frames_per_message / cfg.rate_hz

@@ -16,12 +16,7 @@ import numpy as np
 from g2h_edge.cli.options import torch_engine_options
 from g2h_edge.errors import EngineError
 
-__all__ = ["BenchRow", "time_calls", "bench_pair", "reference_fn", "bench_engine_cmd",
-           "TARGETS"]
-
-#: issue 6 targets, checked and printed (never asserted in tests)
-TARGETS = {"transformer_b1_ms_per_cycle": 0.45, "transformer_speedup_vs_eager": 3.0,
-           "mamba_vs_transformer": 3.0}
+__all__ = ["BenchRow", "time_calls", "bench_pair", "reference_fn", "bench_engine_cmd"]
 
 
 @dataclass(frozen=True)
@@ -174,11 +169,4 @@ def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no
         if len(rows) == 2:
             ratio = rows[1].p50_ms / rows[0].p50_ms
             click.echo(f"  speed-up vs torch eager at batch {b}: {ratio:.2f}x (p50)")
-            if b == 1 and engine.metadata.get("arch") == "transformer":
-                ms, goal_ms = rows[0].ms_per_cycle, TARGETS["transformer_b1_ms_per_cycle"]
-                goal_x = TARGETS["transformer_speedup_vs_eager"]
-                met = ms <= goal_ms and ratio >= goal_x
-                click.echo(f"  issue-6 target (<= {goal_ms} ms/cycle and >= {goal_x:.0f}x at "
-                           f"batch 1): {'met' if met else 'NOT met'} ({ms:.3f} ms, "
-                           f"{ratio:.2f}x)")
     engine.close()

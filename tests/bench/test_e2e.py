@@ -1,7 +1,15 @@
 """`bench e2e` machinery on a tiny load (numbers are not asserted: no timing tests)."""
 from __future__ import annotations
 
-from g2h_edge.runtime.bench import E2EConfig, run_e2e
+import pytest
+
+from g2h_edge.bench.e2e import E2EConfig, run_e2e
+
+
+@pytest.fixture(scope="module")
+def jm_bundle_path(random_bundle):
+    """A joint-moment Transformer bundle with random weights (flagged synthetic)."""
+    return random_bundle("transformer", "jm", seed=0, name="test-jm")
 
 
 def test_bench_e2e_small_run_loses_nothing(jm_bundle_path):

@@ -1,6 +1,6 @@
 """Measure the online IC detector against known initial contacts.
 
-    python -m g2h_edge.gait.evaluate /path/to/shared/data [--chunk 10] [--tol-ms 60]
+    python -m g2h_edge.bench.detector /path/to/shared/data [--chunk 10] [--tol-ms 60]
                                      [--no-synth] [--bench]
 
 prints one row per trial (real trials of ``schreiber2019/`` at 100 Hz, ``opensim_gait2354/``
@@ -244,7 +244,7 @@ def benchmark_detector(*, n_streams: int = 100, rate_hz: float = 200.0, chunk: i
             n_ic += len(d.update(tc, qc))
     el = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for tc, qc in chunks:
+    for _tc, qc in chunks:
         for _ in dets:
             np.diff(qc, axis=0)
     base = time.perf_counter() - t0
@@ -256,7 +256,7 @@ def benchmark_detector(*, n_streams: int = 100, rate_hz: float = 200.0, chunk: i
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m g2h_edge.gait.evaluate",
+    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.detector",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", help="folder holding schreiber2019/ and opensim_gait2354/")
     ap.add_argument("--chunk", type=int, default=1,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from g2h_edge.bench.engine import bench_pair
 from g2h_edge.cli import main
-from g2h_edge.engines.bench import bench_pair
 from g2h_edge.models import Bundle, build_model, save_bundle
 from g2h_edge.schema import IN_COLS, MF_COLS, T
 

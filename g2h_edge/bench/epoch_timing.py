@@ -1,6 +1,6 @@
 """Wall time per training epoch of each published-size model (a benchmark, not a test).
 
-``python -m g2h_edge.train.epoch_timing [--models lstm,transformer,mamba] [--epochs 2]
+``python -m g2h_edge.bench.epoch_timing [--models lstm,transformer,mamba] [--epochs 2]
 [--subjects 60] [--trials 4] [--device cpu]``
 
 Builds a synthetic cohort of the real size (60 subjects x 3 cadences x 4 cycles = 720
@@ -50,7 +50,8 @@ def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> tuple[list
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m g2h_edge.train.epoch_timing", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.epoch_timing",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="lstm,transformer,mamba")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--subjects", type=int, default=60)
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     from g2h_edge.io.synth import make_cohort
 
     data = make_cohort(args.task, args.subjects, 2025, trials_per_condition=args.trials)
-    print(f"cohort: {data.n} cycles ({args.subjects} subjects x 3 cadences x {args.trials}); task {args.task}; "
+    print(f"cohort: {data.n} cycles ({args.subjects} subjects x 3 cadences x {args.trials}); "
+          f"task {args.task}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     for arch in [a.strip() for a in args.models.split(",") if a.strip()]:
         secs, cpu = time_epochs(arch, data, args.epochs, args.device)
