@@ -27,6 +27,7 @@ set (AMX, AVX-512) and the thread count they were compiled for, and it loads onl
 PyTorch version. The sidecar records all three and the engine refuses a package that cannot
 run here, with a message to rebuild it on the target (like a TensorRT plan).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -66,6 +67,7 @@ MAX_BATCH_LIMIT = 4096
 @dataclass(frozen=True)
 class AotiReport:
     """What :func:`export_aoti` wrote and measured."""
+
     path: Path
     sidecar: Path
     sha256: str
@@ -98,20 +100,23 @@ def _check_args(bundle, precision, mode, max_batch, threads) -> None:
     check_choice("mode", mode, AOTI_MODES)
     for key, v, hi in (("max_batch", max_batch, MAX_BATCH_LIMIT), ("threads", threads, 256)):
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
-            raise ExportError(f"{key} must be an int in 1..{hi}, got {v!r}",
-                              reason="bad_argument")
+            raise ExportError(f"{key} must be an int in 1..{hi}, got {v!r}", reason="bad_argument")
     if bundle.arch == "lstm":
-        raise ExportError(f"{bundle.name!r} is an LSTM: its recurrence is one fused kernel "
-                          "already, AOT compilation gains nothing; export it to ONNX",
-                          reason="unsupported_arch")
+        raise ExportError(
+            f"{bundle.name!r} is an LSTM: its recurrence is one fused kernel "
+            "already, AOT compilation gains nothing; export it to ONNX",
+            reason="unsupported_arch",
+        )
 
 
 def _compile(module, sample, package: Path, *, mode: str, max_batch: int) -> None:
     import torch
 
     dims = {"x": {0: torch.export.Dim("batch", min=1, max=max_batch)}}
-    configs = {"freezing": True,                 # weights are constants: prepacked for AMX
-               "autotune_num_choices_displayed": 0}   # no autotune tables on stderr
+    configs = {
+        "freezing": True,  # weights are constants: prepacked for AMX
+        "autotune_num_choices_displayed": 0,
+    }  # no autotune tables on stderr
     if hasattr(torch._inductor.config, "max_autotune_report_choices_stats"):
         configs["max_autotune_report_choices_stats"] = False
     if mode == "max-autotune":
@@ -119,8 +124,7 @@ def _compile(module, sample, package: Path, *, mode: str, max_batch: int) -> Non
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.export.export(module, (sample,), dynamic_shapes=dims)
-        torch._inductor.aoti_compile_and_package(program, package_path=str(package),
-                                                 inductor_configs=configs)
+        torch._inductor.aoti_compile_and_package(program, package_path=str(package), inductor_configs=configs)
 
 
 def _run_package(runner, x: np.ndarray) -> np.ndarray:
@@ -130,9 +134,16 @@ def _run_package(runner, x: np.ndarray) -> np.ndarray:
         return runner(torch.from_numpy(x)).float().numpy()
 
 
-def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autotune",
-                max_batch: int = 64, threads: int | None = None, tol: float = 1e-4
-                ) -> AotiReport:
+def export_aoti(
+    bundle,
+    path,
+    *,
+    precision: str = "bf16",
+    mode: str = "max-autotune",
+    max_batch: int = 64,
+    threads: int | None = None,
+    tol: float = 1e-4,
+) -> AotiReport:
     """Compile ``bundle`` (a Bundle or a bundle path) into the package ``path`` (see module
     doc). ``threads``: intra-op threads the kernels are compiled for (None: PyTorch's
     current setting, one per core by default). Raises ExportError (nothing written) when
@@ -144,10 +155,13 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
     _check_args(bundle, precision, mode, max_batch, threads)
     path = Path(path)
     if path.suffix != ".pt2":
-        raise ExportError(f"an AOTInductor package must be named *.pt2 (the runtime picks "
-                          f"the engine by suffix), got {path.name}", reason="bad_argument")
+        raise ExportError(
+            f"an AOTInductor package must be named *.pt2 (the runtime picks "
+            f"the engine by suffix), got {path.name}",
+            reason="bad_argument",
+        )
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)     # the generated kernels hard-code this thread count
+    torch.set_num_threads(threads)  # the generated kernels hard-code this thread count
     try:
         module = serving_module(bundle, precision)
         reference = bundle.module().eval()
@@ -156,24 +170,39 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
             package = Path(tmp) / "model.pt2"
             t0 = time.perf_counter()
             try:
-                _compile(module, torch.from_numpy(np.ascontiguousarray(x[:2])), package,
-                         mode=mode, max_batch=max_batch)
+                _compile(
+                    module,
+                    torch.from_numpy(np.ascontiguousarray(x[:2])),
+                    package,
+                    mode=mode,
+                    max_batch=max_batch,
+                )
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [repr(exc)])[0][:300]
-                raise ExportError(f"AOTInductor could not compile {bundle.arch} "
-                                  f"{bundle.name!r} ({first}); it needs a C++ compiler "
-                                  "(g++) and this PyTorch's headers", reason="compile_failed"
-                                  ) from exc
+                raise ExportError(
+                    f"AOTInductor could not compile {bundle.arch} "
+                    f"{bundle.name!r} ({first}); it needs a C++ compiler "
+                    "(g++) and this PyTorch's headers",
+                    reason="compile_failed",
+                ) from exc
             build_s = time.perf_counter() - t0
             try:
-                runner, extracted = load_package(package)   # a private folder, removed below
+                runner, extracted = load_package(package)  # a private folder, removed below
             except Exception as exc:
-                raise ExportError(f"the compiled package does not load: {exc}",
-                                  reason="compile_failed") from exc
+                raise ExportError(
+                    f"the compiled package does not load: {exc}", reason="compile_failed"
+                ) from exc
             try:
-                diff = check_parity(lambda xb: _run_package(runner, xb), reference, x,
-                                    sorted({1, min(64, max_batch)}), precision, tol,
-                                    what="the compiled package", fail_reason="run_failed")
+                diff = check_parity(
+                    lambda xb: _run_package(runner, xb),
+                    reference,
+                    x,
+                    sorted({1, min(64, max_batch)}),
+                    precision,
+                    tol,
+                    what="the compiled package",
+                    fail_reason="run_failed",
+                )
             finally:
                 shutil.rmtree(extracted, ignore_errors=True)
             data = package.read_bytes()
@@ -184,18 +213,38 @@ def export_aoti(bundle, path, *, precision: str = "bf16", mode: str = "max-autot
     meta = bundle_metadata(bundle)
     prov = bundle.provenance or {}
     meta.update(
-        format=AOTI_FORMAT_TAG, precision=precision, mode=mode, min_batch=1,
-        max_batch=max_batch, threads=threads, torch_version=torch.__version__,
-        machine=platform.machine(), cpu_flags=sorted(cpu_isa_flags()),
-        package_sha256=hashlib.sha256(data).hexdigest(), bundle_sha256=bundle_sha,
-        source_sha256=str(prov.get("source_sha256", "")), verify_max_abs_diff=diff,
-        build_s=round(build_s, 1), g2h_edge_version=__version__,
-        built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    meta = sign_sidecar(meta)          # this user's build: the engine refuses others' (trust.py)
+        format=AOTI_FORMAT_TAG,
+        precision=precision,
+        mode=mode,
+        min_batch=1,
+        max_batch=max_batch,
+        threads=threads,
+        torch_version=torch.__version__,
+        machine=platform.machine(),
+        cpu_flags=sorted(cpu_isa_flags()),
+        package_sha256=hashlib.sha256(data).hexdigest(),
+        bundle_sha256=bundle_sha,
+        source_sha256=str(prov.get("source_sha256", "")),
+        verify_max_abs_diff=diff,
+        build_s=round(build_s, 1),
+        g2h_edge_version=__version__,
+        built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    meta = sign_sidecar(meta)  # this user's build: the engine refuses others' (trust.py)
     write_atomic(path, data, error=ExportError, what="AOTInductor package")
     side = sidecar_path(path)
-    write_atomic(side, json.dumps(meta, indent=1, sort_keys=True).encode(), error=ExportError,
-                 what="package sidecar")
-    return AotiReport(path=path, sidecar=side, sha256=meta["package_sha256"],
-                      precision=precision, mode=mode, max_batch=max_batch, threads=threads,
-                      build_s=build_s, max_abs_diff=diff, metadata=meta)
+    write_atomic(
+        side, json.dumps(meta, indent=1, sort_keys=True).encode(), error=ExportError, what="package sidecar"
+    )
+    return AotiReport(
+        path=path,
+        sidecar=side,
+        sha256=meta["package_sha256"],
+        precision=precision,
+        mode=mode,
+        max_batch=max_batch,
+        threads=threads,
+        build_s=build_s,
+        max_abs_diff=diff,
+        metadata=meta,
+    )

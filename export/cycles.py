@@ -7,6 +7,7 @@
   hand-marked force-plate foot strikes, right cycle as is and left cycle with mirrored inputs,
   each linearly resampled to T frames, with the OpenSim hip moments of that hip (Nm/kg).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,14 +46,14 @@ def parity_like_cycles(mean, std, n: int, T: int, *, seed: int = 0) -> np.ndarra
 def resample(t: np.ndarray, q: np.ndarray, t0: float, t1: float, T: int) -> np.ndarray:
     """Linear resampling of q (n, C) at T times from t0 to t1 inclusive -> (T, C) float32."""
     tt = np.linspace(t0, t1, T)
-    return np.stack([np.interp(tt, t, q[:, c]) for c in range(q.shape[1])], 1).astype(
-        np.float32)
+    return np.stack([np.interp(tt, t, q[:, c]) for c in range(q.shape[1])], 1).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class RealCycles:
     """Real gait cycles: ``x`` (N, T, 10) degrees, ``y`` (N, T, 3) OpenSim hip moments
     (Nm/kg) of the same hip, ``side`` ("R"|"L" per cycle), ``trial`` (source file stems)."""
+
     x: np.ndarray
     y: np.ndarray
     side: tuple[str, ...]
@@ -62,8 +63,11 @@ class RealCycles:
 def _read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     with open(path) as fh:
         header = fh.readline().strip().split(",")
-        rows = [[float(v) if v not in ("True", "False") else float(v == "True")
-                 for v in line.strip().split(",")] for line in fh if line.strip()]
+        rows = [
+            [float(v) if v not in ("True", "False") else float(v == "True") for v in line.strip().split(",")]
+            for line in fh
+            if line.strip()
+        ]
     return header, np.asarray(rows, np.float64)
 
 

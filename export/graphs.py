@@ -18,6 +18,7 @@ For a Mamba it traces :func:`~g2h_edge.models.folded.FoldedMamba` (standardisati
 into ``input_proj``, constant T in the causal conv and the unrolled selective scan). The LSTM
 exports its generic form ("static" falls back to it).
 """
+
 from __future__ import annotations
 
 from g2h_edge.errors import ExportError, ModelError
@@ -31,13 +32,13 @@ def export_module(bundle, graph: str = "static", *, module=None):
     """(torch module to trace, graph form used) for ``bundle`` asked in the ``graph`` form
     (see module doc); ``module`` is the bundle's own model when the caller has built it."""
     if graph not in GRAPHS:
-        raise ExportError(f"graph {graph!r} is not one of {list(GRAPHS)}",
-                          reason="bad_argument")
+        raise ExportError(f"graph {graph!r} is not one of {list(GRAPHS)}", reason="bad_argument")
     module = bundle.module() if module is None else module
     if graph == "static" and bundle.arch == "transformer":
         return StaticTransformer(module, bundle.T).eval(), "static"
     if graph == "static" and bundle.arch == "mamba":
         from g2h_edge.models.folded import FoldedMamba
+
         return FoldedMamba(module, bundle.T), "static"
     return module, "generic"
 

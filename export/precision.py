@@ -24,6 +24,7 @@
 Both variants use ops outside TensorRT's ONNX parser for int8 (MatMulInteger,
 DynamicQuantizeLinear): build TensorRT plans from the fp32 export with ``--fp16`` instead.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,7 @@ import numpy as np
 
 from g2h_edge.errors import ExportError
 
-__all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "quantize_weight_u8",
-           "INT8_MODES"]
+__all__ = ["convert_precision", "to_bf16", "to_int8", "to_int8_fused", "quantize_weight_u8", "INT8_MODES"]
 
 INT8_MODES = ("fused", "dynamic", "static")
 _MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
@@ -43,8 +43,14 @@ _MIN_BF16_SIZE = 16  # smaller float initializers (scalars, shapes) stay fp32
 _MIN_INT8_DIM = 64
 
 
-def convert_precision(model, precision: str, *, calib: np.ndarray | None = None,
-                      int8_mode: str = "fused", workdir: Path | None = None):
+def convert_precision(
+    model,
+    precision: str,
+    *,
+    calib: np.ndarray | None = None,
+    int8_mode: str = "fused",
+    workdir: Path | None = None,
+):
     """Return a new ModelProto in ``precision`` ("bf16" | "int8") from an fp32 ModelProto."""
     if precision == "bf16":
         return to_bf16(model)
@@ -71,11 +77,13 @@ def to_bf16(model):
             continue
         bits = _to_bf16_bits(arr)  # uint16, round to nearest even
         name = init.name
-        new = helper.make_tensor(name + "__bf16", TensorProto.BFLOAT16, arr.shape,
-                                 bits.tobytes(), raw=True)
+        new = helper.make_tensor(name + "__bf16", TensorProto.BFLOAT16, arr.shape, bits.tobytes(), raw=True)
         init.CopyFrom(new)
-        casts.append(helper.make_node("Cast", [name + "__bf16"], [name],
-                                      to=TensorProto.FLOAT, name=f"bf16_to_fp32/{name}"))
+        casts.append(
+            helper.make_node(
+                "Cast", [name + "__bf16"], [name], to=TensorProto.FLOAT, name=f"bf16_to_fp32/{name}"
+            )
+        )
     for node in reversed(casts):
         graph.node.insert(0, node)
     return out
@@ -92,7 +100,7 @@ class _CalibReader:
     """onnxruntime.quantization CalibrationDataReader over (N, T, 10) cycles, batch 1."""
 
     def __init__(self, x: np.ndarray, input_name: str):
-        self._items = iter([{input_name: x[i: i + 1]} for i in range(len(x))])
+        self._items = iter([{input_name: x[i : i + 1]} for i in range(len(x))])
 
     def get_next(self):
         return next(self._items, None)
@@ -112,8 +120,7 @@ def quantize_weight_u8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """
     scale = (np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0).astype(np.float32)  # (N,)
     q = np.clip(np.rint(w / scale), -127, 127)  # (K, N)
-    return ((q + 128).astype(np.uint8), scale,
-            np.full(w.shape[1], 128, np.uint8))
+    return ((q + 128).astype(np.uint8), scale, np.full(w.shape[1], 128, np.uint8))
 
 
 def to_int8_fused(model):
@@ -142,8 +149,11 @@ def to_int8_fused(model):
             consumers.setdefault(name, []).append(node)
     graph_outputs = {o.name for o in graph.output}
     # the exporter deduplicates equal weights as Identity(initializer): see through them
-    alias = {node.output[0]: node.input[0] for node in graph.node
-             if node.op_type == "Identity" and node.input[0] in inits}
+    alias = {
+        node.output[0]: node.input[0]
+        for node in graph.node
+        if node.op_type == "Identity" and node.input[0] in inits
+    }
 
     def float_init(name, ndim):
         init = inits.get(alias.get(name, name))
@@ -171,20 +181,30 @@ def to_int8_fused(model):
                 dropped.add(id(add))
         wq, scale, zero = quantize_weight_u8(w)
         base = f"{node.name or 'matmul'}_{n_rewritten}"
-        new_inits += [numpy_helper.from_array(wq, base + "_w_uint8"),
-                      numpy_helper.from_array(scale, base + "_w_scale"),
-                      numpy_helper.from_array(zero, base + "_w_zero")]
+        new_inits += [
+            numpy_helper.from_array(wq, base + "_w_uint8"),
+            numpy_helper.from_array(scale, base + "_w_scale"),
+            numpy_helper.from_array(zero, base + "_w_zero"),
+        ]
         ins = [node.input[0], base + "_w_uint8", base + "_w_scale", base + "_w_zero"]
-        new_nodes.append(helper.make_node("DynamicQuantizeMatMul", ins + ([bias_name] if
-                                          bias_name else []), [out_name], name=base + "_dqmm",
-                                          domain="com.microsoft"))
+        new_nodes.append(
+            helper.make_node(
+                "DynamicQuantizeMatMul",
+                ins + ([bias_name] if bias_name else []),
+                [out_name],
+                name=base + "_dqmm",
+                domain="com.microsoft",
+            )
+        )
         n_rewritten += 1
     if n_rewritten == 0:
-        raise ExportError("int8 (fused): the graph has no MatMul with a constant weight of "
-                          f"at least {_MIN_INT8_DIM}x{_MIN_INT8_DIM} (an LSTM's recurrent "
-                          "weights live in the LSTM op, which is not quantised); export fp32, "
-                          "or --int8-mode dynamic to quantise the small layers anyway",
-                          reason="quantize_failed")
+        raise ExportError(
+            "int8 (fused): the graph has no MatMul with a constant weight of "
+            f"at least {_MIN_INT8_DIM}x{_MIN_INT8_DIM} (an LSTM's recurrent "
+            "weights live in the LSTM op, which is not quantised); export fp32, "
+            "or --int8-mode dynamic to quantise the small layers anyway",
+            reason="quantize_failed",
+        )
     del graph.node[:]
     graph.node.extend(new_nodes)
     used = {name for node in graph.node for name in node.input}
@@ -196,8 +216,7 @@ def to_int8_fused(model):
     return out
 
 
-def to_int8(model, *, calib: np.ndarray | None, mode: str = "fused",
-            workdir: Path | None = None):
+def to_int8(model, *, calib: np.ndarray | None, mode: str = "fused", workdir: Path | None = None):
     """Quantise MatMul weights to int8 (see module doc for the modes)."""
     import tempfile
 
@@ -205,8 +224,7 @@ def to_int8(model, *, calib: np.ndarray | None, mode: str = "fused",
     from onnxruntime import quantization as q
 
     if mode not in INT8_MODES:
-        raise ExportError(f"int8 mode {mode!r} is not one of {list(INT8_MODES)}",
-                          reason="bad_argument")
+        raise ExportError(f"int8 mode {mode!r} is not one of {list(INT8_MODES)}", reason="bad_argument")
     if mode == "fused":
         return to_int8_fused(model)
     with tempfile.TemporaryDirectory(prefix="g2h-int8-", dir=workdir) as tmp:
@@ -214,21 +232,32 @@ def to_int8(model, *, calib: np.ndarray | None, mode: str = "fused",
         onnx.save(model, str(src))
         try:
             if mode == "dynamic":
-                q.quantize_dynamic(str(src), str(dst), weight_type=q.QuantType.QInt8,
-                                   per_channel=False, op_types_to_quantize=["MatMul", "Gemm"])
+                q.quantize_dynamic(
+                    str(src),
+                    str(dst),
+                    weight_type=q.QuantType.QInt8,
+                    per_channel=False,
+                    op_types_to_quantize=["MatMul", "Gemm"],
+                )
             else:
                 if calib is None or len(calib) == 0:
-                    raise ExportError("static int8 needs calibration cycles",
-                                      reason="bad_argument")
+                    raise ExportError("static int8 needs calibration cycles", reason="bad_argument")
                 reader = _CalibReader(np.asarray(calib, np.float32), model.graph.input[0].name)
-                q.quantize_static(str(src), str(dst), reader, quant_format=q.QuantFormat.QDQ,
-                                  activation_type=q.QuantType.QInt8,
-                                  weight_type=q.QuantType.QInt8, per_channel=True,
-                                  op_types_to_quantize=["MatMul", "Gemm"])
+                q.quantize_static(
+                    str(src),
+                    str(dst),
+                    reader,
+                    quant_format=q.QuantFormat.QDQ,
+                    activation_type=q.QuantType.QInt8,
+                    weight_type=q.QuantType.QInt8,
+                    per_channel=True,
+                    op_types_to_quantize=["MatMul", "Gemm"],
+                )
         except ExportError:
             raise
         except Exception as exc:
-            raise ExportError(f"int8 ({mode}) quantisation failed: "
-                              f"{str(exc).splitlines()[0][:300]}", reason="quantize_failed"
-                              ) from exc
+            raise ExportError(
+                f"int8 ({mode}) quantisation failed: {str(exc).splitlines()[0][:300]}",
+                reason="quantize_failed",
+            ) from exc
         return onnx.load(str(dst))

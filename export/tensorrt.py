@@ -8,6 +8,7 @@ name, compute capability, precision, batch profile, build time and the plan's sh
 only runs on the TensorRT version and GPU model that built it: build it on the target (a
 Jetson builds its own; see docs/jetson.md).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -36,6 +37,7 @@ __all__ = ["PlanReport", "build_plan", "check_profile"]
 @dataclass(frozen=True)
 class PlanReport:
     """What :func:`build_plan` wrote."""
+
     plan: Path
     sidecar: Path
     sha256: str
@@ -45,17 +47,22 @@ class PlanReport:
 
 def check_profile(min_batch: int, opt_batch: int, max_batch: int, workspace_mb: int) -> None:
     """ExportError unless 1 <= min <= opt <= max and workspace_mb >= 16."""
-    vals = {"min_batch": min_batch, "opt_batch": opt_batch, "max_batch": max_batch,
-            "workspace_mb": workspace_mb}
+    vals = {
+        "min_batch": min_batch,
+        "opt_batch": opt_batch,
+        "max_batch": max_batch,
+        "workspace_mb": workspace_mb,
+    }
     for key, v in vals.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ExportError(f"{key} must be a positive int, got {v!r}", reason="bad_argument")
     if not min_batch <= opt_batch <= max_batch:
-        raise ExportError(f"batch profile must satisfy min <= opt <= max, got {min_batch}/"
-                          f"{opt_batch}/{max_batch}", reason="bad_argument")
+        raise ExportError(
+            f"batch profile must satisfy min <= opt <= max, got {min_batch}/{opt_batch}/{max_batch}",
+            reason="bad_argument",
+        )
     if workspace_mb < 16:
-        raise ExportError(f"workspace_mb {workspace_mb} is too small (>= 16)",
-                          reason="bad_argument")
+        raise ExportError(f"workspace_mb {workspace_mb} is too small (>= 16)", reason="bad_argument")
 
 
 def _load_onnx(onnx_path: Path):
@@ -65,22 +72,36 @@ def _load_onnx(onnx_path: Path):
         data = onnx_path.read_bytes()
         model = onnx.load_from_string(data)
     except Exception as exc:
-        raise ExportError(f"{onnx_path} is not a readable ONNX model: "
-                          f"{str(exc).splitlines()[0][:200]}", reason="bad_onnx") from exc
+        raise ExportError(
+            f"{onnx_path} is not a readable ONNX model: {str(exc).splitlines()[0][:200]}", reason="bad_onnx"
+        ) from exc
     meta = read_metadata(model)
     if meta.get("format") != ONNX_FORMAT_TAG:
-        raise ExportError(f"{onnx_path} is not a g2h-edge ONNX export (no format tag in its "
-                          "metadata): export it with `g2h-edge export onnx`", reason="bad_onnx")
+        raise ExportError(
+            f"{onnx_path} is not a g2h-edge ONNX export (no format tag in its "
+            "metadata): export it with `g2h-edge export onnx`",
+            reason="bad_onnx",
+        )
     if meta.get("precision", "fp32") != "fp32":
-        raise ExportError(f"{onnx_path} is a {meta.get('precision')} export; TensorRT plans "
-                          "are built from the fp32 export (add --fp16 for half precision)",
-                          reason="bad_onnx")
+        raise ExportError(
+            f"{onnx_path} is a {meta.get('precision')} export; TensorRT plans "
+            "are built from the fp32 export (add --fp16 for half precision)",
+            reason="bad_onnx",
+        )
     return data, model, meta
 
 
-def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
-               opt_batch: int = 1, max_batch: int = 64, workspace_mb: int = 1024,
-               device: int = 0) -> PlanReport:
+def build_plan(
+    onnx_path,
+    plan_path,
+    *,
+    fp16: bool = False,
+    min_batch: int = 1,
+    opt_batch: int = 1,
+    max_batch: int = 64,
+    workspace_mb: int = 1024,
+    device: int = 0,
+) -> PlanReport:
     """Build ``plan_path`` (+ sidecar) from a g2h-edge fp32 ONNX export; see module doc."""
     check_profile(min_batch, opt_batch, max_batch, workspace_mb)
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
@@ -88,8 +109,11 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
     trt = require_tensorrt()
     ops = check_trt_ops(model, ".".join(trt.__version__.split(".")[:2]))
     if not ops.ok:
-        raise ExportError(f"{onnx_path} uses ops TensorRT {trt.__version__} cannot parse: "
-                          f"{list(ops.unsupported)} (opset {ops.opset})", reason="trt_ops")
+        raise ExportError(
+            f"{onnx_path} uses ops TensorRT {trt.__version__} cannot parse: "
+            f"{list(ops.unsupported)} (opset {ops.opset})",
+            reason="trt_ops",
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # explicit batch: the default (and only) mode in TensorRT 10; TensorRT 8.x needs the flag
@@ -98,16 +122,17 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(data):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError(f"TensorRT's ONNX parser rejected {onnx_path}: "
-                          f"{'; '.join(errors)[:500]}", reason="trt_parse_failed")
+        raise ExportError(
+            f"TensorRT's ONNX parser rejected {onnx_path}: {'; '.join(errors)[:500]}",
+            reason="trt_parse_failed",
+        )
     inp = network.get_input(0)
     T, c = int(meta["T"]), len(meta["in_cols"])
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if fp16:
         if not getattr(builder, "platform_has_fast_fp16", True):
-            raise ExportError("this GPU has no fast FP16; build without --fp16",
-                              reason="no_fp16")
+            raise ExportError("this GPU has no fast FP16; build without --fp16", reason="no_fp16")
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     profile.set_shape(inp.name, (min_batch, T, c), (opt_batch, T, c), (max_batch, T, c))
@@ -116,23 +141,41 @@ def build_plan(onnx_path, plan_path, *, fp16: bool = False, min_batch: int = 1,
     serialized = builder.build_serialized_network(network, config)
     build_s = time.perf_counter() - t0
     if serialized is None:
-        raise ExportError(f"TensorRT failed to build a plan from {onnx_path} (see the "
-                          "TensorRT log above)", reason="trt_build_failed")
+        raise ExportError(
+            f"TensorRT failed to build a plan from {onnx_path} (see the TensorRT log above)",
+            reason="trt_build_failed",
+        )
     plan = bytes(serialized)
     gpu, cc = cuda_device_info(device)
     side = dict(meta)
     side.update(
-        format=PLAN_FORMAT_TAG, onnx_format=meta.get("format"), onnx_sha256=hashlib.sha256(
-            data).hexdigest(), tensorrt_version=trt.__version__, gpu_name=gpu,
-        compute_capability=cc, precision="fp16" if fp16 else "fp32", min_batch=min_batch,
-        opt_batch=opt_batch, max_batch=max_batch, workspace_mb=workspace_mb,
-        build_s=round(build_s, 3), plan_sha256=hashlib.sha256(plan).hexdigest(),
-        built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    side = sign_sidecar(side)          # this user's build: the engine refuses others' (trust.py)
+        format=PLAN_FORMAT_TAG,
+        onnx_format=meta.get("format"),
+        onnx_sha256=hashlib.sha256(data).hexdigest(),
+        tensorrt_version=trt.__version__,
+        gpu_name=gpu,
+        compute_capability=cc,
+        precision="fp16" if fp16 else "fp32",
+        min_batch=min_batch,
+        opt_batch=opt_batch,
+        max_batch=max_batch,
+        workspace_mb=workspace_mb,
+        build_s=round(build_s, 3),
+        plan_sha256=hashlib.sha256(plan).hexdigest(),
+        built_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    side = sign_sidecar(side)  # this user's build: the engine refuses others' (trust.py)
     write_atomic(plan_path, plan, error=ExportError, what="TensorRT plan")
-    write_atomic(sidecar_path(plan_path), json.dumps(side, indent=1, sort_keys=True).encode(),
-                 error=ExportError, what="plan sidecar")
-    return PlanReport(plan=plan_path, sidecar=sidecar_path(plan_path),
-                      sha256=side["plan_sha256"], build_s=build_s, metadata=side)
-
-
+    write_atomic(
+        sidecar_path(plan_path),
+        json.dumps(side, indent=1, sort_keys=True).encode(),
+        error=ExportError,
+        what="plan sidecar",
+    )
+    return PlanReport(
+        plan=plan_path,
+        sidecar=sidecar_path(plan_path),
+        sha256=side["plan_sha256"],
+        build_s=build_s,
+        metadata=side,
+    )

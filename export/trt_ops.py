@@ -12,14 +12,21 @@ Operator restrictions (e.g. "``axes`` must be an initializer") are not checked; 
 build is the final judge. This check exists to fail early, before anyone copies an ONNX
 file to a Jetson, when the exporter emitted an op TensorRT cannot parse at all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 __all__ = [
-    "TRT_TARGETS", "TRT_MIN_OPSET", "TRT_MAX_OPSET", "TRT_SUPPORTED_OPS", "DISCOURAGED_OPS",
+    "TRT_TARGETS",
+    "TRT_MIN_OPSET",
+    "TRT_MAX_OPSET",
+    "TRT_SUPPORTED_OPS",
+    "DISCOURAGED_OPS",
     "TrtOpReport",
-    "supported_ops", "check_trt_ops", "graph_op_types",
+    "supported_ops",
+    "check_trt_ops",
+    "graph_op_types",
 ]
 
 #: TensorRT versions the project targets: a desktop 10.x and JetPack 6.x (TensorRT 10.3)
@@ -46,14 +53,23 @@ Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """
 # ops listed only by later matrices (first listing used as the minimum version)
 _LATER = {
-    "Gelu": "10.4", "BlackmanWindow": "10.4", "HammingWindow": "10.4", "HannWindow": "10.4",
-    "STFT": "10.4", "DeformConv": "10.8", "Mish": "10.8", "Attention": "10.14",
-    "RMSNormalization": "10.15", "RotaryEmbedding": "10.15", "TensorScatter": "10.15",
+    "Gelu": "10.4",
+    "BlackmanWindow": "10.4",
+    "HammingWindow": "10.4",
+    "HannWindow": "10.4",
+    "STFT": "10.4",
+    "DeformConv": "10.8",
+    "Mish": "10.8",
+    "Attention": "10.14",
+    "RMSNormalization": "10.15",
+    "RotaryEmbedding": "10.15",
+    "TensorScatter": "10.15",
 }
 
 #: op type -> first TensorRT 10.x version whose ONNX parser supports it
 TRT_SUPPORTED_OPS: dict[str, str] = {
-    **{op: "10.0" for op in _SINCE_10_0.split()}, **_LATER,
+    **{op: "10.0" for op in _SINCE_10_0.split()},
+    **_LATER,
 }
 
 #: ops that parse but that this project refuses in exported graphs (see docs/export.md)
@@ -72,8 +88,7 @@ def supported_ops(trt_version: str) -> frozenset[str]:
     key = _version_key(trt_version)
     if key[0] != 10:
         raise ValueError(f"only TensorRT 10.x is tabulated, got {trt_version!r}")
-    return frozenset(op for op, since in TRT_SUPPORTED_OPS.items()
-                     if _version_key(since) <= key)
+    return frozenset(op for op, since in TRT_SUPPORTED_OPS.items() if _version_key(since) <= key)
 
 
 def graph_op_types(model) -> list[tuple[str, str]]:
@@ -96,10 +111,11 @@ def graph_op_types(model) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class TrtOpReport:
     """Result of :func:`check_trt_ops` for one TensorRT version."""
+
     trt_version: str
     opset: int
     op_types: tuple[str, ...]
-    unsupported: tuple[str, ...]      # "domain::Op" for non-default domains
+    unsupported: tuple[str, ...]  # "domain::Op" for non-default domains
     opset_ok: bool
 
     @property
@@ -117,9 +133,15 @@ def check_trt_ops(model, trt_version: str = "10.3") -> TrtOpReport:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     max_opset = TRT_MAX_OPSET.get(".".join(map(str, _version_key(trt_version))), 20)
     ops = graph_op_types(model)
-    bad = [op if dom in ("", "ai.onnx") else f"{dom}::{op}" for dom, op in ops
-           if dom not in ("", "ai.onnx") or op not in allowed]
-    return TrtOpReport(trt_version=str(trt_version), opset=int(opset),
-                       op_types=tuple(sorted({op for _, op in ops})),
-                       unsupported=tuple(sorted(bad)),
-                       opset_ok=TRT_MIN_OPSET <= opset <= max_opset)
+    bad = [
+        op if dom in ("", "ai.onnx") else f"{dom}::{op}"
+        for dom, op in ops
+        if dom not in ("", "ai.onnx") or op not in allowed
+    ]
+    return TrtOpReport(
+        trt_version=str(trt_version),
+        opset=int(opset),
+        op_types=tuple(sorted({op for _, op in ops})),
+        unsupported=tuple(sorted(bad)),
+        opset_ok=TRT_MIN_OPSET <= opset <= max_opset,
+    )

@@ -10,6 +10,7 @@ to the runtime (``status`` inputs, republished in the server's status stream).
 One thread, one poller; the device may vanish and come back at any time (reopened with
 exponential backoff), and no byte sequence from it can raise.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,7 @@ MAX_POINTS = 36
 def _check_num(cfg, name: str, lo: float, hi: float, integer: bool = False) -> None:
     v = getattr(cfg, name)
     kinds = (int,) if integer else (int, float)
-    if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) \
-            or not lo <= v <= hi:
+    if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) or not lo <= v <= hi:
         what = "an integer" if integer else "a number"
         raise ConfigError(f"BridgeConfig.{name} = {v!r} must be {what} in [{lo:g}, {hi:g}]")
 
@@ -75,17 +75,20 @@ class BridgeConfig:
 
     def __post_init__(self):
         if (self.serial_port is None) == (self.udp is None):
-            raise ConfigError("give exactly one of --serial DEV and --udp HOST:PORT "
-                              f"(got serial={self.serial_port!r}, udp={self.udp!r})")
+            raise ConfigError(
+                "give exactly one of --serial DEV and --udp HOST:PORT "
+                f"(got serial={self.serial_port!r}, udp={self.udp!r})"
+            )
         for name in ("to_addr", "from_addr"):
             addr = getattr(self, name)
             if not isinstance(addr, str) or "://" not in addr:
-                raise ConfigError(f"BridgeConfig.{name} = {addr!r} is not a ZeroMQ endpoint "
-                                  "such as tcp://127.0.0.1:5555")
-        if self.serial_port is not None and (not isinstance(self.serial_port, str)
-                                             or not self.serial_port):
-            raise ConfigError(f"BridgeConfig.serial_port = {self.serial_port!r} must be a "
-                              "device path such as /dev/ttyACM0")
+                raise ConfigError(
+                    f"BridgeConfig.{name} = {addr!r} is not a ZeroMQ endpoint such as tcp://127.0.0.1:5555"
+                )
+        if self.serial_port is not None and (not isinstance(self.serial_port, str) or not self.serial_port):
+            raise ConfigError(
+                f"BridgeConfig.serial_port = {self.serial_port!r} must be a device path such as /dev/ttyACM0"
+            )
         if self.udp is not None:
             try:
                 parse_host_port(self.udp)
@@ -96,15 +99,22 @@ class BridgeConfig:
             wire.check_stream_id(f"{self.stream_prefix}-link")
             wire.encode_source_status("x", self.source, {})
         except (WireError, TypeError) as exc:
-            raise ConfigError(f"BridgeConfig.stream_prefix {self.stream_prefix!r} / source "
-                              f"{self.source!r} do not make valid names: {exc}") from None
+            raise ConfigError(
+                f"BridgeConfig.stream_prefix {self.stream_prefix!r} / source "
+                f"{self.source!r} do not make valid names: {exc}"
+            ) from None
         _check_num(self, "baud", 50, 20_000_000, integer=True)
         _check_num(self, "points", 2, MAX_POINTS, integer=True)
         _check_num(self, "max_batch_frames", 1, wire.MAX_FRAMES_PER_MESSAGE, integer=True)
         _check_num(self, "read_bytes", 64, 1 << 20, integer=True)
-        for name, lo, hi in (("status_interval_s", 0.01, 3600), ("meta_interval_s", 0.01, 3600),
-                             ("reconnect_min_s", 0.001, 60), ("reconnect_max_s", 0.001, 600),
-                             ("restart_after_s", 0.001, 3600), ("write_timeout_s", 0.001, 10)):
+        for name, lo, hi in (
+            ("status_interval_s", 0.01, 3600),
+            ("meta_interval_s", 0.01, 3600),
+            ("reconnect_min_s", 0.001, 60),
+            ("reconnect_max_s", 0.001, 600),
+            ("restart_after_s", 0.001, 3600),
+            ("write_timeout_s", 0.001, 10),
+        ):
             _check_num(self, name, lo, hi)
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ConfigError("BridgeConfig.reconnect_max_s must be >= reconnect_min_s")
@@ -120,25 +130,38 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig, *, log=None):
         self.config = config
-        self.log = log or (lambda text: None)   # e.g. click.echo to stderr (the CLI)
+        self.log = log or (lambda text: None)  # e.g. click.echo to stderr (the CLI)
         if config.serial_port is not None:
-            self.transport = SerialTransport(config.serial_port, config.baud,
-                                             read_bytes=config.read_bytes,
-                                             write_timeout_s=config.write_timeout_s)
+            self.transport = SerialTransport(
+                config.serial_port,
+                config.baud,
+                read_bytes=config.read_bytes,
+                write_timeout_s=config.write_timeout_s,
+            )
         else:
             self.transport = UdpTransport(*parse_host_port(config.udp))
         self.decoder = LinkDecoder()
-        self.translator = DeviceTranslator(config.stream_prefix,
-                                           max_batch=config.max_batch_frames,
-                                           restart_after_s=config.restart_after_s)
-        self.stats = dict.fromkeys(("reconnects", "disconnects", "open_failures",
-                                    "predictions_out", "predictions_dropped",
-                                    "values_clipped", "outputs_bad", "status_frames_out",
-                                    "translate_errors"), 0)
+        self.translator = DeviceTranslator(
+            config.stream_prefix, max_batch=config.max_batch_frames, restart_after_s=config.restart_after_s
+        )
+        self.stats = dict.fromkeys(
+            (
+                "reconnects",
+                "disconnects",
+                "open_failures",
+                "predictions_out",
+                "predictions_dropped",
+                "values_clipped",
+                "outputs_bad",
+                "status_frames_out",
+                "translate_errors",
+            ),
+            0,
+        )
         self.tx_seq_: dict[int, int] = {}
-        self.ready = threading.Event()        # set once the sockets exist (tests, bench)
+        self.ready = threading.Event()  # set once the sockets exist (tests, bench)
         self.ever_open_ = False
-        self.failing_ = False                 # open failures are logged once per outage
+        self.failing_ = False  # open failures are logged once per outage
         self.retry_at_ = 0.0
         self.backoff_s_ = config.reconnect_min_s
 
@@ -161,8 +184,9 @@ class Bridge:
         """The four STATUS-frame counters: frames ok, CRC, framing (every other rejected
         frame: COBS, length, oversize, version, type, payload), seq gaps."""
         c = self.counters()
-        framing = (c["framing_errors"] + c["oversize"] + c["wrong_version"]
-                   + c["unknown_type"] + c["bad_payload"])
+        framing = (
+            c["framing_errors"] + c["oversize"] + c["wrong_version"] + c["unknown_type"] + c["bad_payload"]
+        )
         return c["frames_ok"], c["crc_errors"], framing, c["seq_gaps"]
 
     # ------------------------------------------------------------------ loop
@@ -178,15 +202,17 @@ class Bridge:
             pub.setsockopt(zmq.SNDHWM, 100_000)
             sub.setsockopt(zmq.SUBSCRIBE, self.config.stream_prefix.encode())
             from g2h_edge.security import client_curve
+
             for s in (pub, sub):
                 client_curve(s, self.config.curve_keys)
             for sock, addr in ((pub, self.config.to_addr), (sub, self.config.from_addr)):
                 try:
                     sock.connect(addr)
                 except zmq.ZMQError as exc:
-                    raise BridgeError(f"cannot connect to {addr!r}: {exc}; give an endpoint "
-                                      "such as tcp://127.0.0.1:5555", reason="bad_address"
-                                      ) from None
+                    raise BridgeError(
+                        f"cannot connect to {addr!r}: {exc}; give an endpoint such as tcp://127.0.0.1:5555",
+                        reason="bad_address",
+                    ) from None
             self.ready.set()
             t_end = math.inf if duration_s is None else time.monotonic() + duration_s
             next_status = next_meta = time.monotonic() + self.config.status_interval_s
@@ -214,8 +240,7 @@ class Bridge:
         poller.register(self.sub_, zmq.POLLIN)
         if self.transport.is_open:
             poller.register(self.transport.fileno(), zmq.POLLIN | zmq.POLLERR)
-        wait = max(0.0, min(deadline, self.retry_at_ if not self.transport.is_open
-                            else deadline) - now)
+        wait = max(0.0, min(deadline, self.retry_at_ if not self.transport.is_open else deadline) - now)
         events = dict(poller.poll(timeout=min(wait, 0.05) * 1000))
         if self.sub_ in events:
             self._drain_outputs()
@@ -228,16 +253,14 @@ class Bridge:
         except TransportLost as exc:
             self.stats["open_failures"] += 1
             if not self.failing_:
-                self.log(f"bridge: {exc}; retrying (up to every "
-                         f"{self.config.reconnect_max_s:g} s)")
+                self.log(f"bridge: {exc}; retrying (up to every {self.config.reconnect_max_s:g} s)")
             self.failing_ = True
             self.retry_at_ = time.monotonic() + self.backoff_s_
             self.backoff_s_ = min(self.backoff_s_ * 2, self.config.reconnect_max_s)
             return
         if self.ever_open_:
             self.stats["reconnects"] += 1
-        self.log(f"bridge: {'re' if self.ever_open_ else ''}connected to "
-                 f"{self.transport.name}")
+        self.log(f"bridge: {'re' if self.ever_open_ else ''}connected to {self.transport.name}")
         self.ever_open_ = True
         self.failing_ = False
         self.backoff_s_ = self.config.reconnect_min_s
@@ -271,7 +294,7 @@ class Bridge:
         if frames:
             try:
                 msgs = self.translator.handle(frames)
-            except G2HError as exc:        # a message wire.py refuses: count, keep running
+            except G2HError as exc:  # a message wire.py refuses: count, keep running
                 self.stats["translate_errors"] += 1
                 self.log(f"bridge: frames dropped: {exc}")
                 return
@@ -304,8 +327,8 @@ class Bridge:
     def _send_prediction(self, msg: dict) -> None:
         n = device_stream_of(msg.get("stream", ""), self.config.stream_prefix)
         stream, frame, clipped = prediction_frame(
-            msg, points=self.config.points, prefix=self.config.stream_prefix,
-            seq=self.tx_seq_.get(n, 0))
+            msg, points=self.config.points, prefix=self.config.stream_prefix, seq=self.tx_seq_.get(n, 0)
+        )
         if stream is None or not self.transport.is_open:
             self.stats["predictions_dropped"] += 1
             return
@@ -325,8 +348,9 @@ class Bridge:
         if self.transport.is_open:
             for n in streams:
                 st = self.translator.streams.get(n)
-                frame = pack_status(*counts, stream=n, seq=self._next_seq(n),
-                                    t_us=st.t_raw if st is not None else 0)
+                frame = pack_status(
+                    *counts, stream=n, seq=self._next_seq(n), t_us=st.t_raw if st is not None else 0
+                )
                 try:
                     self.transport.send(frame, n)
                 except TransportLost as exc:

@@ -7,6 +7,7 @@ precompiled ``struct.Struct``. Every bad frame is counted by reason instead of r
 before the first 0x00 after start-up, a reconnect or an oversize run are skipped (the bridge
 may have started listening in the middle of a frame), which is how it resynchronises.
 """
+
 from __future__ import annotations
 
 from binascii import crc_hqx
@@ -25,8 +26,16 @@ from .link import (
 __all__ = ["LinkDecoder", "LINK_COUNTERS", "signed_delta"]
 
 #: counters of a LinkDecoder, in the order they are reported
-LINK_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "crc_errors", "framing_errors",
-                 "oversize", "wrong_version", "unknown_type")
+LINK_COUNTERS = (
+    "bytes_in",
+    "bytes_skipped",
+    "frames_ok",
+    "crc_errors",
+    "framing_errors",
+    "oversize",
+    "wrong_version",
+    "unknown_type",
+)
 
 _MIN_FRAME = HEADER_BYTES + 2
 
@@ -40,7 +49,7 @@ def signed_delta(new: int, old: int, bits: int) -> int:
 def _cobs_decode(data: bytes):
     """COBS decode (no 0x00 inside, guaranteed by the split); None when malformed."""
     n = len(data)
-    if data[0] == n:                   # a single block: no zero in the frame
+    if data[0] == n:  # a single block: no zero in the frame
         return data[1:]
     out = bytearray()
     i = 0
@@ -49,7 +58,7 @@ def _cobs_decode(data: bytes):
         j = i + code
         if j > n:
             return None
-        out += data[i + 1:j]
+        out += data[i + 1 : j]
         i = j
         if code != 0xFF and i < n:
             out.append(0)
@@ -88,7 +97,7 @@ class LinkDecoder:
                 self.bytes_skipped += len(data)
                 return []
             self.bytes_skipped += k
-            data = data[k + 1:]
+            data = data[k + 1 :]
             self.synced_ = True
         if self.buf_:
             data = self.buf_ + data
@@ -104,7 +113,7 @@ class LinkDecoder:
         append = out.append
         for chunk in chunks:
             if not chunk:
-                continue                  # idle / extra delimiters are allowed
+                continue  # idle / extra delimiters are allowed
             if len(chunk) > self.max_encoded:
                 self.oversize += 1
                 self.bytes_skipped += len(chunk)

@@ -4,10 +4,10 @@ Written straight from the definitions (a bit-by-bit CRC, a byte-at-a-time COBS s
 like the one a microcontroller runs) and deliberately not optimised, so that the fast codec
 in :mod:`.link` / :mod:`.deframer` can be checked against it and measured relative to it.
 """
+
 from __future__ import annotations
 
-__all__ = ["crc16_bitwise", "cobs_encode_bytewise", "cobs_decode_bytewise",
-           "ReferenceDeframer"]
+__all__ = ["crc16_bitwise", "cobs_encode_bytewise", "cobs_decode_bytewise", "ReferenceDeframer"]
 
 
 def crc16_bitwise(data, crc: int = 0xFFFF) -> int:

@@ -7,6 +7,7 @@ are batched into one ``frames`` message; IC_EVENT frames ride in the next ``fram
 message's ``ic`` list. :func:`prediction_frame` turns the runtime's ``cycle`` output into a
 PREDICTION frame for the device.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,30 @@ from .link import (
     parse_payload,
 )
 
-__all__ = ["DeviceTranslator", "STREAM_COUNTERS", "TRANSLATE_COUNTERS", "prediction_frame",
-           "resample_waveform", "device_stream_of"]
+__all__ = [
+    "DeviceTranslator",
+    "STREAM_COUNTERS",
+    "TRANSLATE_COUNTERS",
+    "prediction_frame",
+    "resample_waveform",
+    "device_stream_of",
+]
 
 #: per device stream counters (also summed over streams in the bridge's counters)
-STREAM_COUNTERS = ("frames_ok", "angles", "ic_events", "metas", "seq_gaps", "frames_lost",
-                   "out_of_order", "no_meta", "non_finite", "bad_payload", "restarts",
-                   "messages_out")
+STREAM_COUNTERS = (
+    "frames_ok",
+    "angles",
+    "ic_events",
+    "metas",
+    "seq_gaps",
+    "frames_lost",
+    "out_of_order",
+    "no_meta",
+    "non_finite",
+    "bad_payload",
+    "restarts",
+    "messages_out",
+)
 #: translator-wide counters
 TRANSLATE_COUNTERS = ("device_only_type",)
 
@@ -48,7 +66,7 @@ class _Stream:
 
     def __init__(self, sid: str):
         self.sid = sid
-        self.meta = None                 # last valid (rate_hz, body_mass_kg or None)
+        self.meta = None  # last valid (rate_hz, body_mass_kg or None)
         self.meta_sent = False
         self.counters = dict.fromkeys(STREAM_COUNTERS, 0)
         # protocol-v1 message counter: never reset, so that a lost ``end`` cannot make the
@@ -60,8 +78,8 @@ class _Stream:
         """Forget the time base (device restart / reconnect); META is kept."""
         self.seq_raw = None
         self.t_raw = 0
-        self.t_us = 0                    # unwrapped device clock (us) of the last frame
-        self.last_t = -math.inf          # last frame time forwarded (s)
+        self.t_us = 0  # unwrapped device clock (us) of the last frame
+        self.last_t = -math.inf  # last frame time forwarded (s)
         self.pend_t: list[float] = []
         self.pend_q: list[bytes] = []
         self.pend_ic: list[tuple[float, str]] = []
@@ -70,8 +88,7 @@ class _Stream:
 class DeviceTranslator:
     """Frames in, protocol-v1 multipart messages out; counts bad frames, never raises."""
 
-    def __init__(self, prefix: str = "mcu", *, max_batch: int = 200,
-                 restart_after_s: float = 1.0):
+    def __init__(self, prefix: str = "mcu", *, max_batch: int = 200, restart_after_s: float = 1.0):
         self.prefix = prefix
         self.max_batch = int(max_batch)
         self.restart_after_us = int(restart_after_s * 1e6)
@@ -85,7 +102,7 @@ class DeviceTranslator:
     def handle(self, frames: list[Frame]) -> list[list[bytes]]:
         """Messages for a batch of frames that arrived together, in order."""
         out: list[list[bytes]] = []
-        touched: dict[int, _Stream] = {}             # insertion-ordered: deterministic output
+        touched: dict[int, _Stream] = {}  # insertion-ordered: deterministic output
         for f in frames:
             st = self.streams.get(f.stream)
             if st is None:
@@ -100,7 +117,7 @@ class DeviceTranslator:
                 self._ic(st, f)
             elif ftype == META:
                 self._meta(st, f, out)
-            else:                         # PREDICTION / STATUS travel bridge -> device only
+            else:  # PREDICTION / STATUS travel bridge -> device only
                 self.device_only_type += 1
         for st in touched.values():
             self._flush(st, out)
@@ -124,7 +141,7 @@ class DeviceTranslator:
 
     def counters(self) -> dict[str, int]:
         """Counters summed over device streams plus translator-wide ones."""
-        total = dict.fromkeys(STREAM_COUNTERS[1:], 0)     # frames_ok: the link's total
+        total = dict.fromkeys(STREAM_COUNTERS[1:], 0)  # frames_ok: the link's total
         for st in self.streams.values():
             for k in total:
                 total[k] += st.counters[k]
@@ -138,7 +155,7 @@ class DeviceTranslator:
         c["frames_ok"] += 1
         if st.seq_raw is not None:
             dt = signed_delta(f.t_us, st.t_raw, 32)
-            if dt < -self.restart_after_us:          # device clock jumped back: a restart
+            if dt < -self.restart_after_us:  # device clock jumped back: a restart
                 c["restarts"] += 1
                 self._flush(st, out)
                 if st.meta_sent:
@@ -149,7 +166,7 @@ class DeviceTranslator:
             st.seq_raw, st.t_raw, st.t_us = f.seq, f.t_us, f.t_us
             return True
         ds = (f.seq - st.seq_raw) & 0xFFFF
-        if ds == 0 or ds >= 0x8000:                  # duplicate or older: drop
+        if ds == 0 or ds >= 0x8000:  # duplicate or older: drop
             c["out_of_order"] += 1
             return False
         if ds > 1:
@@ -167,7 +184,7 @@ class DeviceTranslator:
             c["bad_payload"] += 1
             return
         if st.meta is None:
-            c["no_meta"] += 1                       # rate unknown: cannot start the stream
+            c["no_meta"] += 1  # rate unknown: cannot start the stream
             return
         t = st.t_us * 1e-6
         if t <= st.last_t:
@@ -185,7 +202,7 @@ class DeviceTranslator:
     def _ic(self, st: _Stream, f: Frame) -> None:
         try:
             ev = parse_payload(f)
-        except BridgeError:                          # bad size or side
+        except BridgeError:  # bad size or side
             st.counters["bad_payload"] += 1
             return
         t_ic = (st.t_us + signed_delta(ev.t_us, st.t_raw, 32)) * 1e-6
@@ -220,7 +237,7 @@ class DeviceTranslator:
     def _flush(self, st: _Stream, out: list) -> None:
         n = len(st.pend_t)
         if n == 0:
-            return                                   # ICs wait for the next frames
+            return  # ICs wait for the next frames
         q = np.frombuffer(b"".join(st.pend_q), dtype="<f4").reshape(n, N_IN)
         t = np.array(st.pend_t)
         ok = np.isfinite(q).all(axis=1)
@@ -230,8 +247,8 @@ class DeviceTranslator:
             t, q = t[ok], q[ok]
             if t.shape[0] == 0:
                 return
-        ic = st.pend_ic[:wire.MAX_IC_PER_MESSAGE]
-        st.pend_ic = st.pend_ic[wire.MAX_IC_PER_MESSAGE:]
+        ic = st.pend_ic[: wire.MAX_IC_PER_MESSAGE]
+        st.pend_ic = st.pend_ic[wire.MAX_IC_PER_MESSAGE :]
         out.append(wire.encode_frames(st.sid, st.msg_seq, t, q, ic))
         st.msg_seq += 1
         st.counters["messages_out"] += 1
@@ -242,7 +259,7 @@ def device_stream_of(stream_id: str, prefix: str) -> int | None:
     """Device stream number N of ``<prefix><N>`` (0..255, canonical decimal), else None."""
     if not isinstance(stream_id, str) or not stream_id.startswith(prefix):
         return None
-    digits = stream_id[len(prefix):]
+    digits = stream_id[len(prefix) :]
     if not digits.isdigit() or not digits.isascii() or str(int(digits)) != digits:
         return None
     n = int(digits)
@@ -251,11 +268,11 @@ def device_stream_of(stream_id: str, prefix: str) -> int | None:
 
 def resample_waveform(y: np.ndarray, points: int) -> np.ndarray:
     """(T, K) waveform -> (K, points), linear in normalised time, first and last kept."""
-    y = np.asarray(y, dtype=np.float64)                   # (T, K)
-    pos = np.linspace(0.0, y.shape[0] - 1, points)         # (points,)
+    y = np.asarray(y, dtype=np.float64)  # (T, K)
+    pos = np.linspace(0.0, y.shape[0] - 1, points)  # (points,)
     i0 = np.minimum(pos.astype(np.int64), y.shape[0] - 2)
     w = (pos - i0)[:, None]
-    return ((1.0 - w) * y[i0] + w * y[i0 + 1]).T          # (K, points)
+    return ((1.0 - w) * y[i0] + w * y[i0 + 1]).T  # (K, points)
 
 
 def prediction_frame(msg: dict, *, points: int, prefix: str, seq: int):
@@ -272,9 +289,17 @@ def prediction_frame(msg: dict, *, points: int, prefix: str, seq: int):
     kind = _KIND.get(msg.get("unit"))
     side = {"R": 0, "L": 1}.get(msg.get("side"))
     y, cycle, t_end = msg.get("y"), msg.get("cycle"), msg.get("t_end")
-    if kind is None or side is None or not isinstance(y, np.ndarray) or y.ndim != 2 \
-            or y.shape[0] < 2 or not 1 <= y.shape[1] <= 255 \
-            or type(cycle) is not int or cycle < 0 or type(t_end) not in (int, float):
+    if (
+        kind is None
+        or side is None
+        or not isinstance(y, np.ndarray)
+        or y.ndim != 2
+        or y.shape[0] < 2
+        or not 1 <= y.shape[1] <= 255
+        or type(cycle) is not int
+        or cycle < 0
+        or type(t_end) not in (int, float)
+    ):
         return None, "bad_prediction", 0
     milli = np.rint(resample_waveform(y, points) * 1000.0)
     bad = ~np.isfinite(milli)
@@ -283,8 +308,7 @@ def prediction_frame(msg: dict, *, points: int, prefix: str, seq: int):
     vals = np.clip(milli, -32767, 32767).astype(np.int16)
     t_us = int(round(t_end * 1e6)) % (1 << 32) if math.isfinite(t_end) else 0
     try:
-        frame = pack_prediction(side, kind, cycle & 0xFFFF, vals,
-                                stream=n, seq=seq & 0xFFFF, t_us=t_us)
-    except BridgeError:                      # more channels x points than a payload holds
+        frame = pack_prediction(side, kind, cycle & 0xFFFF, vals, stream=n, seq=seq & 0xFFFF, t_us=t_us)
+    except BridgeError:  # more channels x points than a payload holds
         return None, "prediction_too_large", 0
     return n, frame, clipped

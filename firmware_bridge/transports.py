@@ -6,6 +6,7 @@ what is there now, ``send()`` writes one frame. A vanished device (USB unplugged
 backoff. Frames on a serial line are COBS-encoded with a 0x00 delimiter; over UDP one
 datagram is one plain frame.
 """
+
 from __future__ import annotations
 
 import socket
@@ -19,6 +20,7 @@ __all__ = ["TransportLost", "SerialTransport", "UdpTransport", "parse_host_port"
 
 class TransportLost(BridgeError):
     """The device went away (serial port vanished, I/O error); reopen later."""
+
     reason = "transport_lost"
 
 
@@ -26,8 +28,7 @@ def parse_host_port(text: str) -> tuple[str, int]:
     """'HOST:PORT' -> (host, port); BridgeError when malformed."""
     host, sep, port = str(text).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise BridgeError(f"UDP address {text!r} must be HOST:PORT, e.g. 0.0.0.0:9000",
-                          reason="bad_address")
+        raise BridgeError(f"UDP address {text!r} must be HOST:PORT, e.g. 0.0.0.0:9000", reason="bad_address")
     return host.strip("[]"), int(port)
 
 
@@ -36,8 +37,7 @@ class SerialTransport:
 
     datagrams = False
 
-    def __init__(self, port: str, baud: int, *, read_bytes: int = 4096,
-                 write_timeout_s: float = 0.05):
+    def __init__(self, port: str, baud: int, *, read_bytes: int = 4096, write_timeout_s: float = 0.05):
         self.port = port
         self.baud = int(baud)
         self.read_bytes = int(read_bytes)
@@ -54,8 +54,9 @@ class SerialTransport:
         serial = require("serial", "serial", "the firmware bridge's serial transport")
         try:
             # exclusive: a second reader on the same port would steal half the bytes
-            self.serial_ = serial.Serial(self.port, self.baud, timeout=0,
-                                         write_timeout=self.write_timeout_s, exclusive=True)
+            self.serial_ = serial.Serial(
+                self.port, self.baud, timeout=0, write_timeout=self.write_timeout_s, exclusive=True
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             self.serial_ = None
             raise TransportLost(f"cannot open serial port {self.port!r}: {exc}") from None
@@ -81,7 +82,7 @@ class SerialTransport:
         try:
             self.serial_.write(serial_frame(frame))
         except serial.SerialTimeoutException:
-            self.tx_timeouts += 1       # device not reading; its deframer resyncs at 0x00
+            self.tx_timeouts += 1  # device not reading; its deframer resyncs at 0x00
         except (serial.SerialException, OSError) as exc:
             raise TransportLost(f"serial port {self.port!r} lost: {exc}") from None
 
@@ -89,7 +90,7 @@ class SerialTransport:
         if self.serial_ is not None:
             try:
                 self.serial_.close()
-            except Exception:           # closing a vanished device may fail; it is gone
+            except Exception:  # closing a vanished device may fail; it is gone
                 pass
         self.serial_ = None
 
@@ -102,7 +103,7 @@ class UdpTransport:
     def __init__(self, host: str, port: int):
         self.host, self.port = host, int(port)
         self.sock_ = None
-        self.peers_: dict[int, tuple] = {}      # device stream -> address it sends from
+        self.peers_: dict[int, tuple] = {}  # device stream -> address it sends from
         self.tx_timeouts = 0
 
     @property
@@ -139,7 +140,7 @@ class UdpTransport:
                 data, addr = self.sock_.recvfrom(MAX_FRAME_BYTES + 64)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:             # e.g. ICMP port unreachable from an earlier send
+            except OSError:  # e.g. ICMP port unreachable from an earlier send
                 continue
             out.append((data, addr))
         return out

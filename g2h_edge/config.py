@@ -3,6 +3,7 @@
 House rule: one frozen dataclass of config per component, units in the field names, and
 unknown keys or wrong types are a :class:`~g2h_edge.errors.ConfigError`, never ignored.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,12 +40,15 @@ def check_numeric_fields(obj) -> None:
         value = getattr(obj, f.name)
         if f.type in ("float", float):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{type(obj).__name__}.{f.name} must be a number, "
-                                  f"got {value!r} ({type(value).__name__})")
+                raise ConfigError(
+                    f"{type(obj).__name__}.{f.name} must be a number, got {value!r} ({type(value).__name__})"
+                )
             if not math.isfinite(float(value)):
                 raise ConfigError(f"{type(obj).__name__}.{f.name} must be finite, got {value!r}")
             object.__setattr__(obj, f.name, float(value))
         elif f.type in ("int", int):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{type(obj).__name__}.{f.name} must be an integer, "
-                                  f"got {value!r} ({type(value).__name__})")
+                raise ConfigError(
+                    f"{type(obj).__name__}.{f.name} must be an integer, "
+                    f"got {value!r} ({type(value).__name__})"
+                )

@@ -1,4 +1,5 @@
 """Small file-system helpers shared by the writers of models, exports and plans."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,9 @@ from g2h_edge.errors import G2HError
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path, data: bytes | Callable[[Path], None], *,
-                 error: type[G2HError] = G2HError, what: str = "file") -> Path:
+def write_atomic(
+    path, data: bytes | Callable[[Path], None], *, error: type[G2HError] = G2HError, what: str = "file"
+) -> Path:
     """Write ``data`` (bytes, or a function that writes a given path) to ``path`` atomically.
 
     The content goes to ``<path>.tmp`` first and is renamed over ``path`` only when complete,

@@ -13,6 +13,7 @@ when it is written and recomputed when it is read:
 
 A file written before these hashes existed loads with an :class:`UnverifiedModelWarning`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,15 @@ import numpy as np
 
 from g2h_edge.errors import ModelError
 
-__all__ = ["HASHED_FIELDS", "CONTENT_KEY", "UnverifiedModelWarning", "bundle_content_sha256",
-           "onnx_graph_sha256", "check_content", "warn_unverified"]
+__all__ = [
+    "HASHED_FIELDS",
+    "CONTENT_KEY",
+    "UnverifiedModelWarning",
+    "bundle_content_sha256",
+    "onnx_graph_sha256",
+    "check_content",
+    "warn_unverified",
+]
 
 #: the bundle fields covered by ``content_sha256`` (with every tensor of the state dict)
 HASHED_FIELDS = ("arch", "hparams", "in_cols", "out_cols", "mean", "std", "T")
@@ -66,15 +74,20 @@ def check_content(stored, computed: str, *, path, kind: str, fix: str, add: str)
         warn_unverified(path, kind, add)
         return
     if str(stored) != computed:
-        raise ModelError(f"{kind} {path} failed its integrity check: the content hash of its "
-                         f"weights and model fields is {computed[:16]}..., the file recorded "
-                         f"{str(stored)[:16]}... when it was written. The file was changed or "
-                         f"damaged after it was written; do not serve it: {fix}",
-                         reason="integrity")
+        raise ModelError(
+            f"{kind} {path} failed its integrity check: the content hash of its "
+            f"weights and model fields is {computed[:16]}..., the file recorded "
+            f"{str(stored)[:16]}... when it was written. The file was changed or "
+            f"damaged after it was written; do not serve it: {fix}",
+            reason="integrity",
+        )
 
 
 def warn_unverified(path, kind: str, add: str) -> None:
     """Warn that ``path`` has no content hash, so damage to its weights would go unseen."""
-    warnings.warn(f"{kind} {path} has no content hash (written by an older g2h-edge): its "
-                  f"weights cannot be checked for damage; {add}",
-                  UnverifiedModelWarning, stacklevel=3)
+    warnings.warn(
+        f"{kind} {path} has no content hash (written by an older g2h-edge): its "
+        f"weights cannot be checked for damage; {add}",
+        UnverifiedModelWarning,
+        stacklevel=3,
+    )

@@ -2,14 +2,30 @@
 
 Facts from the Gait2Hip-60 benchmark (arXiv 2605.30374) and its public code.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = [
-    "T", "IN_COLS", "N_IN", "MF_COLS", "JM_COLS", "TASKS", "TARGET_UNIT", "RAW_UNIT",
-    "CADENCE_STEPS_PER_MIN", "SPEED_LABELS", "MIRROR_INDEX", "SIDES", "HOLDOUT_SEED",
-    "GLOBAL_SEED", "mirror_sides", "out_cols_for", "task_for_out_cols", "cycle_duration_s",
+    "T",
+    "IN_COLS",
+    "N_IN",
+    "MF_COLS",
+    "JM_COLS",
+    "TASKS",
+    "TARGET_UNIT",
+    "RAW_UNIT",
+    "CADENCE_STEPS_PER_MIN",
+    "SPEED_LABELS",
+    "MIRROR_INDEX",
+    "SIDES",
+    "HOLDOUT_SEED",
+    "GLOBAL_SEED",
+    "mirror_sides",
+    "out_cols_for",
+    "task_for_out_cols",
+    "cycle_duration_s",
 ]
 
 #: frames per time-normalised gait cycle (right IC to next right IC, inclusive)
@@ -18,20 +34,41 @@ T: int = 180
 #: model input channels, degrees, in this order (OpenSim Rajagopal 2016 convention:
 #: knee_angle positive in flexion; left coordinates mirrored like the right ones)
 IN_COLS: tuple[str, ...] = (
-    "hip_flexion_r", "hip_adduction_r", "hip_rotation_r",
-    "hip_flexion_l", "hip_adduction_l", "hip_rotation_l",
-    "knee_angle_r", "ankle_angle_r", "knee_angle_l", "ankle_angle_l",
+    "hip_flexion_r",
+    "hip_adduction_r",
+    "hip_rotation_r",
+    "hip_flexion_l",
+    "hip_adduction_l",
+    "hip_rotation_l",
+    "knee_angle_r",
+    "ankle_angle_r",
+    "knee_angle_l",
+    "ankle_angle_l",
 )
 N_IN: int = len(IN_COLS)
 
 #: right-hip muscle-force outputs (N/kg)
 MF_COLS: tuple[str, ...] = (
-    "addbrev_r", "addlong_r", "addmag_r", "grac_r", "iliopsoas_r", "recfem_r", "sart_r",
-    "glmax_r", "bflh_r", "hamstring_r", "glmed_r", "glmin_r", "tfl_r", "piri_r",
+    "addbrev_r",
+    "addlong_r",
+    "addmag_r",
+    "grac_r",
+    "iliopsoas_r",
+    "recfem_r",
+    "sart_r",
+    "glmax_r",
+    "bflh_r",
+    "hamstring_r",
+    "glmed_r",
+    "glmin_r",
+    "tfl_r",
+    "piri_r",
 )
 #: right-hip joint-moment outputs (Nm/kg)
 JM_COLS: tuple[str, ...] = (
-    "hip_flexion_r_moment", "hip_adduction_r_moment", "hip_rotation_r_moment",
+    "hip_flexion_r_moment",
+    "hip_adduction_r_moment",
+    "hip_rotation_r_moment",
 )
 
 #: task key -> output columns
@@ -50,6 +87,7 @@ HOLDOUT_SEED: int = 42
 GLOBAL_SEED: int = 2025
 
 SIDES: tuple[str, ...] = ("R", "L")
+
 
 #: input index permutation that swaps _r and _l channels (the left hip is predicted by the
 #: right-hip model from mirrored inputs)

@@ -20,6 +20,7 @@ Key directory layout (all files 0600, the directory 0700)::
 A client needs ``server.key`` and its own ``<client>.key_secret`` only; never copy
 ``server.key_secret`` off the server.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -33,8 +34,17 @@ import zmq
 
 from g2h_edge.errors import ConfigError
 
-__all__ = ["SERVER_NAME", "AUTHORIZED_DIR", "generate_keys", "check_server_keys", "server_curve",
-           "client_curve", "is_local_endpoint", "check_exposure", "curve_available"]
+__all__ = [
+    "SERVER_NAME",
+    "AUTHORIZED_DIR",
+    "generate_keys",
+    "check_server_keys",
+    "server_curve",
+    "client_curve",
+    "is_local_endpoint",
+    "check_exposure",
+    "curve_available",
+]
 
 SERVER_NAME = "server"
 AUTHORIZED_DIR = "authorized_clients"
@@ -49,9 +59,11 @@ def curve_available() -> bool:
 
 def _need_curve() -> None:
     if not curve_available():
-        raise ConfigError(f"this libzmq ({zmq.zmq_version()}) has no CURVE support; install "
-                          "a pyzmq wheel (they bundle it) to use --curve-keys",
-                          reason="no_curve")
+        raise ConfigError(
+            f"this libzmq ({zmq.zmq_version()}) has no CURVE support; install "
+            "a pyzmq wheel (they bundle it) to use --curve-keys",
+            reason="no_curve",
+        )
 
 
 def _private(path: Path, mode: int = 0o600) -> None:
@@ -73,23 +85,26 @@ def generate_keys(directory, clients=("client",), *, force: bool = False) -> dic
         raise ConfigError(f"client names {names!r} must be a non-empty list without repeats")
     for name in names:
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == SERVER_NAME:
-            raise ConfigError(f"client name {name!r} must be 1-64 letters, digits, _ . - "
-                              f"and not {SERVER_NAME!r}")
+            raise ConfigError(
+                f"client name {name!r} must be 1-64 letters, digits, _ . - and not {SERVER_NAME!r}"
+            )
     root = Path(directory)
     if (root / f"{SERVER_NAME}.key_secret").exists() and not force:
-        raise ConfigError(f"{root} already holds a server key; use another directory (or "
-                          "--force to replace every key: clients must get the new ones)",
-                          reason="keys_exist")
+        raise ConfigError(
+            f"{root} already holds a server key; use another directory (or "
+            "--force to replace every key: clients must get the new ones)",
+            reason="keys_exist",
+        )
     auth_dir = root / AUTHORIZED_DIR
     auth_dir.mkdir(parents=True, exist_ok=True)
-    if force:                                # old client keys must not stay authorized
+    if force:  # old client keys must not stay authorized
         for old in auth_dir.glob("*.key"):
             old.unlink()
     _private(root, 0o700)
     _private(auth_dir, 0o700)
     out = {}
     for name in [SERVER_NAME, *names]:
-        old_umask = os.umask(0o077)          # files are never world-readable, even briefly
+        old_umask = os.umask(0o077)  # files are never world-readable, even briefly
         try:
             pub, sec = zmq.auth.create_certificates(str(root), name)
         finally:
@@ -108,14 +123,15 @@ def _load(path: Path, *, secret: bool):
 
     if not path.is_file():
         what = "secret key" if secret else "public key"
-        raise ConfigError(f"{path} ({what}) does not exist; create keys with `g2h-edge keys "
-                          "generate DIR` and pass that DIR to --curve-keys",
-                          reason="missing_key")
+        raise ConfigError(
+            f"{path} ({what}) does not exist; create keys with `g2h-edge keys "
+            "generate DIR` and pass that DIR to --curve-keys",
+            reason="missing_key",
+        )
     try:
         public, sec = zmq.auth.load_certificate(str(path))
     except Exception as exc:
-        raise ConfigError(f"{path} is not a ZeroMQ certificate ({exc})",
-                          reason="bad_key") from None
+        raise ConfigError(f"{path} is not a ZeroMQ certificate ({exc})", reason="bad_key") from None
     if secret and not sec:
         raise ConfigError(f"{path} holds no secret key", reason="bad_key")
     return public, sec
@@ -129,9 +145,12 @@ def check_server_keys(keys_dir) -> None:
     _load(root / f"{SERVER_NAME}.key_secret", secret=True)
     allowed = root / AUTHORIZED_DIR
     if not allowed.is_dir() or not any(allowed.glob("*.key")):
-        raise ConfigError(f"{allowed} holds no client public key (*.key): no client could "
-                          "connect; run `g2h-edge keys generate` or copy client .key files "
-                          "there", reason="missing_key")
+        raise ConfigError(
+            f"{allowed} holds no client public key (*.key): no client could "
+            "connect; run `g2h-edge keys generate` or copy client .key files "
+            "there",
+            reason="missing_key",
+        )
 
 
 def server_curve(context, sockets, keys_dir, *, clients=()):
@@ -177,7 +196,7 @@ def client_curve(sock, keys_dir, client: str = "client") -> None:
     root = Path(keys_dir)
     server_public, _ = _load(root / f"{SERVER_NAME}.key", secret=False)
     mine = root / f"{client}.key_secret"
-    if not mine.is_file():                  # a client dir holding one pair of another name
+    if not mine.is_file():  # a client dir holding one pair of another name
         others = [p for p in root.glob("*.key_secret") if p.stem != SERVER_NAME]
         mine = others[0] if len(others) == 1 else mine
     public, secret = _load(mine, secret=True)
@@ -194,9 +213,9 @@ def is_local_endpoint(addr: str) -> bool:
     if scheme in ("ipc", "inproc"):
         return True
     if scheme not in ("tcp", "ws", "wss"):
-        return False                        # pgm/epgm/udp/...: multicast is never local
-    host = rest.split(";")[-1]              # "src;dst" connect form: the destination
-    host = host.split("/", 1)[0]            # ws://host:port/path
+        return False  # pgm/epgm/udp/...: multicast is never local
+    host = rest.split(";")[-1]  # "src;dst" connect form: the destination
+    host = host.split("/", 1)[0]  # ws://host:port/path
     host = host.rsplit(":", 1)[0] if ":" in host else host
     host = host.strip("[]")
     if host.lower() in _LOCAL_HOSTS:
@@ -207,21 +226,26 @@ def is_local_endpoint(addr: str) -> bool:
         return False
 
 
-def check_exposure(binds, connects=(), *, curve_keys=None, allow_insecure: bool = False,
-                   what: str = "g2h-edge", warn=None) -> None:
+def check_exposure(
+    binds, connects=(), *, curve_keys=None, allow_insecure: bool = False, what: str = "g2h-edge", warn=None
+) -> None:
     """Refuse (ConfigError ``insecure_bind``) to bind a non-loopback address without CURVE,
     unless ``allow_insecure``; warn (stderr) for non-loopback connects without CURVE."""
     if curve_keys is not None:
         return
     exposed = [a for a in binds if a and not is_local_endpoint(a)]
     if exposed and not allow_insecure:
-        raise ConfigError(f"{what}: binding {', '.join(exposed)} would expose unencrypted, "
-                          "unauthenticated sockets beyond this machine; generate keys with "
-                          "`g2h-edge keys generate DIR` and add --curve-keys DIR, or pass "
-                          "--insecure-public-bind on a trusted network",
-                          reason="insecure_bind")
+        raise ConfigError(
+            f"{what}: binding {', '.join(exposed)} would expose unencrypted, "
+            "unauthenticated sockets beyond this machine; generate keys with "
+            "`g2h-edge keys generate DIR` and add --curve-keys DIR, or pass "
+            "--insecure-public-bind on a trusted network",
+            reason="insecure_bind",
+        )
     remote = [a for a in connects if a and not is_local_endpoint(a)]
     if exposed or remote:
         warn = warn or (lambda text: print(text, file=sys.stderr))
-        warn(f"{what}: WARNING: unencrypted traffic to/from {', '.join(exposed + remote)} "
-             "(no --curve-keys); anyone on the network can read or inject frames")
+        warn(
+            f"{what}: WARNING: unencrypted traffic to/from {', '.join(exposed + remote)} "
+            "(no --curve-keys); anyone on the network can read or inject frames"
+        )

@@ -13,6 +13,7 @@ Decoding is cheap on purpose (one ``msgpack.unpackb`` + ``np.frombuffer`` per me
 per-frame Python loops except a type check of the ``t`` list) because a server ingests tens of
 thousands of messages per second.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,15 +29,43 @@ from g2h_edge.errors import WireError
 from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAX_MESSAGE_BYTES", "MAX_OUTPUT_BYTES", "MAX_FRAMES_PER_MESSAGE",
-    "MAX_IC_PER_MESSAGE", "MAX_INPUT_PART_BYTES", "MAX_SOURCES_PER_STREAM", "MAX_COUNTER",
-    "STREAM_REASONS", "CYCLE_REASONS", "REJECT_REASONS",
-    "MAX_COUNTERS", "MIN_RATE_HZ", "MAX_RATE_HZ", "MIN_BODY_MASS_KG", "MAX_BODY_MASS_KG",
-    "STREAM_ID_PATTERN", "STATUS_TOPIC", "NO_STREAM_TOPIC", "REASONS", "UNITS",
-    "Meta", "Frames", "End", "SourceStatus",
-    "encode", "encode_meta", "encode_frames", "encode_end", "encode_source_status",
-    "decode_input", "frames_in_schema_order",
-    "encode_cycle", "encode_reject", "encode_status", "decode_output", "check_stream_id",
+    "PROTOCOL_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_OUTPUT_BYTES",
+    "MAX_FRAMES_PER_MESSAGE",
+    "MAX_IC_PER_MESSAGE",
+    "MAX_INPUT_PART_BYTES",
+    "MAX_SOURCES_PER_STREAM",
+    "MAX_COUNTER",
+    "STREAM_REASONS",
+    "CYCLE_REASONS",
+    "REJECT_REASONS",
+    "MAX_COUNTERS",
+    "MIN_RATE_HZ",
+    "MAX_RATE_HZ",
+    "MIN_BODY_MASS_KG",
+    "MAX_BODY_MASS_KG",
+    "STREAM_ID_PATTERN",
+    "STATUS_TOPIC",
+    "NO_STREAM_TOPIC",
+    "REASONS",
+    "UNITS",
+    "Meta",
+    "Frames",
+    "End",
+    "SourceStatus",
+    "encode",
+    "encode_meta",
+    "encode_frames",
+    "encode_end",
+    "encode_source_status",
+    "decode_input",
+    "frames_in_schema_order",
+    "encode_cycle",
+    "encode_reject",
+    "encode_status",
+    "decode_output",
+    "check_stream_id",
 ]
 
 PROTOCOL_VERSION: int = 1
@@ -73,27 +102,64 @@ UNITS: tuple[str, ...] = ("deg", "rad")
 
 #: every WireError.reason this module raises (documented in docs/protocol.md)
 REASONS: tuple[str, ...] = (
-    "bad_multipart", "oversize", "undecodable", "not_a_map", "unknown_version",
-    "unknown_type", "missing_field", "unknown_field", "bad_type", "bad_stream_id",
-    "topic_mismatch", "bad_rate", "bad_channels", "bad_units", "bad_body_mass", "bad_seq",
-    "no_frames", "too_many_frames", "bad_q_length", "non_finite", "time_not_increasing",
-    "bad_ic", "bad_source", "bad_counters", "bad_output",
+    "bad_multipart",
+    "oversize",
+    "undecodable",
+    "not_a_map",
+    "unknown_version",
+    "unknown_type",
+    "missing_field",
+    "unknown_field",
+    "bad_type",
+    "bad_stream_id",
+    "topic_mismatch",
+    "bad_rate",
+    "bad_channels",
+    "bad_units",
+    "bad_body_mass",
+    "bad_seq",
+    "no_frames",
+    "too_many_frames",
+    "bad_q_length",
+    "non_finite",
+    "time_not_increasing",
+    "bad_ic",
+    "bad_source",
+    "bad_counters",
+    "bad_output",
 )
 #: every reason the server's stream state adds (g2h_edge.runtime; docs/protocol.md)
 STREAM_REASONS: tuple[str, ...] = (
-    "no_meta", "duplicate_seq", "time_not_increasing", "meta_changed", "stream_expired",
-    "stream_evicted", "too_many_streams", "too_many_sources", "radians_as_degrees",
-    "knee_sign_gait2354", "internal_error", "engine_error",
+    "no_meta",
+    "duplicate_seq",
+    "time_not_increasing",
+    "meta_changed",
+    "stream_expired",
+    "stream_evicted",
+    "too_many_streams",
+    "too_many_sources",
+    "radians_as_degrees",
+    "knee_sign_gait2354",
+    "internal_error",
+    "engine_error",
 )
 #: every reason a refused cycle carries (g2h_edge.gait, external ICs; docs/protocol.md)
 CYCLE_REASONS: tuple[str, ...] = (
-    "cycle_too_short", "cycle_too_long", "gap", "nan", "implausible_angles",
-    "buffer_overrun", "before_first_frame", "missed_ic", "step_asymmetry",
-    "ic_not_increasing", "ic_after_data", "ic_backlog",
+    "cycle_too_short",
+    "cycle_too_long",
+    "gap",
+    "nan",
+    "implausible_angles",
+    "buffer_overrun",
+    "before_first_frame",
+    "missed_ic",
+    "step_asymmetry",
+    "ic_not_increasing",
+    "ic_after_data",
+    "ic_backlog",
 )
 #: every ``reason`` a ``reject`` output may carry: the one list (docs/protocol.md's tables)
-REJECT_REASONS: tuple[str, ...] = tuple(dict.fromkeys(REASONS + STREAM_REASONS +
-                                                      CYCLE_REASONS))
+REJECT_REASONS: tuple[str, ...] = tuple(dict.fromkeys(REASONS + STREAM_REASONS + CYCLE_REASONS))
 
 _INPUT_FIELDS = {
     "meta": ({"v", "type", "stream", "rate_hz", "channels", "units"}, {"body_mass_kg"}),
@@ -108,6 +174,7 @@ _NUM_TYPES = {int, float}
 @dataclass(frozen=True)
 class Meta:
     """Stream description: rate, channel order and units of its frames, body mass."""
+
     stream: str
     rate_hz: float
     channels: tuple[str, ...] = IN_COLS
@@ -123,22 +190,25 @@ class Meta:
 @dataclass(frozen=True)
 class Frames:
     """n >= 1 frames: times (s, strictly increasing) and angles in the meta's channel order."""
+
     stream: str
     seq: int
-    t: np.ndarray                      # (n,) float64 s
-    q: np.ndarray                      # (n, 10) float32, meta's channel order and units
+    t: np.ndarray  # (n,) float64 s
+    q: np.ndarray  # (n, 10) float32, meta's channel order and units
     ic: list = field(default_factory=list)  # [(t_s, "R"|"L"), ...] external events
 
 
 @dataclass(frozen=True)
 class End:
     """End of a stream: the server flushes it and forgets it."""
+
     stream: str
 
 
 @dataclass(frozen=True)
 class SourceStatus:
     """Counters of a source (e.g. the firmware bridge) republished in the server's status."""
+
     stream: str
     source: str
     counters: dict
@@ -152,8 +222,11 @@ def _err(reason: str, msg: str) -> WireError:
 def check_stream_id(stream) -> str:
     """Return ``stream`` if it is a valid stream id, else raise WireError(bad_stream_id)."""
     if not isinstance(stream, str) or not _STREAM_RE.fullmatch(stream):
-        raise _err("bad_stream_id", f"stream id {stream!r} is invalid: use 1-64 characters "
-                   f"matching {STREAM_ID_PATTERN} (letters, digits, _ . : / -)")
+        raise _err(
+            "bad_stream_id",
+            f"stream id {stream!r} is invalid: use 1-64 characters "
+            f"matching {STREAM_ID_PATTERN} (letters, digits, _ . : / -)",
+        )
     return stream
 
 
@@ -176,8 +249,9 @@ def _check_channels(channels) -> tuple[str, ...]:
         raise _err("bad_type", "field 'channels' must be a list of 10 channel names")
     chans = tuple(channels)
     if len(chans) != N_IN or set(chans) != set(IN_COLS):
-        raise _err("bad_channels", f"channels {list(chans)} must be the {N_IN} names "
-                   f"{list(IN_COLS)} (any order)")
+        raise _err(
+            "bad_channels", f"channels {list(chans)} must be the {N_IN} names {list(IN_COLS)} (any order)"
+        )
     return chans
 
 
@@ -204,8 +278,13 @@ def _check_ic(ic) -> list:
         raise _err("bad_ic", f"{len(ic)} events in 'ic' exceed {MAX_IC_PER_MESSAGE}")
     out = []
     for ev in ic:
-        if (not isinstance(ev, (list, tuple)) or len(ev) != 2 or not _is_num(ev[0])
-                or not math.isfinite(ev[0]) or ev[1] not in SIDES):
+        if (
+            not isinstance(ev, (list, tuple))
+            or len(ev) != 2
+            or not _is_num(ev[0])
+            or not math.isfinite(ev[0])
+            or ev[1] not in SIDES
+        ):
             raise _err("bad_ic", f"event {ev!r} in 'ic' must be [finite time s, 'R' or 'L']")
         out.append((float(ev[0]), str(ev[1])))
     return out
@@ -213,31 +292,48 @@ def _check_ic(ic) -> list:
 
 def _check_counters(counters) -> dict:
     if not isinstance(counters, dict) or len(counters) > MAX_COUNTERS:
-        raise _err("bad_counters", f"'counters' must be a map of at most {MAX_COUNTERS} "
-                   "name -> non-negative integer")
+        raise _err(
+            "bad_counters", f"'counters' must be a map of at most {MAX_COUNTERS} name -> non-negative integer"
+        )
     for k, v in counters.items():
-        if (not isinstance(k, str) or not 0 < len(k) <= 64 or not isinstance(v, int)
-                or isinstance(v, bool) or not 0 <= v <= _U64_MAX):
-            raise _err("bad_counters", f"counter {k!r}: {v!r} must be a name of 1-64 "
-                       "characters -> non-negative integer")
+        if (
+            not isinstance(k, str)
+            or not 0 < len(k) <= 64
+            or not isinstance(v, int)
+            or isinstance(v, bool)
+            or not 0 <= v <= _U64_MAX
+        ):
+            raise _err(
+                "bad_counters",
+                f"counter {k!r}: {v!r} must be a name of 1-64 characters -> non-negative integer",
+            )
     return dict(counters)
 
 
 def _pack(topic: str, body: dict, limit: int = MAX_MESSAGE_BYTES) -> list[bytes]:
     data = msgpack.packb(body, use_bin_type=True)
     if len(data) > limit:
-        raise _err("oversize", f"message of {len(data)} bytes exceeds the limit of {limit} "
-                   "bytes; send fewer frames per message")
+        raise _err(
+            "oversize",
+            f"message of {len(data)} bytes exceeds the limit of {limit} bytes; send fewer frames per message",
+        )
     return [topic.encode("utf-8"), data]
 
 
 # --------------------------------------------------------------------------- encoders
-def encode_meta(stream: str, rate_hz: float, channels=IN_COLS, units: str = "deg",
-                body_mass_kg: float | None = None) -> list[bytes]:
+def encode_meta(
+    stream: str, rate_hz: float, channels=IN_COLS, units: str = "deg", body_mass_kg: float | None = None
+) -> list[bytes]:
     """``meta`` message; send before frames and again every few seconds (late joiners)."""
-    body = {"v": PROTOCOL_VERSION, "type": "meta", "stream": stream, "rate_hz": float(rate_hz),
-            "channels": list(channels), "units": units,
-            "body_mass_kg": None if body_mass_kg is None else float(body_mass_kg)}
+    body = {
+        "v": PROTOCOL_VERSION,
+        "type": "meta",
+        "stream": stream,
+        "rate_hz": float(rate_hz),
+        "channels": list(channels),
+        "units": units,
+        "body_mass_kg": None if body_mass_kg is None else float(body_mass_kg),
+    }
     _validate_meta(body)
     return _pack(stream, body)
 
@@ -251,14 +347,22 @@ def encode_frames(stream: str, seq: int, t, q, ic=None) -> list[bytes]:
     if q.shape != (n, N_IN):
         raise _err("bad_q_length", f"q has shape {q.shape}, expected ({n}, {N_IN})")
     if not 1 <= n <= MAX_FRAMES_PER_MESSAGE:
-        raise _err("too_many_frames" if n else "no_frames",
-                   f"{n} frames per message; allowed 1..{MAX_FRAMES_PER_MESSAGE}")
+        raise _err(
+            "too_many_frames" if n else "no_frames",
+            f"{n} frames per message; allowed 1..{MAX_FRAMES_PER_MESSAGE}",
+        )
     if isinstance(seq, bool) or not isinstance(seq, (int, np.integer)) or not 0 <= seq <= _U64_MAX:
         raise _err("bad_seq", f"seq {seq!r} must be an integer in [0, 2**64-1]")
     _check_times(t)
     _check_q(q)
-    body = {"v": PROTOCOL_VERSION, "type": "frames", "stream": stream, "seq": int(seq),
-            "t": t.tolist(), "q": q.tobytes()}
+    body = {
+        "v": PROTOCOL_VERSION,
+        "type": "frames",
+        "stream": stream,
+        "seq": int(seq),
+        "t": t.tolist(),
+        "q": q.tobytes(),
+    }
     if ic:
         body["ic"] = [[float(a), s] for a, s in _check_ic(ic)]
     return _pack(stream, body)
@@ -276,8 +380,10 @@ def encode_source_status(stream: str, source: str, counters: dict) -> list[bytes
     _check_source(source)
     counters = {str(k): int(v) for k, v in dict(counters).items()}
     _check_counters(counters)
-    return _pack(stream, {"v": PROTOCOL_VERSION, "type": "status", "stream": stream,
-                          "source": source, "counters": counters})
+    return _pack(
+        stream,
+        {"v": PROTOCOL_VERSION, "type": "status", "stream": stream, "source": source, "counters": counters},
+    )
 
 
 def encode(msg) -> list[bytes]:
@@ -302,14 +408,15 @@ def _unpack(parts, limit: int = MAX_MESSAGE_BYTES) -> tuple[str, dict]:
     topic_b, data = parts
     data = bytes(data) if not isinstance(data, bytes) else data
     if len(data) > limit or len(topic_b) > 256:
-        raise _err("oversize", f"message of {len(data)} bytes exceeds the limit of {limit} "
-                   "bytes (MAX_MESSAGE_BYTES for inputs)")
+        raise _err(
+            "oversize",
+            f"message of {len(data)} bytes exceeds the limit of {limit} bytes (MAX_MESSAGE_BYTES for inputs)",
+        )
     try:
         topic = bytes(topic_b).decode("utf-8")
         body = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several types (ExtraData, ValueError, ...)
-        raise _err("undecodable", f"body is not valid msgpack: {type(exc).__name__}: {exc}"
-                   ) from None
+        raise _err("undecodable", f"body is not valid msgpack: {type(exc).__name__}: {exc}") from None
     if not isinstance(body, dict):
         raise _err("not_a_map", f"body must be a msgpack map, got {type(body).__name__}")
     return topic, body
@@ -318,8 +425,10 @@ def _unpack(parts, limit: int = MAX_MESSAGE_BYTES) -> tuple[str, dict]:
 def _check_envelope(topic: str, body: dict, fields: dict) -> str:
     v = body.get("v")
     if type(v) is not int or v != PROTOCOL_VERSION:
-        raise _err("unknown_version", f"protocol version {v!r} is not supported; this "
-                   f"server speaks v{PROTOCOL_VERSION}")
+        raise _err(
+            "unknown_version",
+            f"protocol version {v!r} is not supported; this server speaks v{PROTOCOL_VERSION}",
+        )
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in fields:
         raise _err("unknown_type", f"message type {kind!r} is not one of {sorted(fields)}")
@@ -329,8 +438,7 @@ def _check_envelope(topic: str, body: dict, fields: dict) -> str:
         raise _err("missing_field", f"{kind} message lacks field(s) {sorted(missing)}")
     extra = body.keys() - required - optional
     if extra:
-        raise _err("unknown_field", f"{kind} message has unknown field(s) "
-                   f"{sorted(map(str, extra))}")
+        raise _err("unknown_field", f"{kind} message has unknown field(s) {sorted(map(str, extra))}")
     check_stream_id(body["stream"])
     if topic != body["stream"]:
         raise _err("topic_mismatch", f"topic {topic!r} differs from stream {body['stream']!r}")
@@ -346,8 +454,7 @@ def _validate_meta(body: dict) -> Meta:
         raise _err("bad_units", f"units {units!r} must be 'deg' or 'rad'")
     mass = body.get("body_mass_kg")
     if mass is not None:
-        mass = _number(body, "body_mass_kg", MIN_BODY_MASS_KG, MAX_BODY_MASS_KG,
-                       "bad_body_mass")
+        mass = _number(body, "body_mass_kg", MIN_BODY_MASS_KG, MAX_BODY_MASS_KG, "bad_body_mass")
     return Meta(body["stream"], rate, chans, units, mass)
 
 
@@ -364,20 +471,21 @@ def _decode_frames(body: dict) -> Frames:
     if n == 0:
         raise _err("no_frames", "a frames message needs at least one frame")
     if n > MAX_FRAMES_PER_MESSAGE:
-        raise _err("too_many_frames", f"{n} frames exceed MAX_FRAMES_PER_MESSAGE="
-                   f"{MAX_FRAMES_PER_MESSAGE}")
+        raise _err("too_many_frames", f"{n} frames exceed MAX_FRAMES_PER_MESSAGE={MAX_FRAMES_PER_MESSAGE}")
     if len(q_b) != n * N_IN * 4:
-        raise _err("bad_q_length", f"q has {len(q_b)} bytes; {n} frames x {N_IN} channels "
-                   f"x 4 bytes = {n * N_IN * 4} expected")
+        raise _err(
+            "bad_q_length",
+            f"q has {len(q_b)} bytes; {n} frames x {N_IN} channels x 4 bytes = {n * N_IN * 4} expected",
+        )
     # cheap checks on the list itself (C-level map/sum): types, finiteness, monotonicity
-    if not set(map(type, t_list)) <= _NUM_TYPES:      # no bools, strings, nested lists
+    if not set(map(type, t_list)) <= _NUM_TYPES:  # no bools, strings, nested lists
         raise _err("bad_type", "field 't' must be a list of numbers (seconds)")
     try:
         finite = math.isfinite(sum(t_list))
         t = np.array(t_list, dtype=np.float64)
     except (OverflowError, TypeError, ValueError):
         raise _err("bad_type", "field 't' must be a list of numbers (seconds)") from None
-    if not finite and not np.isfinite(t).all():   # (a huge finite sum can overflow)
+    if not finite and not np.isfinite(t).all():  # (a huge finite sum can overflow)
         raise _err("non_finite", "field 't' contains NaN or infinity")
     if n > 1 and not all(map(operator.lt, t_list, t_list[1:])):
         raise _err("time_not_increasing", "times in 't' must be strictly increasing")
@@ -389,8 +497,9 @@ def _decode_frames(body: dict) -> Frames:
 
 def _check_source(source) -> None:
     if not isinstance(source, str) or not _STREAM_RE.fullmatch(source) or len(source) > 32:
-        raise _err("bad_source", f"source {source!r} must be a name of 1-32 characters "
-                   "(letters, digits, _ . : / -)")
+        raise _err(
+            "bad_source", f"source {source!r} must be a name of 1-32 characters (letters, digits, _ . : / -)"
+        )
 
 
 def decode_input(parts) -> Meta | Frames | End | SourceStatus:
@@ -405,8 +514,7 @@ def decode_input(parts) -> Meta | Frames | End | SourceStatus:
     except WireError:
         raise
     except Exception as exc:  # a validation path we did not foresee: still a WireError
-        raise _err("bad_type", f"message could not be validated ({type(exc).__name__}: "
-                   f"{exc})") from None
+        raise _err("bad_type", f"message could not be validated ({type(exc).__name__}: {exc})") from None
 
 
 def _decode_input(parts):
@@ -438,23 +546,54 @@ def frames_in_schema_order(q: np.ndarray, meta: Meta | None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- outputs
-def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: float,
-                 model: str, sha256: str, backend: str, outputs, unit: str, y: np.ndarray,
-                 quality: dict, latency_ms: float, synthetic: bool,
-                 body_mass_kg: float | None = None, cpu_ms: float | None = None,
-                 y_sd: np.ndarray | None = None) -> list[bytes]:
+def encode_cycle(
+    *,
+    stream: str,
+    side: str,
+    cycle: int,
+    t_start: float,
+    t_end: float,
+    model: str,
+    sha256: str,
+    backend: str,
+    outputs,
+    unit: str,
+    y: np.ndarray,
+    quality: dict,
+    latency_ms: float,
+    synthetic: bool,
+    body_mass_kg: float | None = None,
+    cpu_ms: float | None = None,
+    y_sd: np.ndarray | None = None,
+) -> list[bytes]:
     """``cycle`` output: per-kg prediction y (180, K); plus y * body mass when known, and
     an ensemble's per-frame spread ``y_sd`` (180, K) per kg when given."""
     y = np.ascontiguousarray(y, dtype="<f4")
     outputs = [str(c) for c in outputs]
     if y.ndim != 2 or y.shape[1] != len(outputs):
         raise _err("bad_output", f"y has shape {y.shape}; expected (T, {len(outputs)})")
-    body = {"v": PROTOCOL_VERSION, "type": "cycle", "stream": stream, "side": side,
-            "cycle": int(cycle), "t_start": float(t_start), "t_end": float(t_end),
-            "model": model, "sha256": sha256, "backend": backend, "synthetic": bool(synthetic),
-            "outputs": outputs, "unit": unit, "T": int(y.shape[0]), "y": y.tobytes(),
-            "body_mass_kg": None, "unit_abs": None, "y_abs": None,
-            "quality": quality, "latency_ms": float(latency_ms)}
+    body = {
+        "v": PROTOCOL_VERSION,
+        "type": "cycle",
+        "stream": stream,
+        "side": side,
+        "cycle": int(cycle),
+        "t_start": float(t_start),
+        "t_end": float(t_end),
+        "model": model,
+        "sha256": sha256,
+        "backend": backend,
+        "synthetic": bool(synthetic),
+        "outputs": outputs,
+        "unit": unit,
+        "T": int(y.shape[0]),
+        "y": y.tobytes(),
+        "body_mass_kg": None,
+        "unit_abs": None,
+        "y_abs": None,
+        "quality": quality,
+        "latency_ms": float(latency_ms),
+    }
     if body_mass_kg is not None:
         body["body_mass_kg"] = float(body_mass_kg)
         body["unit_abs"] = unit.replace("/kg", "")
@@ -471,8 +610,13 @@ def encode_cycle(*, stream: str, side: str, cycle: int, t_start: float, t_end: f
 
 def encode_reject(stream: str | None, reason: str, detail: str = "", **extra) -> list[bytes]:
     """``reject`` output: an input or a cycle that was refused, with its reason code."""
-    body = {"v": PROTOCOL_VERSION, "type": "reject", "stream": stream or "",
-            "reason": str(reason), "detail": str(detail)[:500]}
+    body = {
+        "v": PROTOCOL_VERSION,
+        "type": "reject",
+        "stream": stream or "",
+        "reason": str(reason),
+        "detail": str(detail)[:500],
+    }
     for k, v in extra.items():
         body[k] = v.item() if isinstance(v, np.generic) else v
     topic = stream if stream else NO_STREAM_TOPIC.decode()
@@ -498,7 +642,7 @@ def _saturate(obj):
     if isinstance(obj, (list, tuple)):
         return [_saturate(v) for v in obj]
     if isinstance(obj, int) and not isinstance(obj, bool):
-        return min(max(obj, -2**63), MAX_COUNTER)
+        return min(max(obj, -(2**63)), MAX_COUNTER)
     return obj
 
 
@@ -508,8 +652,7 @@ def decode_output(parts) -> dict:
     if body.get("v") != PROTOCOL_VERSION:
         raise _err("unknown_version", f"protocol version {body.get('v')!r} is not supported")
     if body.get("type") not in ("cycle", "reject", "status"):
-        raise _err("unknown_type", f"output type {body.get('type')!r} is not cycle, reject "
-                   "or status")
+        raise _err("unknown_type", f"output type {body.get('type')!r} is not cycle, reject or status")
     body["topic"] = topic
     if body["type"] == "cycle":
         k = len(body["outputs"])

@@ -4,6 +4,7 @@
   need them are skipped when absent (CI has it; a user's clone may not).
 - ``gpu`` marker: skipped unless torch sees a CUDA device.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ SHARED = Path(os.environ.get("G2H_SHARED", ROOT.parent / "shared"))
 def _has_cuda() -> bool:
     try:
         import torch
+
         return bool(torch.cuda.is_available())
     except Exception:
         return False
@@ -71,13 +73,21 @@ def random_bundle(tmp_path_factory):
         hp = default_hparams(arch, len(out_cols))
         core = build_model(arch, hp)
         name = name or f"test-{arch}-{task}"
-        bundle = Bundle(name=name, arch=arch, hparams=hp, state_dict=core.state_dict(),
-                        in_cols=IN_COLS, out_cols=out_cols,
-                        mean=np.asarray(MU_X, np.float32), std=np.asarray(SD_X, np.float32),
-                        task=task, unit=TARGET_UNIT[task], T=180,
-                        provenance={"source": "tests/conftest.py",
-                                    "training_notes": "random init, tests only"},
-                        synthetic=True)
+        bundle = Bundle(
+            name=name,
+            arch=arch,
+            hparams=hp,
+            state_dict=core.state_dict(),
+            in_cols=IN_COLS,
+            out_cols=out_cols,
+            mean=np.asarray(MU_X, np.float32),
+            std=np.asarray(SD_X, np.float32),
+            task=task,
+            unit=TARGET_UNIT[task],
+            T=180,
+            provenance={"source": "tests/conftest.py", "training_notes": "random init, tests only"},
+            synthetic=True,
+        )
         path = tmp_path_factory.mktemp("bundles") / f"{name}.pt"
         save_bundle(bundle, path)
         return path

@@ -1,4 +1,5 @@
 """`g2h-edge --help` lists every command with its whole one-line help (none cut)."""
+
 from __future__ import annotations
 
 from g2h_edge.cli import BENCH, COMMANDS, main
@@ -10,10 +11,9 @@ def test_help_lines_are_not_cut(capsys):
     except SystemExit:
         pass
     out = capsys.readouterr().out
-    text = " ".join(out.split())                           # undo the terminal wrapping
+    text = " ".join(out.split())  # undo the terminal wrapping
     assert "..." not in out.split("Commands:")[1]
-    assert "bench Benchmarks (each prints ratios against a baseline measured in the same " \
-        "run)." in text
+    assert "bench Benchmarks (each prints ratios against a baseline measured in the same run)." in text
     for name, (_, line) in COMMANDS.items():
         assert f"{name} {line}" in text
     rows = out.split("Commands:")[1].splitlines()

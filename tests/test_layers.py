@@ -14,6 +14,7 @@ is in ``gait``):
   and the command modules (g2h_edge.cli and each package's ``cli`` module) may import
   anything.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CORE = {"__init__", "schema", "wire", "errors", "config", "fsutil", "security", "gait", "models",
-        "engines", "io"}
+CORE = {
+    "__init__",
+    "schema",
+    "wire",
+    "errors",
+    "config",
+    "fsutil",
+    "security",
+    "gait",
+    "models",
+    "engines",
+    "io",
+}
 NOT_FROM_CORE = {"runtime", "train", "export", "firmware_bridge", "sources", "bench", "cli"}
 FORBIDDEN = {"gait": {"io", "engines"}, "engines": {"cli", "runtime"}}
 TOOLS = {"bench", "cli"}
@@ -75,7 +87,7 @@ def imports_of(module: str, is_pkg: bool, path: Path) -> set[str]:
             base = node.module or ""
             if node.level:
                 pkg = module.split(".") if is_pkg else module.split(".")[:-1]
-                pkg = pkg[:len(pkg) - node.level + 1]
+                pkg = pkg[: len(pkg) - node.level + 1]
                 base = ".".join(pkg + ([base] if base else []))
             out.add(base)
             out.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
@@ -102,12 +114,14 @@ def violations(root: Path) -> set[tuple[str, str]]:
             dst = layer(target)
             if dst == src or dst == "__init__":
                 continue
-            if dst not in NOT_FROM_CORE | CORE:      # `from g2h_edge import __version__`
+            if dst not in NOT_FROM_CORE | CORE:  # `from g2h_edge import __version__`
                 continue
-            wrong = (src in CORE and dst in NOT_FROM_CORE and not is_command(module)) \
-                or dst in FORBIDDEN.get(src, ()) \
-                or (src in APPS and dst in APPS and not is_command(module)) \
+            wrong = (
+                (src in CORE and dst in NOT_FROM_CORE and not is_command(module))
+                or dst in FORBIDDEN.get(src, ())
+                or (src in APPS and dst in APPS and not is_command(module))
                 or (dst in TOOLS and src not in TOOLS and not is_command(module))
+            )
             if wrong:
                 bad.add((module, ".".join(target.split(".")[:2])))
     return bad
@@ -121,8 +135,13 @@ def test_the_layers_hold():
 
 def test_every_module_is_seen():
     names = {m for m, _, _ in iter_modules(package_dirs(ROOT))}
-    for m in ("g2h_edge.gait.detector", "g2h_edge.train.loop", "g2h_edge.export.onnx",
-              "g2h_edge.firmware_bridge.link", "g2h_edge.bench.engine"):
+    for m in (
+        "g2h_edge.gait.detector",
+        "g2h_edge.train.loop",
+        "g2h_edge.export.onnx",
+        "g2h_edge.firmware_bridge.link",
+        "g2h_edge.bench.engine",
+    ):
         assert m in names
 
 
@@ -135,34 +154,54 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("rel, text, pair", [
-    ("g2h_edge/gait/bad.py", "from g2h_edge.io import read_trial\n",
-     ("g2h_edge.gait.bad", "g2h_edge.io")),
-    ("g2h_edge/gait/bad.py", "def f():\n    import g2h_edge.engines.base\n",
-     ("g2h_edge.gait.bad", "g2h_edge.engines")),
-    ("g2h_edge/io/bad.py", "from g2h_edge import runtime\n", ("g2h_edge.io.bad", "g2h_edge.runtime")),
-    ("g2h_edge/models/bad.py", "from ..train import loop\n",
-     ("g2h_edge.models.bad", "g2h_edge.train")),
-    ("g2h_edge/engines/bad.py", "from g2h_edge.cli.options import x\n",
-     ("g2h_edge.engines.bad", "g2h_edge.cli")),
-    ("g2h_edge/runtime/bad.py", "from g2h_edge.bench.engine import bench_pair\n",
-     ("g2h_edge.runtime.bad", "g2h_edge.bench")),
-    ("train/bad.py", "from g2h_edge.bench import e2e\n", ("g2h_edge.train.bad", "g2h_edge.bench")),
-    ("g2h_edge/runtime/bad.py", "def f():\n    from g2h_edge.export import export_onnx\n",
-     ("g2h_edge.runtime.bad", "g2h_edge.export")),
-])
+@pytest.mark.parametrize(
+    "rel, text, pair",
+    [
+        (
+            "g2h_edge/gait/bad.py",
+            "from g2h_edge.io import read_trial\n",
+            ("g2h_edge.gait.bad", "g2h_edge.io"),
+        ),
+        (
+            "g2h_edge/gait/bad.py",
+            "def f():\n    import g2h_edge.engines.base\n",
+            ("g2h_edge.gait.bad", "g2h_edge.engines"),
+        ),
+        ("g2h_edge/io/bad.py", "from g2h_edge import runtime\n", ("g2h_edge.io.bad", "g2h_edge.runtime")),
+        ("g2h_edge/models/bad.py", "from ..train import loop\n", ("g2h_edge.models.bad", "g2h_edge.train")),
+        (
+            "g2h_edge/engines/bad.py",
+            "from g2h_edge.cli.options import x\n",
+            ("g2h_edge.engines.bad", "g2h_edge.cli"),
+        ),
+        (
+            "g2h_edge/runtime/bad.py",
+            "from g2h_edge.bench.engine import bench_pair\n",
+            ("g2h_edge.runtime.bad", "g2h_edge.bench"),
+        ),
+        ("train/bad.py", "from g2h_edge.bench import e2e\n", ("g2h_edge.train.bad", "g2h_edge.bench")),
+        (
+            "g2h_edge/runtime/bad.py",
+            "def f():\n    from g2h_edge.export import export_onnx\n",
+            ("g2h_edge.runtime.bad", "g2h_edge.export"),
+        ),
+    ],
+)
 def test_the_checker_finds_a_crafted_violation(tmp_path, rel, text, pair):
     root = _tree(tmp_path, {rel: text, "g2h_edge/__init__.py": ""})
     assert violations(root) == {pair}
 
 
-@pytest.mark.parametrize("rel, text", [
-    ("g2h_edge/io/ok.py", "from g2h_edge.gait import convention\n"),      # io may use gait
-    ("g2h_edge/runtime/ok.py", "from g2h_edge.engines import base\n"),
-    ("g2h_edge/bench/ok.py", "from g2h_edge.runtime import server\nfrom g2h_edge.cli import x\n"),
-    ("g2h_edge/runtime/cli.py", "from g2h_edge.cli.options import torch_engine_options\n"),
-    ("g2h_edge/gait/ok.py", "from . import detector\nfrom g2h_edge import __version__\n"),
-])
+@pytest.mark.parametrize(
+    "rel, text",
+    [
+        ("g2h_edge/io/ok.py", "from g2h_edge.gait import convention\n"),  # io may use gait
+        ("g2h_edge/runtime/ok.py", "from g2h_edge.engines import base\n"),
+        ("g2h_edge/bench/ok.py", "from g2h_edge.runtime import server\nfrom g2h_edge.cli import x\n"),
+        ("g2h_edge/runtime/cli.py", "from g2h_edge.cli.options import torch_engine_options\n"),
+        ("g2h_edge/gait/ok.py", "from . import detector\nfrom g2h_edge import __version__\n"),
+    ],
+)
 def test_the_checker_allows_the_right_direction(tmp_path, rel, text):
     root = _tree(tmp_path, {rel: text, "g2h_edge/__init__.py": ""})
     assert violations(root) == set()

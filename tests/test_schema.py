@@ -1,4 +1,5 @@
 """The constants every other module relies on."""
+
 import numpy as np
 import pytest
 

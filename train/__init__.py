@@ -4,6 +4,7 @@ See docs/training.md. Entry points: :func:`run_benchmark` (the whole protocol fo
 file), :func:`train_fixed` (fixed epochs, no CV), :func:`evaluate_bundle` (zero-shot external
 evaluation). The CLI commands live in :mod:`g2h_edge.train.cli`.
 """
+
 from g2h_edge.train.benchmark import BenchmarkResult, run_benchmark
 from g2h_edge.train.config import ARCHS, TrainConfig
 from g2h_edge.train.evaluate import EvaluationResult, evaluate_bundle
@@ -13,7 +14,20 @@ from g2h_edge.train.split import group_folds, holdout_split
 from g2h_edge.train.stats import holm, wilcoxon_pairs
 
 __all__ = [
-    "ARCHS", "TrainConfig", "run_benchmark", "BenchmarkResult", "train_fixed", "FixedResult",
-    "evaluate_bundle", "EvaluationResult", "holdout_split", "group_folds", "pooled_metrics",
-    "channel_r2", "subject_metrics", "speed_table", "holm", "wilcoxon_pairs",
+    "ARCHS",
+    "TrainConfig",
+    "run_benchmark",
+    "BenchmarkResult",
+    "train_fixed",
+    "FixedResult",
+    "evaluate_bundle",
+    "EvaluationResult",
+    "holdout_split",
+    "group_folds",
+    "pooled_metrics",
+    "channel_r2",
+    "subject_metrics",
+    "speed_table",
+    "holm",
+    "wilcoxon_pairs",
 ]

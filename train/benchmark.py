@@ -12,6 +12,7 @@ Files written in ``out_dir`` (Model in LSTM/Transformer/Mamba, TASK in MF60/JM60
   (which finished models the task-level files describe; a rerun that changes nothing
   rewrites nothing).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,14 @@ from g2h_edge.train.protocol import ModelResult, run_model
 from g2h_edge.train.split import group_folds, holdout_split
 from g2h_edge.train.stats import wilcoxon_pairs
 
-__all__ = ["BenchmarkResult", "run_benchmark", "parse_archs", "per_speed_metrics", "compare_models",
-           "COMPARED_METRICS"]
+__all__ = [
+    "BenchmarkResult",
+    "run_benchmark",
+    "parse_archs",
+    "per_speed_metrics",
+    "compare_models",
+    "COMPARED_METRICS",
+]
 
 #: subject-level metrics compared between models (Wilcoxon + Holm)
 COMPARED_METRICS: tuple[str, ...] = ("RMSE", "MAE", "R2", "R2_channel_mean")
@@ -50,7 +57,7 @@ class BenchmarkResult:
 
 
 def parse_archs(text: str) -> list[str]:
-    """"lstm,transformer,mamba" -> list; unknown names are a :class:`ConfigError`."""
+    """ "lstm,transformer,mamba" -> list; unknown names are a :class:`ConfigError`."""
     archs = [a.strip().lower() for a in str(text).split(",") if a.strip()]
     bad = [a for a in archs if a not in ARCHS]
     if not archs or bad:
@@ -85,16 +92,31 @@ def _write_split(path: Path, data, split, folds: int) -> None:
     sid = np.asarray(data.subject_id).astype(str)
     pool_sid = sid[split.pool_idx]
     fold_subjects = [sorted(set(pool_sid[va].tolist())) for _, va in group_folds(pool_sid, folds)]
-    path.write_text(json.dumps({"test_subjects": list(split.test_subjects),
-                                "pool_subjects": sorted(split.pool_subjects),
-                                "cv_val_subjects": fold_subjects}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "test_subjects": list(split.test_subjects),
+                "pool_subjects": sorted(split.pool_subjects),
+                "cv_val_subjects": fold_subjects,
+            },
+            indent=2,
+        )
+    )
 
 
-def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, source: str = "in-memory",
-                  source_sha256: str | None = None, progress: bool = True) -> BenchmarkResult:
+def run_benchmark(
+    data,
+    archs,
+    out_dir,
+    cfg: TrainConfig | None = None,
+    *,
+    source: str = "in-memory",
+    source_sha256: str | None = None,
+    progress: bool = True,
+) -> BenchmarkResult:
     """Run the published protocol for ``archs`` on ``data`` (a Gait2HipData) into ``out_dir``."""
     cfg = cfg or TrainConfig()
-    resolve_device(cfg.device)                 # fail before any work if CUDA is missing
+    resolve_device(cfg.device)  # fail before any work if CUDA is missing
     task = check_for_training(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,8 +128,19 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
     res.files.append(out / f"{tname}_split.json")
     bars = Progress(enabled=progress)
     for arch in archs:
-        res.models.append(run_model(data, arch, split, out, cfg, digest=digest, source=source,
-                                    source_sha256=source_sha256, bars=bars))
+        res.models.append(
+            run_model(
+                data,
+                arch,
+                split,
+                out,
+                cfg,
+                digest=digest,
+                source=source,
+                source_sha256=source_sha256,
+                bars=bars,
+            )
+        )
     bars.close()
 
     y_test = per_kg_targets(data.Y, data.weight_kg)[split.test_idx]
@@ -119,22 +152,40 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
     record = out / f"{tname}_outputs.json"
     planned = _task_files(out, tname, res.models, cfg.folds)
     if _outputs_current(record, state, planned):
-        res.files += planned                  # every model reused and every file there: done
+        res.files += planned  # every model reused and every file there: done
         return res
     for m in res.models:
-        write_model_extras(out, m.label, y_test, m.y_pred_test, data.out_cols,
-                           per_model[MODEL_NAMES[m.arch]], TARGET_UNIT[task], data.synthetic)
+        write_model_extras(
+            out,
+            m.label,
+            y_test,
+            m.y_pred_test,
+            data.out_cols,
+            per_model[MODEL_NAMES[m.arch]],
+            TARGET_UNIT[task],
+            data.synthetic,
+        )
     report.write_csv(out / f"{tname}_test_wilcoxon_holm.csv", res.wilcoxon, report.WILCOXON_COLUMNS)
-    rows = [{"model": MODEL_NAMES[m.arch], "final_epoch": m.final_epoch,
-             "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows],
-             "subjects": per_model[MODEL_NAMES[m.arch]]}
-            for m in res.models]
-    (out / f"{tname}_summary.md").write_text(report.summary_markdown(
-        tname, TARGET_UNIT[task], rows, res.wilcoxon, synthetic=data.synthetic, source=source))
-    figures.bars_by_cadence(out / f"{tname}_bars_by_cadence.png", per_model, res.wilcoxon, title=tname,
-                            synthetic=data.synthetic)
-    figures.subject_boxplots(out / f"{tname}_subject_boxplots.png", per_model, title=tname,
-                             synthetic=data.synthetic)
+    rows = [
+        {
+            "model": MODEL_NAMES[m.arch],
+            "final_epoch": m.final_epoch,
+            "cv_r2": [r["val_subject_mean_R2"] for r in m.cv_rows],
+            "subjects": per_model[MODEL_NAMES[m.arch]],
+        }
+        for m in res.models
+    ]
+    (out / f"{tname}_summary.md").write_text(
+        report.summary_markdown(
+            tname, TARGET_UNIT[task], rows, res.wilcoxon, synthetic=data.synthetic, source=source
+        )
+    )
+    figures.bars_by_cadence(
+        out / f"{tname}_bars_by_cadence.png", per_model, res.wilcoxon, title=tname, synthetic=data.synthetic
+    )
+    figures.subject_boxplots(
+        out / f"{tname}_subject_boxplots.png", per_model, title=tname, synthetic=data.synthetic
+    )
     record.write_text(json.dumps(state, indent=2))
     res.files += planned
     return res
@@ -142,13 +193,28 @@ def run_benchmark(data, archs, out_dir, cfg: TrainConfig | None = None, *, sourc
 
 def _task_files(out: Path, tname: str, models: list[ModelResult], folds: int) -> list[Path]:
     """Every file a benchmark of ``models`` leaves in ``out``."""
-    files = [out / f"{tname}_{n}" for n in ("split.json", "test_wilcoxon_holm.csv", "summary.md",
-                                           "bars_by_cadence.png", "subject_boxplots.png", "outputs.json")]
+    files = [
+        out / f"{tname}_{n}"
+        for n in (
+            "split.json",
+            "test_wilcoxon_holm.csv",
+            "summary.md",
+            "bars_by_cadence.png",
+            "subject_boxplots.png",
+            "outputs.json",
+        )
+    ]
     for m in models:
         name = MODEL_NAMES[m.arch]
-        files += [m.bundle_path, out / f"{m.label}_run.json", out / report.cv_csv_name(name, tname, folds),
-                  out / report.speed_csv_name(name, tname), out / f"{m.label}_waveforms.png",
-                  out / f"{m.label}_test_metrics_by_subject.csv", out / f"{m.label}_test_r2_per_channel.csv"]
+        files += [
+            m.bundle_path,
+            out / f"{m.label}_run.json",
+            out / report.cv_csv_name(name, tname, folds),
+            out / report.speed_csv_name(name, tname),
+            out / f"{m.label}_waveforms.png",
+            out / f"{m.label}_test_metrics_by_subject.csv",
+            out / f"{m.label}_test_r2_per_channel.csv",
+        ]
     return files
 
 
@@ -161,13 +227,36 @@ def _outputs_current(record: Path, state: dict, files: list[Path]) -> bool:
     return same and all(f.is_file() for f in files)
 
 
-def write_model_extras(out: Path, label: str, y_true, y_pred, out_cols, per_speed: dict,
-                       unit: str, synthetic: bool, kind: str = "test") -> list[Path]:
+def write_model_extras(
+    out: Path,
+    label: str,
+    y_true,
+    y_pred,
+    out_cols,
+    per_speed: dict,
+    unit: str,
+    synthetic: bool,
+    kind: str = "test",
+) -> list[Path]:
     """Per-subject and per-channel CSVs and the waveform figure of one model."""
-    files = [report.write_csv(out / f"{label}_{kind}_metrics_by_subject.csv",
-                              report.subject_rows(per_speed), report.SUBJECT_COLUMNS)]
+    files = [
+        report.write_csv(
+            out / f"{label}_{kind}_metrics_by_subject.csv",
+            report.subject_rows(per_speed),
+            report.SUBJECT_COLUMNS,
+        )
+    ]
     rows, cols = report.channel_rows(out_cols, channel_r2(y_true, y_pred), per_speed)
     files.append(report.write_csv(out / f"{label}_{kind}_r2_per_channel.csv", rows, cols))
-    files.append(figures.waveforms(out / f"{label}_waveforms.png", y_true, y_pred, out_cols,
-                                   unit, title=f"{label} ({kind} cycles)", synthetic=synthetic))
+    files.append(
+        figures.waveforms(
+            out / f"{label}_waveforms.png",
+            y_true,
+            y_pred,
+            out_cols,
+            unit,
+            title=f"{label} ({kind} cycles)",
+            synthetic=synthetic,
+        )
+    )
     return files

@@ -5,6 +5,7 @@ AdamW lr 1e-4, weight decay 1e-5, batch 64, at most 300 epochs, gradient-norm cl
 MSE, early stopping with patience 30 (improvement > 1e-8), 5-fold GroupKFold, 20 % of the
 subjects held out with seed 42, seed 2025 everywhere else.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -74,8 +75,9 @@ class TrainConfig:
             if arch not in ARCHS:
                 raise ConfigError(f"TrainConfig.hparams has unknown architecture {arch!r}: use {ARCHS}")
             if not isinstance(over, Mapping):
-                raise ConfigError(f"TrainConfig.hparams[{arch!r}] must be a mapping, "
-                                  f"got {type(over).__name__}")
+                raise ConfigError(
+                    f"TrainConfig.hparams[{arch!r}] must be a mapping, got {type(over).__name__}"
+                )
         # freeze a private copy so later edits of the caller's dict change nothing
         object.__setattr__(self, "hparams", {a: dict(o) for a, o in self.hparams.items()})
 
@@ -106,7 +108,8 @@ def _check_types(cfg: TrainConfig) -> None:
             ok = isinstance(value, str)
         if not ok:
             raise ConfigError(
-                f"TrainConfig.{f.name}={value!r} has type {type(value).__name__}; expected {f.type}")
+                f"TrainConfig.{f.name}={value!r} has type {type(value).__name__}; expected {f.type}"
+            )
 
 
 def config_fingerprint(payload: Mapping[str, Any]) -> str:

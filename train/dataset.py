@@ -5,6 +5,7 @@
   subjects during cross-validation, the whole pool for the final model), computed per input
   channel over every frame of every training cycle, std + 1e-8 (as the reference).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,12 +36,15 @@ def check_for_training(data, *, need_targets: bool = True) -> str:
     w = np.asarray(data.weight_kg, dtype=np.float64)
     if not np.all(np.isfinite(w) & (w > 0)):
         bad = np.asarray(data.subject_id)[~(np.isfinite(w) & (w > 0))]
-        raise DataError("weight_kg must be positive and finite; bad for subjects "
-                        f"{sorted(set(bad.tolist()))}")
+        raise DataError(
+            f"weight_kg must be positive and finite; bad for subjects {sorted(set(bad.tolist()))}"
+        )
     task = data.task
     if task not in TASKS or tuple(data.out_cols) != TASKS[task]:
-        raise DataError(f"out_cols {list(data.out_cols)} match neither task's outputs "
-                        f"(mf: {len(TASKS['mf'])} muscle forces, jm: {len(TASKS['jm'])} moments)")
+        raise DataError(
+            f"out_cols {list(data.out_cols)} match neither task's outputs "
+            f"(mf: {len(TASKS['mf'])} muscle forces, jm: {len(TASKS['jm'])} moments)"
+        )
     if need_targets:
         if data.Y is None:
             raise DataError("this file has no targets (Y): training and evaluation need them")
@@ -64,7 +68,7 @@ def fit_standardizer(x_train) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x_train, dtype=np.float64)
     if x.ndim != 3 or x.shape[0] == 0:
         raise DataError(f"cannot fit a standardiser on an array of shape {x.shape}")
-    flat = x.reshape(-1, x.shape[-1])                 # (N*T, C)
+    flat = x.reshape(-1, x.shape[-1])  # (N*T, C)
     return flat.mean(axis=0).astype(np.float32), (flat.std(axis=0) + STD_EPS).astype(np.float32)
 
 

@@ -5,6 +5,7 @@
 - ``waveforms``: reference vs predicted mean ± SD over cycles, one panel per output;
 - ``subject_boxplots``: per-subject metrics of each model (box + points).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,8 +59,9 @@ def _bracket(ax, x0, x1, y, text, h):
     ax.text((x0 + x1) / 2, y + h, text, ha="center", va="bottom", fontsize=8)
 
 
-def bars_by_cadence(path, per_model: dict, wilcoxon: list[dict], *, title: str = "",
-                    synthetic: bool = False) -> Path:
+def bars_by_cadence(
+    path, per_model: dict, wilcoxon: list[dict], *, title: str = "", synthetic: bool = False
+) -> Path:
     """Grouped bars (cadence groups x models) for pooled R2, channel-mean R2 and RMSE."""
     plt = _plt()
     models, speeds = list(per_model), _speeds(per_model)
@@ -77,7 +79,7 @@ def bars_by_cadence(path, per_model: dict, wilcoxon: list[dict], *, title: str =
                 top[(m, s)] = (x[i], np.nan_to_num(mean[i] + sd[i]))
         ymax = max([v[1] for v in top.values()] + [0.0])
         h = 0.04 * (ymax if ymax > 0 else 1.0)
-        for s in speeds:                      # brackets stacked above the cadence's tallest bar
+        for s in speeds:  # brackets stacked above the cadence's tallest bar
             base = max(top[(m, s)][1] for m in models)
             sig = [w for w in wilcoxon if w["metric"] == metric and w["speed"] == s and stars(w["p_holm"])]
             for level, w in enumerate(sig):
@@ -90,11 +92,10 @@ def bars_by_cadence(path, per_model: dict, wilcoxon: list[dict], *, title: str =
     return _finish(fig, Path(path), f"{title} test subjects by cadence (mean ± SD over subjects)", synthetic)
 
 
-def waveforms(path, y_true, y_pred, out_cols, unit: str, *, title: str = "",
-              synthetic: bool = False) -> Path:
+def waveforms(path, y_true, y_pred, out_cols, unit: str, *, title: str = "", synthetic: bool = False) -> Path:
     """Reference vs predicted waveform, mean ± SD over cycles, one panel per output."""
     plt = _plt()
-    y, p = np.asarray(y_true), np.asarray(y_pred)              # (N, T, K)
+    y, p = np.asarray(y_true), np.asarray(y_pred)  # (N, T, K)
     k = y.shape[-1]
     ncol = min(4, k)
     nrow = int(np.ceil(k / ncol))
@@ -121,7 +122,7 @@ def subject_boxplots(path, per_model: dict, *, title: str = "", synthetic: bool 
     plt = _plt()
     models = list(per_model)
     fig, axes = plt.subplots(1, len(_BAR_METRICS), figsize=(4.5 * len(_BAR_METRICS), 4))
-    rng = np.random.default_rng(0)                  # fixed jitter: identical files on rerun
+    rng = np.random.default_rng(0)  # fixed jitter: identical files on rerun
     for ax, (metric, label) in zip(np.atleast_1d(axes), _BAR_METRICS):
         data = [per_model[m]["overall"].as_dict()[metric] for m in models]
         data = [np.asarray(v)[np.isfinite(v)] for v in data]

@@ -5,6 +5,7 @@ With ``holdout=True`` the published subject hold-out is applied first: the model
 the pool only and is scored on the held-out test subjects (subject-mean metrics), which is
 how the bundled demo models are made and checked.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,18 +27,28 @@ __all__ = ["FixedResult", "train_fixed"]
 
 @dataclass
 class FixedResult:
-    bundle: object                    # g2h_edge.models.Bundle
+    bundle: object  # g2h_edge.models.Bundle
     seconds_per_epoch: float
     train_loss: list[float]
-    test_speed_rows: list[dict] | None = None     # with holdout=True
+    test_speed_rows: list[dict] | None = None  # with holdout=True
     test_overall: dict | None = None
     test_subjects: tuple[str, ...] = ()
-    test_r2_channels: dict | None = None          # channel -> R2 over all test cycles
+    test_r2_channels: dict | None = None  # channel -> R2 over all test cycles
 
 
-def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *, holdout: bool = False,
-                name: str | None = None, source: str = "in-memory", source_sha256: str | None = None,
-                notes: str = "", progress: bool = False) -> FixedResult:
+def train_fixed(
+    data,
+    arch: str,
+    epochs: int,
+    cfg: TrainConfig | None = None,
+    *,
+    holdout: bool = False,
+    name: str | None = None,
+    source: str = "in-memory",
+    source_sha256: str | None = None,
+    notes: str = "",
+    progress: bool = False,
+) -> FixedResult:
     """Train ``arch`` on ``data`` for ``epochs`` epochs and return its bundle (not saved)."""
     cfg = cfg or TrainConfig()
     task = check_for_training(data)
@@ -54,18 +65,27 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
     bars = Progress(enabled=progress)
     t0 = time.perf_counter()
     with bars.epochs(f"{arch} ({epochs} epochs)", epochs) as cb:
-        fit = fit_fixed_epochs(make, standardize(x[train_idx], mean, std), y[train_idx], epochs, cfg,
-                               on_epoch=cb)
+        fit = fit_fixed_epochs(
+            make, standardize(x[train_idx], mean, std), y[train_idx], epochs, cfg, on_epoch=cb
+        )
     total_s = time.perf_counter() - t0
-    prov = {"source": source, "source_sha256": source_sha256, "data_sha256": data_digest(data),
-            "training": (f"g2h-edge train: fixed {epochs} epochs, no CV, AdamW lr {cfg.lr:g} wd "
-                         f"{cfg.weight_decay:g}, batch {cfg.batch_size}, grad-clip {cfg.grad_clip_norm:g}, "
-                         f"MSE on per-kg targets, seed {cfg.seed}; trained on "
-                         + (f"the pool (subject hold-out seed {cfg.split_seed})" if holdout
-                            else "every cycle of the file")),
-            "epochs": epochs, "n_train_cycles": int(train_idx.size),
-            "train_seconds": round(total_s, 1), "final_train_loss": fit.train_loss[-1],
-            "synthetic_data": bool(data.synthetic), "notes": notes}
+    prov = {
+        "source": source,
+        "source_sha256": source_sha256,
+        "data_sha256": data_digest(data),
+        "training": (
+            f"g2h-edge train: fixed {epochs} epochs, no CV, AdamW lr {cfg.lr:g} wd "
+            f"{cfg.weight_decay:g}, batch {cfg.batch_size}, grad-clip {cfg.grad_clip_norm:g}, "
+            f"MSE on per-kg targets, seed {cfg.seed}; trained on "
+            + (f"the pool (subject hold-out seed {cfg.split_seed})" if holdout else "every cycle of the file")
+        ),
+        "epochs": epochs,
+        "n_train_cycles": int(train_idx.size),
+        "train_seconds": round(total_s, 1),
+        "final_train_loss": fit.train_loss[-1],
+        "synthetic_data": bool(data.synthetic),
+        "notes": notes,
+    }
     res = FixedResult(None, float(np.mean(fit.epoch_seconds)), fit.train_loss)
     if split is not None:
         model = make()
@@ -81,8 +101,16 @@ def train_fixed(data, arch: str, epochs: int, cfg: TrainConfig | None = None, *,
         prov["test_subjects"] = list(split.test_subjects)
         prov["test_metrics_by_speed"] = res.test_speed_rows
     n_sub = int(np.unique(np.asarray(data.subject_id).astype(str)[train_idx]).size)
-    res.bundle = make_bundle(name=name or own_model_name(arch, task, n_sub), arch=arch, hparams=hp,
-                             state_dict=fit.state_dict, mean=mean, std=std, task=task,
-                             synthetic=data.synthetic, provenance=prov,
-                             input_summary=input_summary(x[train_idx]))
+    res.bundle = make_bundle(
+        name=name or own_model_name(arch, task, n_sub),
+        arch=arch,
+        hparams=hp,
+        state_dict=fit.state_dict,
+        mean=mean,
+        std=std,
+        task=task,
+        synthetic=data.synthetic,
+        provenance=prov,
+        input_summary=input_summary(x[train_idx]),
+    )
     return res

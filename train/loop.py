@@ -12,6 +12,7 @@ same permutations a ``DataLoader(shuffle=True)`` with that generator draws). On 
 weights. On CUDA the order and initialisation are fixed too, but some kernels are not
 bit-reproducible.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,15 @@ from torch import nn
 from g2h_edge.errors import TrainError
 from g2h_edge.train.config import TrainConfig
 
-__all__ = ["FitResult", "seed_everything", "deterministic", "fit_early_stopping",
-           "fit_fixed_epochs", "predict", "resolve_device"]
+__all__ = [
+    "FitResult",
+    "seed_everything",
+    "deterministic",
+    "fit_early_stopping",
+    "fit_fixed_epochs",
+    "predict",
+    "resolve_device",
+]
 
 #: called after every epoch with (epoch, train_loss, val_loss or None)
 EpochCallback = Callable[[int, float, "float | None"], None]
@@ -74,8 +82,10 @@ def resolve_device(name: str) -> torch.device:
     """``cpu`` or ``cuda``; asking for CUDA without one is a :class:`TrainError`."""
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise TrainError("--device cuda was asked for but torch sees no CUDA device; use --device cpu",
-                             reason="no_cuda")
+            raise TrainError(
+                "--device cuda was asked for but torch sees no CUDA device; use --device cpu",
+                reason="no_cuda",
+            )
         # deterministic cuBLAS needs this before its first use (else torch warns on every matmul)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return torch.device(name)
@@ -89,16 +99,19 @@ def _train_epoch(model, opt, x, y, cfg: TrainConfig, gen: torch.Generator) -> fl
     """One pass over shuffled mini-batches; returns the mean of the batch losses."""
     model.train()
     loss_fn = nn.MSELoss()
-    order = torch.randperm(x.shape[0], generator=gen).to(x.device)    # (N,)
+    order = torch.randperm(x.shape[0], generator=gen).to(x.device)  # (N,)
     total, batches = 0.0, 0
     for start in range(0, x.shape[0], cfg.batch_size):
-        idx = order[start:start + cfg.batch_size]
-        xb, yb = x[idx], y[idx]                                        # (B, T, 10), (B, T, K)
+        idx = order[start : start + cfg.batch_size]
+        xb, yb = x[idx], y[idx]  # (B, T, 10), (B, T, K)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         if not torch.isfinite(loss):
-            raise TrainError(f"training loss became {loss.item()} (diverged); check the data "
-                             "for NaN/inf or lower the learning rate", reason="diverged")
+            raise TrainError(
+                f"training loss became {loss.item()} (diverged); check the data "
+                "for NaN/inf or lower the learning rate",
+                reason="diverged",
+            )
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
         opt.step()
@@ -111,8 +124,10 @@ def _val_loss(model, x, y, batch_size: int) -> float:
     """Mean of the per-batch mean MSE, in order (as the reference computes it)."""
     model.eval()
     loss_fn = nn.MSELoss()
-    losses = [float(loss_fn(model(x[s:s + batch_size]), y[s:s + batch_size]).item())
-              for s in range(0, x.shape[0], batch_size)]
+    losses = [
+        float(loss_fn(model(x[s : s + batch_size]), y[s : s + batch_size]).item())
+        for s in range(0, x.shape[0], batch_size)
+    ]
     return sum(losses) / max(1, len(losses))
 
 
@@ -125,8 +140,9 @@ def _setup(make_model: Callable[[], nn.Module], cfg: TrainConfig):
     return model, opt, gen, device
 
 
-def fit_early_stopping(make_model, x_train, y_train, x_val, y_val, cfg: TrainConfig,
-                       on_epoch: EpochCallback | None = None) -> FitResult:
+def fit_early_stopping(
+    make_model, x_train, y_train, x_val, y_val, cfg: TrainConfig, on_epoch: EpochCallback | None = None
+) -> FitResult:
     """Train on standardised inputs with early stopping on the validation loss.
 
     ``x_*`` (N, T, 10) standardised, ``y_*`` (N, T, K) per kg. Returns the best epoch's
@@ -160,8 +176,9 @@ def fit_early_stopping(make_model, x_train, y_train, x_val, y_val, cfg: TrainCon
     return res
 
 
-def fit_fixed_epochs(make_model, x_train, y_train, epochs: int, cfg: TrainConfig,
-                     on_epoch: EpochCallback | None = None) -> FitResult:
+def fit_fixed_epochs(
+    make_model, x_train, y_train, epochs: int, cfg: TrainConfig, on_epoch: EpochCallback | None = None
+) -> FitResult:
     """Train for exactly ``epochs`` epochs (no validation); returns the last weights."""
     if epochs < 1:
         raise TrainError(f"epochs={epochs}: must be at least 1", reason="bad_epochs")
@@ -182,13 +199,14 @@ def fit_fixed_epochs(make_model, x_train, y_train, epochs: int, cfg: TrainConfig
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 64,
-            device: str | torch.device = "cpu") -> np.ndarray:
+def predict(
+    model: nn.Module, x: np.ndarray, batch_size: int = 64, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Eval-mode predictions of ``model`` for (N, T, 10) inputs -> (N, T, K) float32."""
     model.eval().to(device)
     out = []
     for s in range(0, x.shape[0], batch_size):
-        xb = _as_tensor(x[s:s + batch_size], torch.device(device))
+        xb = _as_tensor(x[s : s + batch_size], torch.device(device))
         out.append(model(xb).detach().cpu().numpy().astype(np.float32))
     if not out:
         raise TrainError("nothing to predict: no cycles", reason="empty")

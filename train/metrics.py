@@ -13,6 +13,7 @@ Definitions (``y`` reference, ``p`` prediction, both (N, T, K) per kg):
   cadence), then the plain mean over subjects, NaNs ignored ("subject-mean", the numbers the
   paper reports).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "EPS", "pooled_metrics", "channel_r2", "SubjectMetrics", "subject_metrics",
-    "subject_mean", "speed_table",
+    "EPS",
+    "pooled_metrics",
+    "channel_r2",
+    "SubjectMetrics",
+    "subject_metrics",
+    "subject_mean",
+    "speed_table",
 ]
 
 #: added to SS_tot as the reference does, so a constant reference gives a finite R2
@@ -42,10 +48,10 @@ def pooled_metrics(y_true, y_pred) -> dict[str, float]:
     """RMSE, MAE and pooled R2 over every value of every channel (the reference's metrics)."""
     y, p = _pair(y_true, y_pred)
     diff = p - y
-    ss_res = float(np.sum(diff ** 2))
+    ss_res = float(np.sum(diff**2))
     ss_tot = float(np.sum((y - y.mean()) ** 2) + EPS)
     return {
-        "RMSE": float(np.sqrt(np.mean(diff ** 2))),
+        "RMSE": float(np.sqrt(np.mean(diff**2))),
         "MAE": float(np.mean(np.abs(diff))),
         "R2": 1.0 - ss_res / ss_tot,
     }
@@ -55,7 +61,7 @@ def channel_r2(y_true, y_pred) -> np.ndarray:
     """R2 of each output channel separately: (..., K) -> (K,) (NaN for a constant channel)."""
     y, p = _pair(y_true, y_pred)
     k = y.shape[-1]
-    y2, p2 = y.reshape(-1, k), p.reshape(-1, k)                    # (N*T, K)
+    y2, p2 = y.reshape(-1, k), p.reshape(-1, k)  # (N*T, K)
     ss_res = np.sum((p2 - y2) ** 2, axis=0)
     ss_tot = np.sum((y2 - y2.mean(axis=0)) ** 2, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -68,11 +74,11 @@ class SubjectMetrics:
     """Per-subject metrics (rows in ``subjects`` order; NaN where a subject has no cycle)."""
 
     subjects: tuple[str, ...]
-    n_cycles: np.ndarray       # (S,) int
-    rmse: np.ndarray           # (S,)
-    mae: np.ndarray            # (S,)
-    r2_pooled: np.ndarray      # (S,) the reference's R2
-    r2_channels: np.ndarray    # (S, K) per-channel R2
+    n_cycles: np.ndarray  # (S,) int
+    rmse: np.ndarray  # (S,)
+    mae: np.ndarray  # (S,)
+    r2_pooled: np.ndarray  # (S,) the reference's R2
+    r2_channels: np.ndarray  # (S, K) per-channel R2
 
     @property
     def r2_channel_mean(self) -> np.ndarray:
@@ -85,12 +91,17 @@ class SubjectMetrics:
         return out
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {"RMSE": self.rmse, "MAE": self.mae, "R2": self.r2_pooled,
-                "R2_channel_mean": self.r2_channel_mean}
+        return {
+            "RMSE": self.rmse,
+            "MAE": self.mae,
+            "R2": self.r2_pooled,
+            "R2_channel_mean": self.r2_channel_mean,
+        }
 
 
-def subject_metrics(y_true, y_pred, subject_id, subjects=None, speed_label=None,
-                    speed: str | None = None) -> SubjectMetrics:
+def subject_metrics(
+    y_true, y_pred, subject_id, subjects=None, speed_label=None, speed: str | None = None
+) -> SubjectMetrics:
     """Metrics of each subject (optionally only the cycles of one cadence ``speed``).
 
     ``subjects`` fixes the row order (default: sorted unique ids).
@@ -141,13 +152,15 @@ def speed_table(y_true, y_pred, subject_id, speed_label) -> list[dict]:
         speed = None if label == "overall" else label
         sm = subject_metrics(y_true, y_pred, sid, subjects, spd, speed)
         mask = np.ones(sid.shape, bool) if speed is None else spd == speed
-        rows.append({
-            "speed": label,
-            "n_trials": int(mask.sum()),
-            "n_subjects": int(np.unique(sid[mask]).size),
-            "subject_mean_RMSE": subject_mean(sm.rmse),
-            "subject_mean_MAE": subject_mean(sm.mae),
-            "subject_mean_R2": subject_mean(sm.r2_pooled),
-            "subject_mean_R2_channel_mean": subject_mean(sm.r2_channel_mean),
-        })
+        rows.append(
+            {
+                "speed": label,
+                "n_trials": int(mask.sum()),
+                "n_subjects": int(np.unique(sid[mask]).size),
+                "subject_mean_RMSE": subject_mean(sm.rmse),
+                "subject_mean_MAE": subject_mean(sm.mae),
+                "subject_mean_R2": subject_mean(sm.r2_pooled),
+                "subject_mean_R2_channel_mean": subject_mean(sm.r2_channel_mean),
+            }
+        )
     return rows

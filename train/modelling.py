@@ -1,4 +1,5 @@
 """Glue between the protocol and g2h_edge.models: hyper-parameters, factories, bundles."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -14,9 +15,16 @@ from g2h_edge.errors import ConfigError
 from g2h_edge.schema import IN_COLS, TARGET_UNIT, TASKS, T
 from g2h_edge.train.config import MODEL_NAMES, TASK_NAMES
 
-__all__ = ["resolve_hparams", "model_factory", "make_bundle", "data_digest", "model_label",
-           "own_model_name",
-           "plain", "utc_now"]
+__all__ = [
+    "resolve_hparams",
+    "model_factory",
+    "make_bundle",
+    "data_digest",
+    "model_label",
+    "own_model_name",
+    "plain",
+    "utc_now",
+]
 
 
 def resolve_hparams(arch: str, task: str, overrides: Mapping[str, Any] | None = None) -> dict:
@@ -38,7 +46,7 @@ def model_factory(arch: str, hparams: dict) -> Callable[[], nn.Module]:
     """A zero-argument constructor (called after seeding, so initialisation is reproducible)."""
     from g2h_edge.models import build_model
 
-    build_model(arch, hparams)     # validate now: bad hparams fail before any training
+    build_model(arch, hparams)  # validate now: bad hparams fail before any training
 
     def make() -> nn.Module:
         model = build_model(arch, hparams)
@@ -101,8 +109,19 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, std,
-                task: str, synthetic: bool, provenance: dict, input_summary: dict | None = None):
+def make_bundle(
+    *,
+    name: str,
+    arch: str,
+    hparams: dict,
+    state_dict: dict,
+    mean,
+    std,
+    task: str,
+    synthetic: bool,
+    provenance: dict,
+    input_summary: dict | None = None,
+):
     """A :class:`g2h_edge.models.Bundle` for a model trained here (``input_summary``:
     :func:`g2h_edge.gait.quality.input_summary` of the training inputs, optional)."""
     from g2h_edge import __version__
@@ -110,9 +129,18 @@ def make_bundle(*, name: str, arch: str, hparams: dict, state_dict: dict, mean, 
 
     prov = {"created": utc_now(), "tool": f"g2h-edge {__version__}", **plain(provenance)}
     return Bundle(
-        name=name, arch=arch, hparams=dict(hparams),
+        name=name,
+        arch=arch,
+        hparams=dict(hparams),
         state_dict={k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
-        in_cols=tuple(IN_COLS), out_cols=tuple(TASKS[task]),
-        mean=np.asarray(mean, dtype=np.float32), std=np.asarray(std, dtype=np.float32),
-        task=task, unit=TARGET_UNIT[task], T=T, provenance=prov, synthetic=bool(synthetic),
-        input_summary=input_summary)
+        in_cols=tuple(IN_COLS),
+        out_cols=tuple(TASKS[task]),
+        mean=np.asarray(mean, dtype=np.float32),
+        std=np.asarray(std, dtype=np.float32),
+        task=task,
+        unit=TARGET_UNIT[task],
+        T=T,
+        provenance=prov,
+        synthetic=bool(synthetic),
+        input_summary=input_summary,
+    )

@@ -1,4 +1,5 @@
 """Progress bars (tqdm): one bar over the folds + final fit of a model, one over its epochs."""
+
 from __future__ import annotations
 
 import contextlib

@@ -12,6 +12,7 @@ For one model (``run_model``):
 4. a ``*_run.json`` written last marks the model finished; a rerun with the same data,
    configuration and hyper-parameters reuses it instead of retraining.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,11 @@ from g2h_edge.train.split import HoldoutSplit, group_folds
 __all__ = ["ModelResult", "run_model", "cross_validate", "PROTOCOL_TEXT", "PROTOCOL_VERSION"]
 
 PROTOCOL_VERSION = 1
-PROTOCOL_TEXT = ("Subject-holdout TEST + {k}-fold GroupKFold benchmark on POOL; MSE only; input "
-                 "z-score fitted on training folds / pool; targets per kg; final epoch = median "
-                 "best epoch; report subject-mean metrics (g2h-edge train protocol v1)")
+PROTOCOL_TEXT = (
+    "Subject-holdout TEST + {k}-fold GroupKFold benchmark on POOL; MSE only; input "
+    "z-score fitted on training folds / pool; targets per kg; final epoch = median "
+    "best epoch; report subject-mean metrics (g2h-edge train protocol v1)"
+)
 
 
 @dataclass
@@ -50,32 +53,36 @@ class ModelResult:
     final_epoch: int
     best_epochs: list[int]
     cv_rows: list[dict]
-    y_pred_test: np.ndarray          # (N_test, T, K) per kg, from the reloaded bundle
+    y_pred_test: np.ndarray  # (N_test, T, K) per kg, from the reloaded bundle
     info: dict = field(default_factory=dict)
     resumed: bool = False
 
 
 def _files(out_dir: Path, label: str, folds: int) -> dict[str, Path]:
     model, task = label.split("_")
-    return {"bundle": out_dir / f"{label}.pt",
-            "cv": out_dir / report.cv_csv_name(model, task, folds),
-            "speed": out_dir / report.speed_csv_name(model, task),
-            "run": out_dir / f"{label}_run.json"}
+    return {
+        "bundle": out_dir / f"{label}.pt",
+        "cv": out_dir / report.cv_csv_name(model, task, folds),
+        "speed": out_dir / report.speed_csv_name(model, task),
+        "run": out_dir / f"{label}_run.json",
+    }
 
 
 def _fingerprint(arch: str, hp: dict, cfg: TrainConfig, digest: str) -> str:
     conf = {k: v for k, v in cfg.to_dict().items() if k not in ("device", "hparams")}
-    return config_fingerprint({"protocol": PROTOCOL_VERSION, "arch": arch, "hparams": hp,
-                               "config": conf, "data": digest})
+    return config_fingerprint(
+        {"protocol": PROTOCOL_VERSION, "arch": arch, "hparams": hp, "config": conf, "data": digest}
+    )
 
 
-def cross_validate(make, x_pool, y_pool, groups, cfg: TrainConfig, bars: Progress,
-                   label: str) -> tuple[list[dict], list[int], list[float]]:
+def cross_validate(
+    make, x_pool, y_pool, groups, cfg: TrainConfig, bars: Progress, label: str
+) -> tuple[list[dict], list[int], list[float]]:
     """K-fold GroupKFold on the pool: (CSV rows, best epochs, seconds per epoch)."""
     rows, best, secs = [], [], []
     folds = group_folds(groups, cfg.folds)
     for k, (tr, va) in enumerate(folds, start=1):
-        mean, std = fit_standardizer(x_pool[tr])              # training rows of this fold only
+        mean, std = fit_standardizer(x_pool[tr])  # training rows of this fold only
         xt, xv = standardize(x_pool[tr], mean, std), standardize(x_pool[va], mean, std)
         with bars.epochs(f"{label} fold {k}/{len(folds)}", cfg.max_epochs) as cb:
             fit = fit_early_stopping(make, xt, y_pool[tr], xv, y_pool[va], cfg, on_epoch=cb)
@@ -84,18 +91,25 @@ def cross_validate(make, x_pool, y_pool, groups, cfg: TrainConfig, bars: Progres
         pred = predict(model, xv, cfg.batch_size, cfg.device)  # (n_val, T, K)
         overall = pooled_metrics(y_pool[va], pred)
         sm = subject_metrics(y_pool[va], pred, groups[va])
-        rows.append({
-            "fold": k, "n_train_trials": len(tr), "n_val_trials": len(va),
-            "n_val_subjects": len(sm.subjects), "best_epoch": fit.best_epoch,
-            "best_val_loss": fit.best_val_loss, "val_RMSE": overall["RMSE"],
-            "val_MAE": overall["MAE"], "val_R2": overall["R2"],
-            "val_subject_mean_RMSE": subject_mean(sm.rmse),
-            "val_subject_mean_MAE": subject_mean(sm.mae),
-            "val_subject_mean_R2": subject_mean(sm.r2_pooled),
-            "val_subject_mean_R2_channel_mean": subject_mean(sm.r2_channel_mean),
-            "epochs_run": fit.epochs_run,
-            "mean_epoch_seconds": float(np.mean(fit.epoch_seconds)),
-        })
+        rows.append(
+            {
+                "fold": k,
+                "n_train_trials": len(tr),
+                "n_val_trials": len(va),
+                "n_val_subjects": len(sm.subjects),
+                "best_epoch": fit.best_epoch,
+                "best_val_loss": fit.best_val_loss,
+                "val_RMSE": overall["RMSE"],
+                "val_MAE": overall["MAE"],
+                "val_R2": overall["R2"],
+                "val_subject_mean_RMSE": subject_mean(sm.rmse),
+                "val_subject_mean_MAE": subject_mean(sm.mae),
+                "val_subject_mean_R2": subject_mean(sm.r2_pooled),
+                "val_subject_mean_R2_channel_mean": subject_mean(sm.r2_channel_mean),
+                "epochs_run": fit.epochs_run,
+                "mean_epoch_seconds": float(np.mean(fit.epoch_seconds)),
+            }
+        )
         best.append(fit.best_epoch)
         secs += fit.epoch_seconds
         bars.done_fold()
@@ -118,15 +132,33 @@ def _load_finished(files, fp: str, arch: str, label: str, x_test, cfg) -> ModelR
     try:
         bundle = load_bundle(files["bundle"])
     except ModelError:
-        return None                           # unreadable bundle: train again
+        return None  # unreadable bundle: train again
     pred = predict(bundle.module(), x_test, cfg.batch_size, cfg.device)
-    return ModelResult(arch, label, files["bundle"], int(info["final_epoch"]),
-                       list(info["best_epochs"]), list(info.get("cv_rows", [])), pred, info, True)
+    return ModelResult(
+        arch,
+        label,
+        files["bundle"],
+        int(info["final_epoch"]),
+        list(info["best_epochs"]),
+        list(info.get("cv_rows", [])),
+        pred,
+        info,
+        True,
+    )
 
 
-def run_model(data, arch: str, split: HoldoutSplit, out_dir: Path, cfg: TrainConfig, *,
-              digest: str, source: str, source_sha256: str | None = None,
-              bars: Progress | None = None) -> ModelResult:
+def run_model(
+    data,
+    arch: str,
+    split: HoldoutSplit,
+    out_dir: Path,
+    cfg: TrainConfig,
+    *,
+    digest: str,
+    source: str,
+    source_sha256: str | None = None,
+    bars: Progress | None = None,
+) -> ModelResult:
     """Run the whole protocol for ``arch`` (or reuse a finished run); see the module doc."""
     bars = bars or Progress(enabled=False)
     task = data.task
@@ -149,33 +181,66 @@ def run_model(data, arch: str, split: HoldoutSplit, out_dir: Path, cfg: TrainCon
     cv_rows, best_epochs, cv_secs = cross_validate(make, x_pool, y_pool, groups, cfg, bars, label)
     final_epoch = max(1, int(np.median(best_epochs)))
 
-    mean, std = fit_standardizer(x_pool)                       # the whole pool
+    mean, std = fit_standardizer(x_pool)  # the whole pool
     with bars.epochs(f"{label} final ({final_epoch} epochs)", final_epoch) as cb:
         fit = fit_fixed_epochs(make, standardize(x_pool, mean, std), y_pool, final_epoch, cfg, on_epoch=cb)
     bars.done_fold()
-    provenance = {"source": source, "source_sha256": source_sha256, "data_sha256": digest,
-                  "training": PROTOCOL_TEXT.format(k=cfg.folds), "final_epoch": final_epoch,
-                  "best_epochs": best_epochs, "test_subjects": list(split.test_subjects),
-                  "config": cfg.to_dict(), "synthetic_data": bool(data.synthetic)}
-    bundle = make_bundle(name=label, arch=arch, hparams=hp, state_dict=fit.state_dict, mean=mean,
-                         std=std, task=task, synthetic=data.synthetic, provenance=provenance)
+    provenance = {
+        "source": source,
+        "source_sha256": source_sha256,
+        "data_sha256": digest,
+        "training": PROTOCOL_TEXT.format(k=cfg.folds),
+        "final_epoch": final_epoch,
+        "best_epochs": best_epochs,
+        "test_subjects": list(split.test_subjects),
+        "config": cfg.to_dict(),
+        "synthetic_data": bool(data.synthetic),
+    }
+    bundle = make_bundle(
+        name=label,
+        arch=arch,
+        hparams=hp,
+        state_dict=fit.state_dict,
+        mean=mean,
+        std=std,
+        task=task,
+        synthetic=data.synthetic,
+        provenance=provenance,
+    )
     from g2h_edge.models import load_bundle, save_bundle
 
     save_bundle(bundle, files["bundle"])
     pred = predict(load_bundle(files["bundle"]).module(), x_test, cfg.batch_size, cfg.device)
-    speed_rows = speed_table(y[split.test_idx], pred, np.asarray(data.subject_id)[split.test_idx],
-                             np.asarray(data.speed_label)[split.test_idx])
+    speed_rows = speed_table(
+        y[split.test_idx],
+        pred,
+        np.asarray(data.subject_id)[split.test_idx],
+        np.asarray(data.speed_label)[split.test_idx],
+    )
     info = {
-        "fingerprint": fp, "label": label, "arch": arch, "task": task, "hparams": hp,
-        "config": cfg.to_dict(), "data_sha256": digest, "source": source,
-        "synthetic": bool(data.synthetic), "test_subjects": list(split.test_subjects),
-        "best_epochs": best_epochs, "final_epoch": final_epoch, "cv_rows": cv_rows,
+        "fingerprint": fp,
+        "label": label,
+        "arch": arch,
+        "task": task,
+        "hparams": hp,
+        "config": cfg.to_dict(),
+        "data_sha256": digest,
+        "source": source,
+        "synthetic": bool(data.synthetic),
+        "test_subjects": list(split.test_subjects),
+        "best_epochs": best_epochs,
+        "final_epoch": final_epoch,
+        "cv_rows": cv_rows,
         "seconds_per_epoch_cv": float(np.mean(cv_secs)),
         "seconds_per_epoch_final": float(np.mean(fit.epoch_seconds)),
-        "total_seconds": time.perf_counter() - t_start, "n_pool_cycles": int(len(split.pool_idx)),
-        "device": cfg.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(), "test_metrics_by_speed": speed_rows,
-        "test_metrics_overall": pooled_metrics(y[split.test_idx], pred),   # all test cycles pooled
+        "total_seconds": time.perf_counter() - t_start,
+        "n_pool_cycles": int(len(split.pool_idx)),
+        "device": cfg.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "test_metrics_by_speed": speed_rows,
+        "test_metrics_overall": pooled_metrics(y[split.test_idx], pred),  # all test cycles pooled
     }
     _write_outputs(files, cv_rows, speed_rows, info)
     return ModelResult(arch, label, files["bundle"], final_epoch, best_epochs, cv_rows, pred, info)
@@ -186,4 +251,4 @@ def _write_outputs(files: dict, cv_rows, speed_rows, info: dict) -> None:
     report.write_csv(files["speed"], speed_rows, report.SPEED_COLUMNS)
     tmp = files["run"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(plain(info), indent=2))
-    tmp.replace(files["run"])                 # last: marks the model finished
+    tmp.replace(files["run"])  # last: marks the model finished

@@ -8,6 +8,7 @@
 
 Pure functions; no subject ever appears on both sides of a split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,10 +25,10 @@ __all__ = ["HoldoutSplit", "holdout_split", "group_folds"]
 class HoldoutSplit:
     """Row indices and subject ids of the pool (train + CV) and the hold-out test set."""
 
-    pool_idx: np.ndarray        # (n_pool,) int64 row indices, ascending
-    test_idx: np.ndarray        # (n_test,) int64 row indices, ascending
-    pool_subjects: tuple[str, ...]   # in the shuffled order
-    test_subjects: tuple[str, ...]   # in the shuffled order (as the checkpoints record them)
+    pool_idx: np.ndarray  # (n_pool,) int64 row indices, ascending
+    test_idx: np.ndarray  # (n_test,) int64 row indices, ascending
+    pool_subjects: tuple[str, ...]  # in the shuffled order
+    test_subjects: tuple[str, ...]  # in the shuffled order (as the checkpoints record them)
 
 
 def holdout_split(subject_id, test_ratio: float = 0.2, seed: int = HOLDOUT_SEED) -> HoldoutSplit:
@@ -35,14 +36,14 @@ def holdout_split(subject_id, test_ratio: float = 0.2, seed: int = HOLDOUT_SEED)
     sid = np.asarray(subject_id).astype(str)
     if sid.ndim != 1 or sid.size == 0:
         raise DataError(f"subject_id must be a non-empty 1-D array, got shape {sid.shape}")
-    unique = np.unique(sid)                       # sorted
+    unique = np.unique(sid)  # sorted
     if unique.size < 2:
         raise DataError(f"a subject hold-out needs at least 2 subjects, got {unique.size} ({list(unique)})")
     n_test = max(1, int(round(unique.size * test_ratio)))
     if n_test >= unique.size:
         raise DataError(f"test_ratio={test_ratio} leaves no pool subject out of {unique.size}")
     rng = np.random.default_rng(seed)
-    rng.shuffle(unique)                           # in place, as the reference
+    rng.shuffle(unique)  # in place, as the reference
     test_subjects, pool_subjects = unique[:n_test], unique[n_test:]
     test_idx = np.flatnonzero(np.isin(sid, test_subjects)).astype(np.int64)
     pool_idx = np.flatnonzero(np.isin(sid, pool_subjects)).astype(np.int64)
@@ -62,7 +63,8 @@ def group_folds(groups, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]
     if n_groups < n_splits:
         raise DataError(
             f"{n_splits}-fold GroupKFold needs at least {n_splits} pool subjects, got {n_groups}: "
-            "use fewer folds (--folds) or more subjects")
+            "use fewer folds (--folds) or more subjects"
+        )
     gkf = model_selection.GroupKFold(n_splits=n_splits)
     dummy = np.zeros((g.size, 1))
     return [(tr.astype(np.int64), va.astype(np.int64)) for tr, va in gkf.split(dummy, groups=g)]

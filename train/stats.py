@@ -4,6 +4,7 @@ The unit of comparison is the test subject (subject-level metrics), so two model
 compared on the same subjects, paired. Holm's step-down correction (Holm 1979) controls the
 family-wise error over the model pairs of one metric (and one cadence).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -48,7 +49,7 @@ def _wilcoxon_p(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
     if n == 0:
         return float("nan"), float("nan"), 0
     if np.all(a == b):
-        return 0.0, 1.0, n          # identical: no evidence of a difference
+        return 0.0, 1.0, n  # identical: no evidence of a difference
     res = wilcoxon(a, b, alternative="two-sided")
     return float(res.statistic), float(res.pvalue), n
 
@@ -70,9 +71,16 @@ def wilcoxon_pairs(values: Mapping[str, np.ndarray], alpha: float = 0.05) -> lis
         stat, p, n = _wilcoxon_p(arrays[a], arrays[b])
         d = arrays[a] - arrays[b]
         d = d[np.isfinite(d)]
-        rows.append({"model_a": a, "model_b": b, "n": n,
-                     "median_diff": float(np.median(d)) if d.size else float("nan"),
-                     "statistic": stat, "p": p})
+        rows.append(
+            {
+                "model_a": a,
+                "model_b": b,
+                "n": n,
+                "median_diff": float(np.median(d)) if d.size else float("nan"),
+                "statistic": stat,
+                "p": p,
+            }
+        )
     adjusted = holm([r["p"] for r in rows]) if rows else []
     for r, q in zip(rows, adjusted):
         r["p_holm"] = float(q)

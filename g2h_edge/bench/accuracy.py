@@ -22,6 +22,7 @@ plus one faulted copy of each (ankle sign flip, +25 deg hip flexion, hip-rotatio
 20 deg jump, in turn), with the flags' detection rate on the copies and false-alarm rate on
 the originals. Training labels live in memory only.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -31,8 +32,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-__all__ = ["accuracy_report", "format_report", "metrics_row", "inject_fault", "FAULTS",
-           "bench_accuracy_cmd"]
+__all__ = ["accuracy_report", "format_report", "metrics_row", "inject_fault", "FAULTS", "bench_accuracy_cmd"]
 
 #: crafted faults injected into copies of the real cycles (name -> function of x (T, 10))
 FAULTS = ("ankle_flip", "hip_flexion_offset", "hip_rotation_flip", "jump")
@@ -50,7 +50,7 @@ def inject_fault(x: np.ndarray, kind: str) -> np.ndarray:
     elif kind == "hip_rotation_flip":
         x[:, IN_COLS.index("hip_rotation_l")] *= -1
     elif kind == "jump":
-        x[x.shape[0] // 2:, IN_COLS.index("knee_angle_r")] += 20.0
+        x[x.shape[0] // 2 :, IN_COLS.index("knee_angle_r")] += 20.0
     else:
         raise ValueError(f"unknown fault {kind!r}: use one of {FAULTS}")
     return x
@@ -80,8 +80,7 @@ def _spearman(score, err) -> dict:
 
     score = np.asarray(score, np.float64)
     if np.ptp(score) == 0:
-        return {"rho": float("nan"), "p": float("nan"), "n": int(score.size),
-                "note": "constant score"}
+        return {"rho": float("nan"), "p": float("nan"), "n": int(score.size), "note": "constant score"}
     res = spearmanr(score, err)
     return {"rho": float(res.statistic), "p": float(res.pvalue), "n": int(score.size)}
 
@@ -96,8 +95,8 @@ def _load(reference_dir: Path, threads: int):
         bundles[b.name], engines[b.name] = b, TorchEngine.from_bundle(b, threads=threads)
     if len(engines) < 2:
         from g2h_edge.errors import DataError
-        raise DataError(f"need at least two *_JM60.pt checkpoints in {reference_dir}",
-                        reason="missing_file")
+
+        raise DataError(f"need at least two *_JM60.pt checkpoints in {reference_dir}", reason="missing_file")
     return bundles, engines
 
 
@@ -125,14 +124,15 @@ def _adapted(bundles, x, y, sid, folds: int, epochs: int, threads: int, log) -> 
     for g in groups:
         test = np.isin(sid, g)
         for name, b in bundles.items():
-            res = finetune(b, x[~test], y[~test], sid[~test], epochs=epochs, cfg=cfg,
-                           val_fraction=0.25)
+            res = finetune(b, x[~test], y[~test], sid[~test], epochs=epochs, cfg=cfg, val_fraction=0.25)
             eng = TorchEngine.from_bundle(res.bundle, threads=threads)
             preds[f"{name} adapted"][test] = eng.infer(x[test])
             eng.close()
-            log(f"adapted {name} on {list(res.train_subjects)} (val {list(res.val_subjects)}"
+            log(
+                f"adapted {name} on {list(res.train_subjects)} (val {list(res.val_subjects)}"
                 f", best epoch {res.best_epoch}/{res.epochs_run}, {res.seconds:.0f} s), "
-                f"tested on {g.tolist()}")
+                f"tested on {g.tolist()}"
+            )
     return preds
 
 
@@ -152,14 +152,23 @@ def _quality_scores(x, sid, dur, engines, y_sd) -> dict:
         "ensemble_sd": y_sd.mean(axis=(1, 2)),
         "ood_z": np.array([ood_z(x[i], mean, std)[0] for i in range(n)]),
         "ood_phase_z (LOSO)": phase,
-        "n_flags": np.array([len(quality_flags(x[i], duration_s=dur[i], ref_mean=mean))
-                             for i in range(n)], np.float64),
+        "n_flags": np.array(
+            [len(quality_flags(x[i], duration_s=dur[i], ref_mean=mean)) for i in range(n)], np.float64
+        ),
     }
 
 
-def accuracy_report(data_dir, reference_dir, *, folds: int = 3, epochs: int = 20,
-                    adapt=("LSTM", "Transformer"), subjects=None, threads: int = 2,
-                    log=lambda s: None) -> dict:
+def accuracy_report(
+    data_dir,
+    reference_dir,
+    *,
+    folds: int = 3,
+    epochs: int = 20,
+    adapt=("LSTM", "Transformer"),
+    subjects=None,
+    threads: int = 2,
+    log=lambda s: None,
+) -> dict:
     """Rows of metrics and the score-error Spearman table; see the module doc."""
     from g2h_edge.engines.ensemble import EnsembleEngine
     from g2h_edge.export.cycles import real_cycles
@@ -192,9 +201,14 @@ def accuracy_report(data_dir, reference_dir, *, folds: int = 3, epochs: int = 20
     faulted = _fault_study(x, y, sid, dur, engines, best["model"], scores, err)
     for e in engines.values():
         e.close()
-    return {"n_cycles": int(x.shape[0]), "n_subjects": int(np.unique(sid).size),
-            "rows": rows, "best_ensemble": best["model"], "spearman": spearman,
-            "faults": faulted}
+    return {
+        "n_cycles": int(x.shape[0]),
+        "n_subjects": int(np.unique(sid).size),
+        "rows": rows,
+        "best_ensemble": best["model"],
+        "spearman": spearman,
+        "faults": faulted,
+    }
 
 
 def _fault_study(x, y, sid, dur, engines, ens_name, clean_scores, clean_err) -> dict:
@@ -206,17 +220,26 @@ def _fault_study(x, y, sid, dur, engines, ens_name, clean_scores, clean_err) -> 
     f_scores = _quality_scores(xf, sid, dur, engines, sdf)
     err = np.concatenate([clean_err, _cycle_rmse(y, pf)])
     kind = np.array([FAULTS[i % len(FAULTS)] for i in range(x.shape[0])])
-    ratio = {k: {"rmse_ratio": float(_cycle_rmse(y[kind == k], pf[kind == k]).mean()
-                                     / clean_err[kind == k].mean()),
-                 "sd_ratio": float(f_scores["ensemble_sd"][kind == k].mean()
-                                   / clean_scores["ensemble_sd"][kind == k].mean())}
-             for k in FAULTS if (kind == k).any()}
-    out = {"per_fault": ratio, "rmse_clean_mean": float(clean_err.mean()),
-           "rmse_faulted_mean": float(_cycle_rmse(y, pf).mean()),
-           "flag_recall": float((f_scores["n_flags"] > 0).mean()),
-           "flag_false_alarm": float((clean_scores["n_flags"] > 0).mean()),
-           "spearman": {k: _spearman(np.concatenate([clean_scores[k], f_scores[k]]), err)
-                        for k in clean_scores}}
+    ratio = {
+        k: {
+            "rmse_ratio": float(
+                _cycle_rmse(y[kind == k], pf[kind == k]).mean() / clean_err[kind == k].mean()
+            ),
+            "sd_ratio": float(
+                f_scores["ensemble_sd"][kind == k].mean() / clean_scores["ensemble_sd"][kind == k].mean()
+            ),
+        }
+        for k in FAULTS
+        if (kind == k).any()
+    }
+    out = {
+        "per_fault": ratio,
+        "rmse_clean_mean": float(clean_err.mean()),
+        "rmse_faulted_mean": float(_cycle_rmse(y, pf).mean()),
+        "flag_recall": float((f_scores["n_flags"] > 0).mean()),
+        "flag_false_alarm": float((clean_scores["n_flags"] > 0).mean()),
+        "spearman": {k: _spearman(np.concatenate([clean_scores[k], f_scores[k]]), err) for k in clean_scores},
+    }
     return out
 
 
@@ -224,54 +247,101 @@ def format_report(rep: dict) -> str:
     """Markdown tables of :func:`accuracy_report`'s result."""
     rows = rep["rows"]
     cols = [c for c in rows[0] if c != "model"]
-    lines = [f"external accuracy on {rep['n_cycles']} real cycles of {rep['n_subjects']} "
-             "subjects (R and mirrored L; Nm/kg; pooled over cycles)", "",
-             "| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        f"external accuracy on {rep['n_cycles']} real cycles of {rep['n_subjects']} "
+        "subjects (R and mirrored L; Nm/kg; pooled over cycles)",
+        "",
+        "| model | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for r in rows:
         lines.append(f"| {r['model']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
-    lines += ["", f"Spearman(score, per-cycle RMSE of {rep['best_ensemble']}):", "",
-              "| score | rho (real) | p | rho (real + faulted) | p |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Spearman(score, per-cycle RMSE of {rep['best_ensemble']}):",
+        "",
+        "| score | rho (real) | p | rho (real + faulted) | p |",
+        "|---|---|---|---|---|",
+    ]
     fs = rep["faults"]["spearman"]
     for k, v in rep["spearman"].items():
-        lines.append(f"| {k} | {v['rho']:.3f} | {v['p']:.3g} | {fs[k]['rho']:.3f} | "
-                     f"{fs[k]['p']:.3g} |")
+        lines.append(f"| {k} | {v['rho']:.3f} | {v['p']:.3g} | {fs[k]['rho']:.3f} | {fs[k]['p']:.3g} |")
     f = rep["faults"]
-    lines += ["", f"faulted copies: mean cycle RMSE {f['rmse_faulted_mean']:.3f} vs clean "
-              f"{f['rmse_clean_mean']:.3f}; flags fire on {100 * f['flag_recall']:.0f} % of "
-              f"faulted and {100 * f['flag_false_alarm']:.0f} % of clean cycles; per fault "
-              "(faulted / clean, same cycles): " + ", ".join(
-                  f"{k} RMSE x{v['rmse_ratio']:.2f} spread x{v['sd_ratio']:.2f}"
-                  for k, v in f["per_fault"].items())]
+    lines += [
+        "",
+        f"faulted copies: mean cycle RMSE {f['rmse_faulted_mean']:.3f} vs clean "
+        f"{f['rmse_clean_mean']:.3f}; flags fire on {100 * f['flag_recall']:.0f} % of "
+        f"faulted and {100 * f['flag_false_alarm']:.0f} % of clean cycles; per fault "
+        "(faulted / clean, same cycles): "
+        + ", ".join(
+            f"{k} RMSE x{v['rmse_ratio']:.2f} spread x{v['sd_ratio']:.2f}" for k, v in f["per_fault"].items()
+        ),
+    ]
     return "\n".join(lines)
 
 
 @click.command("accuracy")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder holding schreiber2019/ (e.g. ../shared/data).")
-@click.option("--reference", "reference_dir", default=None, type=click.Path(file_okay=False),
-              help="Folder of the published *_JM60.pt checkpoints [DATA/../reference].")
-@click.option("--folds", default=3, show_default=True, type=click.IntRange(2, 20),
-              help="Subject groups for leave-subjects-out fine-tuning.")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1, 1000),
-              help="Fine-tuning epochs at most (early stopping on a validation subject).")
-@click.option("--adapt", default="LSTM,Transformer", show_default=True,
-              help="Architectures to fine-tune leave-subjects-out (Mamba's pure-torch "
-                   "training scan is slow on a CPU: add it with a GPU).")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder holding schreiber2019/ (e.g. ../shared/data).",
+)
+@click.option(
+    "--reference",
+    "reference_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder of the published *_JM60.pt checkpoints [DATA/../reference].",
+)
+@click.option(
+    "--folds",
+    default=3,
+    show_default=True,
+    type=click.IntRange(2, 20),
+    help="Subject groups for leave-subjects-out fine-tuning.",
+)
+@click.option(
+    "--epochs",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Fine-tuning epochs at most (early stopping on a validation subject).",
+)
+@click.option(
+    "--adapt",
+    default="LSTM,Transformer",
+    show_default=True,
+    help="Architectures to fine-tune leave-subjects-out (Mamba's pure-torch "
+    "training scan is slow on a CPU: add it with a GPU).",
+)
 @click.option("--no-finetune", is_flag=True, help="Skip the adapted models (fast).")
 @click.option("--subjects", default=None, help="Comma-separated subject ids (default all).")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 256))
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write the full result as JSON.")
-def bench_accuracy_cmd(data_dir, reference_dir, folds, epochs, adapt, no_finetune, subjects,
-                       threads, json_path):
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the full result as JSON.",
+)
+def bench_accuracy_cmd(
+    data_dir, reference_dir, folds, epochs, adapt, no_finetune, subjects, threads, json_path
+):
     """Per-channel and pooled R2/RMSE of single, ensemble and adapted models on real trials,
     and how well each quality score ranks the per-cycle error."""
     ref = Path(reference_dir) if reference_dir else Path(data_dir).resolve().parent / "reference"
-    rep = accuracy_report(data_dir, ref, folds=folds, epochs=epochs,
-                          adapt=() if no_finetune else tuple(adapt.split(",")),
-                          threads=threads,
-                          subjects=subjects.split(",") if subjects else None,
-                          log=lambda s: click.echo(s, err=True))
+    rep = accuracy_report(
+        data_dir,
+        ref,
+        folds=folds,
+        epochs=epochs,
+        adapt=() if no_finetune else tuple(adapt.split(",")),
+        threads=threads,
+        subjects=subjects.split(",") if subjects else None,
+        log=lambda s: click.echo(s, err=True),
+    )
     click.echo(format_report(rep))
     if json_path:
         Path(json_path).write_text(json.dumps(rep, indent=2, default=float))

@@ -5,6 +5,7 @@ publication (p50/p99, from every cycle message), frame loss (frames sent minus f
 server counted), the server's CPU use, and the ratio of the end-to-end latency to the
 engine-only inference latency measured in the same run for the same batch sizes.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -29,7 +30,7 @@ class E2EConfig:
     seconds: float = 10.0
     frames_per_message: int = 10
     publishers: int = 1
-    ics: str = "detect"            # detect | external
+    ics: str = "detect"  # detect | external
     threads: int | None = 1
     max_batch: int = 8
     keep_warm_ms: float | None = None
@@ -40,8 +41,8 @@ class E2EConfig:
 
 def _trials(cfg: E2EConfig, k: int):
     from g2h_edge.io.synth import make_stream
-    return [make_stream(cfg.seconds, cfg.rate_hz, seed=100 + i, body_mass_kg=70.0)
-            for i in range(k)]
+
+    return [make_stream(cfg.seconds, cfg.rate_hz, seed=100 + i, body_mass_kg=70.0) for i in range(k)]
 
 
 def _publisher(cfg: E2EConfig, addr: str, ids: list, go, ready, out) -> None:
@@ -55,8 +56,9 @@ def _publisher(cfg: E2EConfig, addr: str, ids: list, go, ready, out) -> None:
     period = cfg.frames_per_message / cfg.rate_hz
     sched = []
     for j, sid in enumerate(ids):
-        rc = ReplayConfig(stream=sid, with_events=cfg.ics == "external",
-                          frames_per_message=cfg.frames_per_message)
+        rc = ReplayConfig(
+            stream=sid, with_events=cfg.ics == "external", frames_per_message=cfg.frames_per_message
+        )
         off = period * (j / max(len(ids), 1))
         sched += [(t + off, parts) for t, parts in build_messages(trials[j % len(trials)], rc)]
     sched.sort(key=lambda x: x[0])
@@ -73,9 +75,13 @@ def _publisher(cfg: E2EConfig, addr: str, ids: list, go, ready, out) -> None:
         elif delay < 0:
             late = max(late, -delay)
         sock.send_multipart(parts)
-    out.put({"frames": sum(int(np.asarray(trials[j % len(trials)].t).shape[0])
-                           for j in range(len(ids))), "max_late_s": late,
-             "done_at": time.time()})
+    out.put(
+        {
+            "frames": sum(int(np.asarray(trials[j % len(trials)].t).shape[0]) for j in range(len(ids))),
+            "max_late_s": late,
+            "done_at": time.time(),
+        }
+    )
     sock.close()
     ctx.term()
 
@@ -109,8 +115,9 @@ def _collector(addr: str, n_streams: int, ready, out) -> None:
                 signalled = True
             if msg["totals"].get("streams_ended", 0) >= n_streams:
                 break
-    out.put({"latency_ms": lat, "cpu_ms": cpu, "rejects": rejects, "status": last_status,
-             "done_at": time.time()})
+    out.put(
+        {"latency_ms": lat, "cpu_ms": cpu, "rejects": rejects, "status": last_status, "done_at": time.time()}
+    )
     sub.close(0)
     ctx.term()
 
@@ -150,27 +157,38 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
     from g2h_edge.runtime.config import ServerConfig
     from g2h_edge.runtime.server import Server
 
-    scfg = ServerConfig(engines=cfg.engines, listen="tcp://127.0.0.1:*",
-                        publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                        engine_threads=cfg.threads, stream_timeout_s=max(30.0, cfg.seconds),
-                        max_batch=cfg.max_batch, cpu_timing=True,
-                        max_streams=max(cfg.streams, ServerConfig.max_streams),
-                        keep_warm_ms=cfg.keep_warm_ms, busy_poll=cfg.busy_poll,
-                        torch_precision=cfg.torch_precision, torch_compile=cfg.torch_compile)
+    scfg = ServerConfig(
+        engines=cfg.engines,
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        engine_threads=cfg.threads,
+        stream_timeout_s=max(30.0, cfg.seconds),
+        max_batch=cfg.max_batch,
+        cpu_timing=True,
+        max_streams=max(cfg.streams, ServerConfig.max_streams),
+        keep_warm_ms=cfg.keep_warm_ms,
+        busy_poll=cfg.busy_poll,
+        torch_precision=cfg.torch_precision,
+        torch_compile=cfg.torch_compile,
+    )
     server = Server(scfg).start()
     mpc = mp.get_context("spawn")
     go, res_q, col_q = mpc.Event(), mpc.Queue(), mpc.Queue()
     col_ready = mpc.Event()
     ids = [f"b{i:05d}" for i in range(cfg.streams)]
-    col = mpc.Process(target=_collector, args=(server.endpoints["publish"], cfg.streams,
-                                               col_ready, col_q), daemon=True)
+    col = mpc.Process(
+        target=_collector, args=(server.endpoints["publish"], cfg.streams, col_ready, col_q), daemon=True
+    )
     col.start()
     pubs, readies = [], []
     for p in range(cfg.publishers):
         ev = mpc.Event()
-        proc = mpc.Process(target=_publisher, args=(cfg, server.endpoints["listen"],
-                                                    ids[p::cfg.publishers], go, ev, res_q),
-                           daemon=True)
+        proc = mpc.Process(
+            target=_publisher,
+            args=(cfg, server.endpoints["listen"], ids[p :: cfg.publishers], go, ev, res_q),
+            daemon=True,
+        )
         proc.start()
         pubs.append(proc)
         readies.append(ev)
@@ -185,8 +203,9 @@ def run_e2e(cfg: E2EConfig, echo=print) -> dict:
         go.set()
         sent = [res_q.get(timeout=cfg.seconds * 20 + 300) for _ in pubs]
         got = col_q.get(timeout=300)
-        result.update(wall_s=time.perf_counter() - t_start,
-                      cpu_s=time.process_time() - cpu0, sent=sent, got=got)
+        result.update(
+            wall_s=time.perf_counter() - t_start, cpu_s=time.process_time() - cpu0, sent=sent, got=got
+        )
         server.stop()
 
     th = threading.Thread(target=watcher, daemon=True)
@@ -217,47 +236,77 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
     p50, p99 = (float(np.percentile(lat, q)) for q in (50, 99))
     cpu = np.asarray(result["got"]["cpu_ms"] or [np.nan])
     c50, c99 = (float(np.percentile(cpu, q)) for q in (50, 99))
-    out = {"streams": cfg.streams, "rate_hz": cfg.rate_hz, "frames_sent": sent,
-           "frames_ingested": int(totals.get("frames", 0)),
-           "frame_loss": sent - int(totals.get("frames", 0)),
-           "frames_per_s": totals.get("frames", 0) / wall,
-           "cycles": int(lat.size if np.isfinite(lat).all() else 0),
-           "cycles_per_s": (lat.size if np.isfinite(lat).all() else 0) / wall,
-           "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_max_ms": float(lat.max()),
-           "cpu_p50_ms": c50, "cpu_p99_ms": c99,
-           "server_cpu_pct": 100.0 * result["cpu_s"] / wall, "mean_batch": mean_batch,
-           "engine_ms": base, "engine_cold_b1_ms": cold, "rejects": result["got"]["rejects"],
-           "publisher_max_late_s": max(s["max_late_s"] for s in result["sent"]),
-           # how long after the last message was sent the server had published everything
-           # (includes up to one status interval, 1 s): ~1 s = keeping up, more = backlog
-           "drain_after_last_send_s": result["got"]["done_at"] -
-           max(s["done_at"] for s in result["sent"])}
+    out = {
+        "streams": cfg.streams,
+        "rate_hz": cfg.rate_hz,
+        "frames_sent": sent,
+        "frames_ingested": int(totals.get("frames", 0)),
+        "frame_loss": sent - int(totals.get("frames", 0)),
+        "frames_per_s": totals.get("frames", 0) / wall,
+        "cycles": int(lat.size if np.isfinite(lat).all() else 0),
+        "cycles_per_s": (lat.size if np.isfinite(lat).all() else 0) / wall,
+        "latency_p50_ms": p50,
+        "latency_p99_ms": p99,
+        "latency_max_ms": float(lat.max()),
+        "cpu_p50_ms": c50,
+        "cpu_p99_ms": c99,
+        "server_cpu_pct": 100.0 * result["cpu_s"] / wall,
+        "mean_batch": mean_batch,
+        "engine_ms": base,
+        "engine_cold_b1_ms": cold,
+        "rejects": result["got"]["rejects"],
+        "publisher_max_late_s": max(s["max_late_s"] for s in result["sent"]),
+        # how long after the last message was sent the server had published everything
+        # (includes up to one status interval, 1 s): ~1 s = keeping up, more = backlog
+        "drain_after_last_send_s": result["got"]["done_at"] - max(s["done_at"] for s in result["sent"]),
+    }
     b1 = base[min(base)]
-    echo(f"bench e2e: {cfg.streams} stream(s) x {cfg.rate_hz:g} Hz for {cfg.seconds:g} s, "
-         f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
-         f"{', '.join(cfg.engines)}" + (f", keep-warm every {cfg.keep_warm_ms:g} ms"
-                                        if cfg.keep_warm_ms else "")
-         + (", busy poll" if cfg.busy_poll else "")
-         + (f", torch {cfg.torch_precision or 'fp32'}" + (f" compiled ({cfg.torch_compile})"
-                                                           if cfg.torch_compile else "")
-            if cfg.torch_precision or cfg.torch_compile else ""))
-    echo(f"  frames: sent {sent}, ingested {out['frames_ingested']}, loss {out['frame_loss']}"
-         f" ({out['frames_per_s']:.0f} frames/s ingested)")
-    echo(f"  cycles: {out['cycles']} ({out['cycles_per_s']:.1f}/s), mean batch "
-         f"{mean_batch:.2f}, rejects {out['rejects'] or 'none'}")
-    echo(f"  latency closing-frame arrival -> publish: p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
-         f"max {out['latency_max_ms']:.3f} ms")
-    echo(f"  server thread CPU time, arrival -> publish (no waiting for a CPU): p50 "
-         f"{c50:.3f} ms, p99 {c99:.3f} ms")
-    echo("  baseline engine-only infer (same engines, median): " + ", ".join(
-        f"B={b}: {ms:.3f} ms" for b, ms in base.items()))
-    echo(f"  baseline engine-only infer B=1, one call every 0.25 s (caches cold, like one "
-         f"stream's cycles): {cold:.3f} ms")
-    echo(f"  ratio e2e p50 / engine B=1: {p50 / b1:.2f}x; p99 / engine B=1: {p99 / b1:.2f}x; "
-         f"p50 / cold engine B=1: {p50 / cold:.2f}x")
-    echo(f"  server CPU {out['server_cpu_pct']:.0f}% of one core; publishers at most "
-         f"{out['publisher_max_late_s'] * 1e3:.1f} ms behind schedule; everything published "
-         f"{out['drain_after_last_send_s']:.1f} s after the last send (<= ~1 s: kept up)")
+    echo(
+        f"bench e2e: {cfg.streams} stream(s) x {cfg.rate_hz:g} Hz for {cfg.seconds:g} s, "
+        f"{cfg.frames_per_message} frames/message, ICs {cfg.ics}, engines "
+        f"{', '.join(cfg.engines)}"
+        + (f", keep-warm every {cfg.keep_warm_ms:g} ms" if cfg.keep_warm_ms else "")
+        + (", busy poll" if cfg.busy_poll else "")
+        + (
+            f", torch {cfg.torch_precision or 'fp32'}"
+            + (f" compiled ({cfg.torch_compile})" if cfg.torch_compile else "")
+            if cfg.torch_precision or cfg.torch_compile
+            else ""
+        )
+    )
+    echo(
+        f"  frames: sent {sent}, ingested {out['frames_ingested']}, loss {out['frame_loss']}"
+        f" ({out['frames_per_s']:.0f} frames/s ingested)"
+    )
+    echo(
+        f"  cycles: {out['cycles']} ({out['cycles_per_s']:.1f}/s), mean batch "
+        f"{mean_batch:.2f}, rejects {out['rejects'] or 'none'}"
+    )
+    echo(
+        f"  latency closing-frame arrival -> publish: p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
+        f"max {out['latency_max_ms']:.3f} ms"
+    )
+    echo(
+        f"  server thread CPU time, arrival -> publish (no waiting for a CPU): p50 "
+        f"{c50:.3f} ms, p99 {c99:.3f} ms"
+    )
+    echo(
+        "  baseline engine-only infer (same engines, median): "
+        + ", ".join(f"B={b}: {ms:.3f} ms" for b, ms in base.items())
+    )
+    echo(
+        f"  baseline engine-only infer B=1, one call every 0.25 s (caches cold, like one "
+        f"stream's cycles): {cold:.3f} ms"
+    )
+    echo(
+        f"  ratio e2e p50 / engine B=1: {p50 / b1:.2f}x; p99 / engine B=1: {p99 / b1:.2f}x; "
+        f"p50 / cold engine B=1: {p50 / cold:.2f}x"
+    )
+    echo(
+        f"  server CPU {out['server_cpu_pct']:.0f}% of one core; publishers at most "
+        f"{out['publisher_max_late_s'] * 1e3:.1f} ms behind schedule; everything published "
+        f"{out['drain_after_last_send_s']:.1f} s after the last send (<= ~1 s: kept up)"
+    )
     try:
         load = os.getloadavg()
         echo(f"  machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} (1 min)")
@@ -268,29 +317,68 @@ def _report(cfg, result, base, cold, mean_batch, echo) -> dict:
 
 
 @click.command("e2e")
-@click.option("--engine", "engines", multiple=True, required=True,
-              type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--engine", "engines", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False)
+)
 @click.option("--streams", type=int, default=1, show_default=True)
 @click.option("--rate-hz", type=float, default=200.0, show_default=True)
 @click.option("--seconds", type=float, default=10.0, show_default=True)
 @click.option("--frames-per-message", type=int, default=10, show_default=True)
-@click.option("--publishers", type=int, default=1, show_default=True,
-              help="Publisher processes (streams are split between them).")
-@click.option("--ics", type=click.Choice(["detect", "external"]), default="detect",
-              show_default=True, help="Detect ICs online, or send the true ICs in frames.")
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Intra-op threads per engine.")
+@click.option(
+    "--publishers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Publisher processes (streams are split between them).",
+)
+@click.option(
+    "--ics",
+    type=click.Choice(["detect", "external"]),
+    default="detect",
+    show_default=True,
+    help="Detect ICs online, or send the true ICs in frames.",
+)
+@click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads per engine.")
 @click.option("--max-batch", type=int, default=8, show_default=True)
-@click.option("--keep-warm-ms", type=float, default=None,
-              help="Server keeps the engines warm with a dummy call this often when idle.")
+@click.option(
+    "--keep-warm-ms",
+    type=float,
+    default=None,
+    help="Server keeps the engines warm with a dummy call this often when idle.",
+)
 @click.option("--busy-poll", is_flag=True, help="Server never sleeps waiting for input.")
 @torch_engine_options
-def bench_e2e_cmd(engines, streams, rate_hz, seconds, frames_per_message, publishers, ics,
-                  threads, max_batch, keep_warm_ms, busy_poll, torch_precision, torch_compile):
+def bench_e2e_cmd(
+    engines,
+    streams,
+    rate_hz,
+    seconds,
+    frames_per_message,
+    publishers,
+    ics,
+    threads,
+    max_batch,
+    keep_warm_ms,
+    busy_poll,
+    torch_precision,
+    torch_compile,
+):
     """End-to-end server throughput and latency over loopback (publishers -> server)."""
-    run_e2e(E2EConfig(engines=tuple(engines), streams=streams, rate_hz=rate_hz,
-                      seconds=seconds, frames_per_message=frames_per_message,
-                      publishers=publishers, ics=ics, threads=threads, max_batch=max_batch,
-                      keep_warm_ms=keep_warm_ms, busy_poll=busy_poll,
-                      torch_precision=torch_precision, torch_compile=torch_compile),
-            echo=click.echo)
+    run_e2e(
+        E2EConfig(
+            engines=tuple(engines),
+            streams=streams,
+            rate_hz=rate_hz,
+            seconds=seconds,
+            frames_per_message=frames_per_message,
+            publishers=publishers,
+            ics=ics,
+            threads=threads,
+            max_batch=max_batch,
+            keep_warm_ms=keep_warm_ms,
+            busy_poll=busy_poll,
+            torch_precision=torch_precision,
+            torch_compile=torch_compile,
+        ),
+        echo=click.echo,
+    )

@@ -5,6 +5,7 @@ architecture as an ``nn.Module`` in eager PyTorch, inputs standardised in numpy,
 ``model(x)`` under ``torch.no_grad()``. Engine and baseline are timed in interleaved rounds
 so that load from other processes hits both alike; numbers are per call and per cycle.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,6 +23,7 @@ __all__ = ["BenchRow", "time_calls", "bench_pair", "reference_fn", "bench_engine
 @dataclass(frozen=True)
 class BenchRow:
     """Timing of one path at one batch size (milliseconds per call unless said)."""
+
     path: str
     batch: int
     p50_ms: float
@@ -46,12 +48,17 @@ def time_calls(fn, x: np.ndarray, n: int) -> np.ndarray:
 
 def _row(path: str, batch: int, times: np.ndarray) -> BenchRow:
     ms = times * 1e3
-    return BenchRow(path, batch, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
-                    float(ms.mean()), float(batch / times.mean()))
+    return BenchRow(
+        path,
+        batch,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        float(ms.mean()),
+        float(batch / times.mean()),
+    )
 
 
-def bench_pair(fns: dict, x: np.ndarray, *, iters: int, warmup: int, rounds: int = 5
-               ) -> list[BenchRow]:
+def bench_pair(fns: dict, x: np.ndarray, *, iters: int, warmup: int, rounds: int = 5) -> list[BenchRow]:
     """Time each ``fns[name](x)`` ``iters`` times in ``rounds`` interleaved blocks."""
     for fn in fns.values():
         time_calls(fn, x, warmup)
@@ -87,8 +94,9 @@ def reference_fn(engine, bundle_path=None, threads=None):
         weights = "bundle"
     else:
         if "arch" not in meta or "hparams" not in meta:
-            raise EngineError("the engine's metadata has no arch/hparams: pass --bundle",
-                              reason="bad_metadata")
+            raise EngineError(
+                "the engine's metadata has no arch/hparams: pass --bundle", reason="bad_metadata"
+            )
         torch.manual_seed(0)
         arch, hparams = meta["arch"], meta["hparams"]
         mean = np.asarray(meta["mean"], np.float32)
@@ -126,26 +134,38 @@ def _batches(text: str) -> list[int]:
 
 
 @click.command("engine")
-@click.option("--engine", "engine_path", required=True, type=click.Path(dir_okay=False),
-              help="Engine file (.onnx, .plan, .pt).")
+@click.option(
+    "--engine",
+    "engine_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Engine file (.onnx, .plan, .pt).",
+)
 @click.option("--batch", "batch", default="1,64", show_default=True, help="Batch sizes.")
 @click.option("--iters", default=200, show_default=True, type=int, help="Timed calls per path.")
 @click.option("--warmup", default=20, show_default=True, type=int)
 @click.option("--threads", default=None, type=int, help="Intra-op threads (engine and torch).")
-@click.option("--bundle", "bundle_path", default=None, type=click.Path(dir_okay=False),
-              help="Bundle whose weights the torch baseline uses.")
+@click.option(
+    "--bundle",
+    "bundle_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Bundle whose weights the torch baseline uses.",
+)
 @click.option("--no-reference", is_flag=True, help="Skip the torch-eager baseline.")
 @torch_engine_options
-def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no_reference,
-                     torch_precision, torch_compile):
+def bench_engine_cmd(
+    engine_path, batch, iters, warmup, threads, bundle_path, no_reference, torch_precision, torch_compile
+):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""
     from g2h_edge.engines import load_engine
     from g2h_edge.engines.common import torch_flags
 
     if iters < 5 or warmup < 0:
         raise click.BadParameter("--iters must be >= 5 and --warmup >= 0")
-    engine = load_engine(engine_path, threads=threads,
-                         **torch_flags(engine_path, torch_precision, torch_compile))
+    engine = load_engine(
+        engine_path, threads=threads, **torch_flags(engine_path, torch_precision, torch_compile)
+    )
     engine.warmup(batch_sizes=tuple(_batches(batch)))  # compiled engines compile here
     label = engine.metadata.get("precision", "fp32")
     if engine.metadata.get("compile"):
@@ -154,18 +174,21 @@ def bench_engine_cmd(engine_path, batch, iters, warmup, threads, bundle_path, no
     if not no_reference:
         ref, label = reference_fn(engine, bundle_path, threads)
         fns[label] = ref
-    click.echo(f"engine {engine_path}: {engine.name} {engine.metadata.get('arch', '?')} "
-               f"task {engine.task}, threads {threads or 'default'}"
-               + (", SYNTHETIC" if engine.synthetic else ""))
-    click.echo(f"{'path':44s} {'batch':>5s} {'p50 ms':>9s} {'p99 ms':>9s} "
-               f"{'ms/cycle':>9s} {'cycles/s':>10s}")
+    click.echo(
+        f"engine {engine_path}: {engine.name} {engine.metadata.get('arch', '?')} "
+        f"task {engine.task}, threads {threads or 'default'}" + (", SYNTHETIC" if engine.synthetic else "")
+    )
+    click.echo(f"{'path':44s} {'batch':>5s} {'p50 ms':>9s} {'p99 ms':>9s} {'ms/cycle':>9s} {'cycles/s':>10s}")
     for b in _batches(batch):
-        x = _cycles(engine.metadata.get("mean", np.zeros(10)),
-                    engine.metadata.get("std", np.ones(10)), b, engine.T)  # (b, T, 10)
+        x = _cycles(
+            engine.metadata.get("mean", np.zeros(10)), engine.metadata.get("std", np.ones(10)), b, engine.T
+        )  # (b, T, 10)
         rows = bench_pair(fns, x, iters=iters, warmup=warmup)
         for r in rows:
-            click.echo(f"{r.path:44s} {r.batch:5d} {r.p50_ms:9.3f} {r.p99_ms:9.3f} "
-                       f"{r.ms_per_cycle:9.4f} {r.cycles_per_s:10.0f}")
+            click.echo(
+                f"{r.path:44s} {r.batch:5d} {r.p50_ms:9.3f} {r.p99_ms:9.3f} "
+                f"{r.ms_per_cycle:9.4f} {r.cycles_per_s:10.0f}"
+            )
         if len(rows) == 2:
             ratio = rows[1].p50_ms / rows[0].p50_ms
             click.echo(f"  speed-up vs torch eager at batch {b}: {ratio:.2f}x (p50)")

@@ -10,6 +10,7 @@ full training epochs (AdamW, batch 64, grad-clip; validation not included). Prin
 median seconds per epoch, the estimate for a whole benchmark at a given epoch count, and
 the machine's load average (shared machines make these numbers noisy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def time_epochs(arch: str, data, epochs: int, device: str = "cpu") -> tuple[list
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.epoch_timing",
-                                 description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m g2h_edge.bench.epoch_timing", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--models", default="lstm,transformer,mamba")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--subjects", type=int, default=60)
@@ -64,16 +66,20 @@ def main(argv=None) -> int:
     from g2h_edge.io.synth import make_cohort
 
     data = make_cohort(args.task, args.subjects, 2025, trials_per_condition=args.trials)
-    print(f"cohort: {data.n} cycles ({args.subjects} subjects x 3 cadences x {args.trials}); "
-          f"task {args.task}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"cohort: {data.n} cycles ({args.subjects} subjects x 3 cadences x {args.trials}); "
+        f"task {args.task}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}"
+    )
     for arch in [a.strip() for a in args.models.split(",") if a.strip()]:
         secs, cpu = time_epochs(arch, data, args.epochs, args.device)
-        med = statistics.median(secs[1:] if len(secs) > 1 else secs)   # first epoch = warm-up
-        print(f"{arch:12s} {med:8.2f} s/epoch (median after the first; fold-1 training rows; epochs: "
-              f"{', '.join(f'{s:.2f}' for s in secs)}); {cpu:.1f} CPU s/epoch; "
-              f"whole benchmark ~{med * BENCH_EPOCHS / 3600:.1f} h; "
-              f"load avg {os.getloadavg()[0]:.1f}")
+        med = statistics.median(secs[1:] if len(secs) > 1 else secs)  # first epoch = warm-up
+        print(
+            f"{arch:12s} {med:8.2f} s/epoch (median after the first; fold-1 training rows; epochs: "
+            f"{', '.join(f'{s:.2f}' for s in secs)}); {cpu:.1f} CPU s/epoch; "
+            f"whole benchmark ~{med * BENCH_EPOCHS / 3600:.1f} h; "
+            f"load avg {os.getloadavg()[0]:.1f}"
+        )
     return 0
 
 

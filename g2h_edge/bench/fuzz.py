@@ -6,6 +6,7 @@ lost or changed vs the clean run, every hostile message's reject reason (expecte
 the generator vs what the server reported, per reason), and the server's rate on the mix.
 All over real ZeroMQ sockets on loopback (server on a thread of this process).
 """
+
 from __future__ import annotations
 
 import time
@@ -36,6 +37,7 @@ class FuzzConfig:
 
 def _default_engine() -> str:
     from importlib.resources import files
+
     return str(files("g2h_edge") / "data" / "demo_transformer_jm.pt")
 
 
@@ -46,8 +48,7 @@ def _healthy_messages(cfg: FuzzConfig) -> dict:
 
     out = {}
     for k, sid in enumerate(HEALTHY):
-        trial = make_stream(cfg.healthy_s, 100.0, seed=11 + k, noise_deg=0.2,
-                            body_mass_kg=70.0)
+        trial = make_stream(cfg.healthy_s, 100.0, seed=11 + k, noise_deg=0.2, body_mass_kg=70.0)
         rc = ReplayConfig(stream=sid, with_events=(k == 0))
         out[sid] = [parts for _, parts in build_messages(trial, rc)]
     return out
@@ -55,9 +56,15 @@ def _healthy_messages(cfg: FuzzConfig) -> dict:
 
 def _server_cfg():
     from g2h_edge.runtime.config import ServerConfig
-    return ServerConfig(engines=("in-memory",), listen="tcp://127.0.0.1:*",
-                        publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                        status_interval_s=0.25, stream_timeout_s=3600.0)
+
+    return ServerConfig(
+        engines=("in-memory",),
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        status_interval_s=0.25,
+        stream_timeout_s=3600.0,
+    )
 
 
 def _one_run(engines, healthy: dict, fuzz: list, tail: list, timeout_s: float) -> dict:
@@ -73,9 +80,10 @@ def _one_run(engines, healthy: dict, fuzz: list, tail: list, timeout_s: float) -
         with OutputCollector(srv.endpoints["publish"]) as col:
             if not col.wait_ready(60):
                 raise RuntimeError("the server published no status")
-            socks = {name: open_publisher(ctx, ReplayConfig(address=srv.endpoints["listen"],
-                                                            linger_s=60))
-                     for name in [*healthy, "fuzz"]}
+            socks = {
+                name: open_publisher(ctx, ReplayConfig(address=srv.endpoints["listen"], linger_s=60))
+                for name in [*healthy, "fuzz"]
+            }
             for s in socks.values():
                 wait_for_subscriber(s, 30)
             t0 = time.perf_counter()
@@ -84,20 +92,19 @@ def _one_run(engines, healthy: dict, fuzz: list, tail: list, timeout_s: float) -
             for i in range(max(n_f, 1)):
                 if i < n_f:
                     socks["fuzz"].send_multipart(fuzz[i])
-                for sid, msgs in healthy.items():   # spread the healthy messages evenly
+                for sid, msgs in healthy.items():  # spread the healthy messages evenly
                     while h_at[sid] < len(msgs) and h_at[sid] * max(n_f, 1) <= i * n_h:
                         socks[sid].send_multipart(msgs[h_at[sid]])
                         h_at[sid] += 1
             for sid, msgs in healthy.items():
-                for parts in msgs[h_at[sid]:]:
+                for parts in msgs[h_at[sid] :]:
                     socks[sid].send_multipart(parts)
             for parts in tail:
                 socks["fuzz"].send_multipart(parts)
             ends = [*healthy] + [bytes(p[0]).decode() for p in tail]
-            ok = col.wait_for(lambda c: all(s in c.ended_ for s in ends), timeout_s,
-                              on_self=True)
+            ok = col.wait_for(lambda c: all(s in c.ended_ for s in ends), timeout_s, on_self=True)
             sent_s = time.perf_counter() - t0
-            n = col.statuses_                        # one more status: final counters
+            n = col.statuses_  # one more status: final counters
             col.wait_for(lambda c: c.statuses_ >= n + 2, 10, on_self=True)
             for s in socks.values():
                 s.close(0)
@@ -109,8 +116,11 @@ def _one_run(engines, healthy: dict, fuzz: list, tail: list, timeout_s: float) -
 
 
 def _healthy_cycles(messages) -> dict:
-    return {(m["stream"], m["side"], m["cycle"], m["model"]): (m["t_start"], m["t_end"], m["y"])
-            for m in messages if m["type"] == "cycle" and m["stream"] in HEALTHY}
+    return {
+        (m["stream"], m["side"], m["cycle"], m["model"]): (m["t_start"], m["t_end"], m["y"])
+        for m in messages
+        if m["type"] == "cycle" and m["stream"] in HEALTHY
+    }
 
 
 def run_fuzz(cfg: FuzzConfig, echo=print) -> dict:
@@ -129,8 +139,7 @@ def run_fuzz(cfg: FuzzConfig, echo=print) -> dict:
             parts, reason = gen.next()
             fuzz[cfg.pool + i] = parts
             expected[reason or "accepted"] += 1
-        echo(f"fuzz run: {cfg.messages} hostile messages (seed {cfg.seed}) + the same "
-             "healthy streams")
+        echo(f"fuzz run: {cfg.messages} hostile messages (seed {cfg.seed}) + the same healthy streams")
         dirty = _one_run(engines, healthy, fuzz, gen.teardown(), cfg.timeout_s)
     finally:
         for eng in engines:
@@ -155,67 +164,108 @@ def _compare(cfg: FuzzConfig, clean: dict, dirty: dict, expected: Counter) -> di
             reasons[m["reason"]] += 1
     msg_level = {r: reasons[r] for r in reasons if r in MESSAGE_REASONS}
     exp = {r: n for r, n in expected.items() if r != "accepted"}
-    mismatch = {r: (exp.get(r, 0), msg_level.get(r, 0)) for r in set(exp) | set(msg_level)
-                if exp.get(r, 0) != msg_level.get(r, 0)}
+    mismatch = {
+        r: (exp.get(r, 0), msg_level.get(r, 0))
+        for r in set(exp) | set(msg_level)
+        if exp.get(r, 0) != msg_level.get(r, 0)
+    }
     tot = dirty["status"]["totals"]
     status_rejects = Counter(dirty["status"]["rejects"])
     return {
-        "messages": cfg.messages, "seed": cfg.seed, "finished": dirty["ok"] and clean["ok"],
-        "server_alive": dirty["alive"], "loop_errors": tot.get("loop_errors", 0),
+        "messages": cfg.messages,
+        "seed": cfg.seed,
+        "finished": dirty["ok"] and clean["ok"],
+        "server_alive": dirty["alive"],
+        "loop_errors": tot.get("loop_errors", 0),
         "internal_errors": status_rejects.get("internal_error", 0),
-        "healthy_cycles_clean": len(a), "healthy_cycles_fuzz": len(b),
-        "healthy_lost": len(lost), "healthy_extra": len(extra),
-        "healthy_moved": moved, "healthy_max_abs_dy": dy,
+        "healthy_cycles_clean": len(a),
+        "healthy_cycles_fuzz": len(b),
+        "healthy_lost": len(lost),
+        "healthy_extra": len(extra),
+        "healthy_moved": moved,
+        "healthy_max_abs_dy": dy,
         "healthy_rejects_clean": dict(healthy_rejects[True]),
         "healthy_rejects_fuzz": dict(healthy_rejects[False]),
         "expected_rejects": dict(sorted(exp.items())),
         "message_rejects": dict(sorted(msg_level.items())),
-        "stream_rejects": {r: n for r, n in sorted(reasons.items())
-                           if r not in MESSAGE_REASONS},
+        "stream_rejects": {r: n for r, n in sorted(reasons.items()) if r not in MESSAGE_REASONS},
         "accepted_hostile": expected.get("accepted", 0),
         "reject_mismatch": mismatch,
-        "published_rejects_match_status": sum(reasons.values()) + sum(
-            healthy_rejects[False].values()) == sum(status_rejects.values()),
-        "fuzz_wall_s": dirty["wall_s"], "clean_wall_s": clean["wall_s"],
+        "published_rejects_match_status": sum(reasons.values()) + sum(healthy_rejects[False].values())
+        == sum(status_rejects.values()),
+        "fuzz_wall_s": dirty["wall_s"],
+        "clean_wall_s": clean["wall_s"],
         "fuzz_msgs_per_s": cfg.messages / max(dirty["wall_s"], 1e-9),
     }
 
 
 def _report(res: dict, echo) -> None:
-    ok = (res["finished"] and res["server_alive"] and not res["loop_errors"]
-          and not res["internal_errors"] and not res["healthy_lost"]
-          and not res["healthy_extra"] and not res["reject_mismatch"])
-    echo(f"crashes: server alive={res['server_alive']}, loop_errors={res['loop_errors']}, "
-         f"internal_error rejects={res['internal_errors']}")
-    echo(f"healthy cycles: clean {res['healthy_cycles_clean']}, under fuzz "
-         f"{res['healthy_cycles_fuzz']} (lost {res['healthy_lost']}, extra "
-         f"{res['healthy_extra']}, boundaries moved {res['healthy_moved']}, max |dy| "
-         f"{res['healthy_max_abs_dy']:.2e}); healthy rejects clean "
-         f"{res['healthy_rejects_clean']} / fuzz {res['healthy_rejects_fuzz']}")
+    ok = (
+        res["finished"]
+        and res["server_alive"]
+        and not res["loop_errors"]
+        and not res["internal_errors"]
+        and not res["healthy_lost"]
+        and not res["healthy_extra"]
+        and not res["reject_mismatch"]
+    )
+    echo(
+        f"crashes: server alive={res['server_alive']}, loop_errors={res['loop_errors']}, "
+        f"internal_error rejects={res['internal_errors']}"
+    )
+    echo(
+        f"healthy cycles: clean {res['healthy_cycles_clean']}, under fuzz "
+        f"{res['healthy_cycles_fuzz']} (lost {res['healthy_lost']}, extra "
+        f"{res['healthy_extra']}, boundaries moved {res['healthy_moved']}, max |dy| "
+        f"{res['healthy_max_abs_dy']:.2e}); healthy rejects clean "
+        f"{res['healthy_rejects_clean']} / fuzz {res['healthy_rejects_fuzz']}"
+    )
     echo(f"hostile messages: {res['messages']} ({res['accepted_hostile']} hostile but valid)")
     echo(f"{'reason':24s} {'expected':>9s} {'reported':>9s}")
     for r in sorted(set(res["expected_rejects"]) | set(res["message_rejects"])):
-        echo(f"{r:24s} {res['expected_rejects'].get(r, 0):9d} "
-             f"{res['message_rejects'].get(r, 0):9d}")
+        echo(f"{r:24s} {res['expected_rejects'].get(r, 0):9d} {res['message_rejects'].get(r, 0):9d}")
     echo(f"stream-level rejects of fuzz streams (not per message): {res['stream_rejects']}")
-    echo(f"fuzz run {res['fuzz_wall_s']:.1f} s ({res['fuzz_msgs_per_s']:.0f} hostile msgs/s "
-         f"sent+handled), clean run {res['clean_wall_s']:.1f} s")
+    echo(
+        f"fuzz run {res['fuzz_wall_s']:.1f} s ({res['fuzz_msgs_per_s']:.0f} hostile msgs/s "
+        f"sent+handled), clean run {res['clean_wall_s']:.1f} s"
+    )
     echo("RESULT: " + ("PASS" if ok else f"FAIL (mismatch {res['reject_mismatch']})"))
 
 
 @click.command("fuzz")
-@click.option("--messages", type=click.IntRange(1, 10_000_000), default=100_000,
-              show_default=True, help="Hostile messages to send.")
+@click.option(
+    "--messages",
+    type=click.IntRange(1, 10_000_000),
+    default=100_000,
+    show_default=True,
+    help="Hostile messages to send.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--engine", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Model to serve [default: the bundled synthetic demo model].")
-@click.option("--healthy-seconds", "healthy_s", type=float, default=60.0, show_default=True,
-              help="Length of each of the two healthy streams (trial time).")
+@click.option(
+    "--engine",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Model to serve [default: the bundled synthetic demo model].",
+)
+@click.option(
+    "--healthy-seconds",
+    "healthy_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Length of each of the two healthy streams (trial time).",
+)
 def bench_fuzz_cmd(messages, seed, engine, healthy_s):
     """Fuzz a real server over loopback while two healthy streams run (exit 1 on failure)."""
-    res = run_fuzz(FuzzConfig(messages=messages, seed=seed, engine=engine,
-                              healthy_s=healthy_s), echo=click.echo)
+    res = run_fuzz(
+        FuzzConfig(messages=messages, seed=seed, engine=engine, healthy_s=healthy_s), echo=click.echo
+    )
     _report(res, click.echo)
-    ok = (res["server_alive"] and not res["loop_errors"] and not res["internal_errors"]
-          and not res["healthy_lost"] and not res["reject_mismatch"])
+    ok = (
+        res["server_alive"]
+        and not res["loop_errors"]
+        and not res["internal_errors"]
+        and not res["healthy_lost"]
+        and not res["reject_mismatch"]
+    )
     raise SystemExit(0 if ok else 1)

@@ -6,6 +6,7 @@ exactly one defect, built by hand from the protocol spec (docs/protocol.md), not
 the decoder, so a server that mis-classifies or silently drops a message shows up as a
 count mismatch. Fuzz stream ids start with ``fz``/``nm``; healthy streams must not.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,14 +21,39 @@ from g2h_edge.wire import MAX_FRAMES_PER_MESSAGE, MAX_MESSAGE_BYTES
 __all__ = ["HostileGenerator", "MESSAGE_REASONS"]
 
 #: reasons a single input message can be rejected with (one reject per message)
-MESSAGE_REASONS = frozenset({
-    "bad_multipart", "oversize", "undecodable", "not_a_map", "unknown_version",
-    "unknown_type", "missing_field", "unknown_field", "bad_type", "bad_stream_id",
-    "topic_mismatch", "bad_rate", "bad_channels", "bad_units", "bad_body_mass", "bad_seq",
-    "no_frames", "too_many_frames", "bad_q_length", "non_finite", "time_not_increasing",
-    "bad_ic", "bad_source", "bad_counters", "no_meta", "duplicate_seq", "too_many_streams",
-    "meta_changed", "too_many_sources",
-})
+MESSAGE_REASONS = frozenset(
+    {
+        "bad_multipart",
+        "oversize",
+        "undecodable",
+        "not_a_map",
+        "unknown_version",
+        "unknown_type",
+        "missing_field",
+        "unknown_field",
+        "bad_type",
+        "bad_stream_id",
+        "topic_mismatch",
+        "bad_rate",
+        "bad_channels",
+        "bad_units",
+        "bad_body_mass",
+        "bad_seq",
+        "no_frames",
+        "too_many_frames",
+        "bad_q_length",
+        "non_finite",
+        "time_not_increasing",
+        "bad_ic",
+        "bad_source",
+        "bad_counters",
+        "no_meta",
+        "duplicate_seq",
+        "too_many_streams",
+        "meta_changed",
+        "too_many_sources",
+    }
+)
 
 
 def _pack(topic, body) -> list:
@@ -43,13 +69,13 @@ class HostileGenerator:
         self.rng = np.random.default_rng(seed)
         self.rate_hz = rate_hz
         self.ids = [f"fz{i}" for i in range(pool)]
-        self.seq = {s: 0 for s in self.ids}         # next seq to send
-        self.t = {s: 0.0 for s in self.ids}         # last frame time sent
+        self.seq = {s: 0 for s in self.ids}  # next seq to send
+        self.t = {s: 0.0 for s in self.ids}  # last frame time sent
         self.rate = {s: rate_hz for s in self.ids}
         # a meta came after the stream's last accepted frames: a lower seq then starts a
         # new session (a restarted publisher, docs/protocol.md), not a duplicate_seq
         self.meta_since = {s: True for s in self.ids}
-        self.fresh = 0                              # frames-before-meta stream ids
+        self.fresh = 0  # frames-before-meta stream ids
         kinds = [(k[4:], getattr(self, k)) for k in dir(self) if k.startswith("gen_")]
         weights = np.array([getattr(fn, "weight", 1.0) for _, fn in kinds])
         self.kinds = kinds
@@ -67,8 +93,14 @@ class HostileGenerator:
         n = int(self.rng.integers(1, 21)) if n is None else n
         dt = 1.0 / self.rate[sid]
         t = self.t[sid] + dt * np.arange(1, n + 1)
-        body = {"v": 1, "type": "frames", "stream": sid, "seq": self.seq[sid],
-                "t": [float(x) for x in t], "q": self._q(n).tobytes()}
+        body = {
+            "v": 1,
+            "type": "frames",
+            "stream": sid,
+            "seq": self.seq[sid],
+            "t": [float(x) for x in t],
+            "q": self._q(n).tobytes(),
+        }
         if advance:
             self.seq[sid] += 1
             self.t[sid] = float(t[-1])
@@ -76,8 +108,15 @@ class HostileGenerator:
         return body
 
     def _meta_body(self, sid: str, **over) -> dict:
-        body = {"v": 1, "type": "meta", "stream": sid, "rate_hz": self.rate[sid],
-                "channels": list(IN_COLS), "units": "deg", "body_mass_kg": 70.0}
+        body = {
+            "v": 1,
+            "type": "meta",
+            "stream": sid,
+            "rate_hz": self.rate[sid],
+            "channels": list(IN_COLS),
+            "units": "deg",
+            "body_mass_kg": 70.0,
+        }
         body.update(over)
         return body
 
@@ -99,17 +138,20 @@ class HostileGenerator:
     # ------------------------------------------------------------------ categories
     def gen_valid_frames(self):
         return _pack(sid := self._sid(), self._frames_body(sid)), None
+
     gen_valid_frames.weight = 6.0
 
     def gen_random_bytes(self):
         junk = self.rng.bytes(int(self.rng.integers(0, 200)))
         topic = [b"fzr", self.rng.bytes(8), "fz\u00e9".encode()][int(self.rng.integers(3))]
-        return [topic, b"\xc1" + junk], "undecodable"   # 0xc1 is never msgpack
+        return [topic, b"\xc1" + junk], "undecodable"  # 0xc1 is never msgpack
+
     gen_random_bytes.weight = 3.0
 
     def gen_wrong_parts(self):
         n = int(self.rng.choice([1, 3, 4, 7]))
         return [b"fz0"] + [self.rng.bytes(5) for _ in range(n - 1)], "bad_multipart"
+
     gen_wrong_parts.weight = 2.0
 
     def gen_not_a_map(self):
@@ -152,6 +194,7 @@ class HostileGenerator:
             t[0] = True
             return _pack(sid, dict(body, t=t)), "bad_type"
         return _pack(sid, self._meta_body(sid, rate_hz="100")), "bad_type"
+
     gen_wrong_types.weight = 2.0
 
     def gen_non_finite(self):
@@ -167,6 +210,7 @@ class HostileGenerator:
             t[int(self.rng.integers(len(t)))] = bad
             body["t"] = t
         return _pack(sid, body), "non_finite"
+
     gen_non_finite.weight = 2.0
 
     def gen_times_in_message(self):
@@ -174,26 +218,27 @@ class HostileGenerator:
         body = self._frames_body(sid, n=int(self.rng.integers(3, 12)), advance=False)
         t = list(body["t"])
         i = int(self.rng.integers(1, len(t)))
-        t[i] = t[i - 1] if self.rng.random() < 0.5 else t[i - 1] - 0.005   # dup / backwards
+        t[i] = t[i - 1] if self.rng.random() < 0.5 else t[i - 1] - 0.005  # dup / backwards
         return _pack(sid, dict(body, t=t)), "time_not_increasing"
+
     gen_times_in_message.weight = 2.0
 
     def gen_stream_time_backwards(self):
         """A valid message whose frames start before the stream's last frame."""
         sid = self._sid()
-        if self.t[sid] == 0.0:              # no frame accepted yet: nothing to go back to
+        if self.t[sid] == 0.0:  # no frame accepted yet: nothing to go back to
             return self.gen_valid_frames()
         body = self._frames_body(sid, n=5, advance=False)
-        body["t"] = [x - 1.0 for x in body["t"]]   # (a rejected message changes no state)
+        body["t"] = [x - 1.0 for x in body["t"]]  # (a rejected message changes no state)
         return _pack(sid, body), "time_not_increasing"
 
     def gen_duplicate_seq(self):
         sid = self._sid()
-        if self.seq[sid] == 0 or self.meta_since[sid]:   # (after a meta: a new session)
+        if self.seq[sid] == 0 or self.meta_since[sid]:  # (after a meta: a new session)
             return self.gen_valid_frames()
         body = self._frames_body(sid, advance=False)
         body["seq"] = int(self.rng.integers(0, self.seq[sid]))
-        body["t"] = [x + 0.001 for x in body["t"]]   # (its times are never looked at)
+        body["t"] = [x + 0.001 for x in body["t"]]  # (its times are never looked at)
         return _pack(sid, body), "duplicate_seq"
 
     def gen_absurd_rate(self):
@@ -218,18 +263,19 @@ class HostileGenerator:
     def gen_bad_stream_id(self):
         case = int(self.rng.integers(4))
         if case == 0:
-            sid = "fz" + "x" * int(self.rng.integers(63, 250))    # 65..251 characters
+            sid = "fz" + "x" * int(self.rng.integers(63, 250))  # 65..251 characters
         elif case == 1:
-            sid = "fz\u00e9\u6d41" + "\U0001F600"                  # unicode
+            sid = "fz\u00e9\u6d41" + "\U0001f600"  # unicode
         elif case == 2:
-            sid = "_fz"                                         # must start alphanumeric
+            sid = "_fz"  # must start alphanumeric
         else:
             sid = "fz bad"
         return _pack(sid, {"v": 1, "type": "end", "stream": sid}), "bad_stream_id"
 
     def gen_huge_topic(self):
-        sid = "fz" + "y" * 300                                  # topic over 256 bytes
+        sid = "fz" + "y" * 300  # topic over 256 bytes
         return _pack(sid, {"v": 1, "type": "end", "stream": sid}), "oversize"
+
     gen_huge_topic.weight = 0.3
 
     def gen_topic_mismatch(self):
@@ -251,9 +297,16 @@ class HostileGenerator:
     def gen_frames_before_meta(self):
         self.fresh += 1
         sid = f"nm{self.fresh}"
-        body = {"v": 1, "type": "frames", "stream": sid, "seq": 0, "t": [0.01, 0.02],
-                "q": self._q(2).tobytes()}
+        body = {
+            "v": 1,
+            "type": "frames",
+            "stream": sid,
+            "seq": 0,
+            "t": [0.01, 0.02],
+            "q": self._q(2).tobytes(),
+        }
         return _pack(sid, body), "no_meta"
+
     gen_frames_before_meta.weight = 2.0
 
     def gen_frame_counts(self):
@@ -264,8 +317,9 @@ class HostileGenerator:
             return _pack(sid, dict(body, t=[], q=b"")), "no_frames"
         if case == 1:
             n = MAX_FRAMES_PER_MESSAGE + 1
-            return _pack(sid, dict(body, t=[0.01 * i for i in range(n)],
-                                   q=self._q(n).tobytes())), "too_many_frames"
+            return _pack(
+                sid, dict(body, t=[0.01 * i for i in range(n)], q=self._q(n).tobytes())
+            ), "too_many_frames"
         return _pack(sid, dict(body, q=body["q"][:-4])), "bad_q_length"
 
     def gen_bad_ic(self):
@@ -275,12 +329,12 @@ class HostileGenerator:
 
     def gen_bad_source_status(self):
         sid = self._sid()
-        body = {"v": 1, "type": "status", "stream": sid, "source": "bridge",
-                "counters": {"frames_ok": 1}}
+        body = {"v": 1, "type": "status", "stream": sid, "source": "bridge", "counters": {"frames_ok": 1}}
         if self.rng.random() < 0.5:
             return _pack(sid, dict(body, source="")), "bad_source"
         return _pack(sid, dict(body, counters={"frames_ok": -1})), "bad_counters"
 
     def gen_oversize(self):
         return [b"fz3", b"\x80" * (MAX_MESSAGE_BYTES + 1)], "oversize"
+
     gen_oversize.weight = 0.05

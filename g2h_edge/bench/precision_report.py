@@ -13,6 +13,7 @@ With ``--aoti`` the Transformer and Mamba checkpoints also get a bf16 AOTInducto
 (``g2h-edge export aoti``, max-autotune) in the same table, as precision ``aoti-bf16``.
 Prints a markdown table. Nothing derived from the checkpoints is written outside the temp dir.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,17 @@ def _latency(engines: dict, ref_fn, batches, iters: int) -> dict:
     return out
 
 
-def precision_report(reference_dir, data_dir=None, *, names=None, threads: int = 2,
-                     iters: int = 200, batches=(1, 64), verbose: bool = False,
-                     aoti: bool = False) -> list[dict]:
+def precision_report(
+    reference_dir,
+    data_dir=None,
+    *,
+    names=None,
+    threads: int = 2,
+    iters: int = 200,
+    batches=(1, 64),
+    verbose: bool = False,
+    aoti: bool = False,
+) -> list[dict]:
     """One dict per (checkpoint, precision); see module doc."""
     from g2h_edge.bench.engine import reference_fn
     from g2h_edge.engines.onnx_engine import OnnxEngine
@@ -68,27 +77,31 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
     rows = []
     with tempfile.TemporaryDirectory(prefix="g2h-report-") as tmp:
         for name in names:
-            bp = save_bundle(import_checkpoint(reference_dir / f"{name}.pt"),
-                             Path(tmp) / f"{name}.pt")
+            bp = save_bundle(import_checkpoint(reference_dir / f"{name}.pt"), Path(tmp) / f"{name}.pt")
             engines, label = {}, {}
             for prec in PRECISIONS:
                 label[prec] = prec
                 try:
-                    rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
-                                      verify_batches=(1,))
+                    rep = export_onnx(
+                        bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec, verify_batches=(1,)
+                    )
                 except ExportError as exc:  # fused int8 finds nothing to quantise (LSTM)
                     if exc.reason != "quantize_failed":
                         raise
-                    rep = export_onnx(bp, Path(tmp) / f"{name}_{prec}.onnx", precision=prec,
-                                      verify_batches=(1,), int8_mode="dynamic")
+                    rep = export_onnx(
+                        bp,
+                        Path(tmp) / f"{name}_{prec}.onnx",
+                        precision=prec,
+                        verify_batches=(1,),
+                        int8_mode="dynamic",
+                    )
                     label[prec] = f"{prec} (dynamic)"
                 engines[prec] = OnnxEngine.from_file(rep.path, threads=threads)
             if aoti and name.startswith(("Transformer", "Mamba")):
                 from g2h_edge.engines.aoti_engine import AotiEngine
                 from g2h_edge.export.aoti import export_aoti
 
-                pkg = export_aoti(bp, Path(tmp) / f"{name}_aoti.pt2", precision="bf16",
-                                  threads=threads)
+                pkg = export_aoti(bp, Path(tmp) / f"{name}_aoti.pt2", precision="bf16", threads=threads)
                 engines["aoti-bf16"] = AotiEngine.from_file(pkg.path, threads=threads)
                 label["aoti-bf16"] = "aoti-bf16"
             ref_fn, _ = reference_fn(engines["fp32"], bp, threads)
@@ -97,17 +110,19 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
             outs = {p: e.infer(X) for p, e in engines.items()}
             real_outs = {p: e.infer(real.x) for p, e in engines.items()} if real else {}
             for prec in engines:
-                row = {"model": name, "precision": label[prec],
-                       "parity_maxdiff_vs_fp32": float(np.abs(outs[prec] - outs["fp32"]).max()),
-                       "parity_r2": r2(outs[prec], Y)}
+                row = {
+                    "model": name,
+                    "precision": label[prec],
+                    "parity_maxdiff_vs_fp32": float(np.abs(outs[prec] - outs["fp32"]).max()),
+                    "parity_r2": r2(outs[prec], Y),
+                }
                 for b in batches:
                     row[f"ms_per_cycle_b{b}"] = lat[(prec, b)]
                     row[f"torch_ms_per_cycle_b{b}"] = lat[("torch", b)]
                 if real:
                     y = real_outs[prec]
                     row["real_maxdiff_vs_fp32"] = float(np.abs(y - real_outs["fp32"]).max())
-                    row["real_r2"] = r2(y, real.y) if name.endswith("JM60") else \
-                        r2(y, real_outs["fp32"])
+                    row["real_r2"] = r2(y, real.y) if name.endswith("JM60") else r2(y, real_outs["fp32"])
                 rows.append(row)
                 if verbose:
                     print(row, flush=True)
@@ -117,31 +132,43 @@ def precision_report(reference_dir, data_dir=None, *, names=None, threads: int =
 
 
 def _table(rows: list[dict], batches) -> str:
-    cols = ["model", "precision"] + [f"ms_per_cycle_b{b}" for b in batches] + \
-        [f"torch_ms_per_cycle_b{b}" for b in batches] + \
-        ["parity_maxdiff_vs_fp32", "parity_r2", "real_maxdiff_vs_fp32", "real_r2"]
+    cols = (
+        ["model", "precision"]
+        + [f"ms_per_cycle_b{b}" for b in batches]
+        + [f"torch_ms_per_cycle_b{b}" for b in batches]
+        + ["parity_maxdiff_vs_fp32", "parity_r2", "real_maxdiff_vs_fp32", "real_r2"]
+    )
     cols = [c for c in cols if c in rows[0]]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
-                                       for c in cols) + " |")
+        lines.append(
+            "| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m g2h_edge.bench.precision_report",
-                                 description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m g2h_edge.bench.precision_report", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--reference", required=True)
     ap.add_argument("--data", default=None)
     ap.add_argument("--names", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--aoti", action="store_true",
-                    help="also a bf16 AOTInductor package per Transformer/Mamba checkpoint")
+    ap.add_argument(
+        "--aoti", action="store_true", help="also a bf16 AOTInductor package per Transformer/Mamba checkpoint"
+    )
     args = ap.parse_args(argv)
-    rows = precision_report(args.reference, args.data, names=args.names,
-                            threads=args.threads, iters=args.iters, verbose=True,
-                            aoti=args.aoti)
+    rows = precision_report(
+        args.reference,
+        args.data,
+        names=args.names,
+        threads=args.threads,
+        iters=args.iters,
+        verbose=True,
+        aoti=args.aoti,
+    )
     print(_table(rows, (1, 64)))
 
 

@@ -7,6 +7,7 @@ sent at their real rate with their IC events, so every IC after a stream's first
 side closes exactly one cycle: expected closes = ICs - 1 per stream and side, each either
 published as a cycle or rejected with a reason (the loop seam may be rejected).
 """
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,7 @@ def is_flat(samples: list, *, rel: float = 0.05, abs_mb: float = 10.0) -> tuple[
     if rss.size < 3:
         return False, float("nan")
     k = rss.size // 3
-    mid, last = rss[k:2 * k].mean(), rss[2 * k:].mean()
+    mid, last = rss[k : 2 * k].mean(), rss[2 * k :].mean()
     growth = float(last - mid)
     return bool(growth < max(rel * mid, abs_mb)), growth
 
@@ -60,7 +61,7 @@ class _Counter(threading.Thread):
         self.endpoint = endpoint
         self.cycles = Counter()
         self.rejects = Counter()
-        self.reject_spans = []             # (t_start, t_end) of rejected cycles
+        self.reject_spans = []  # (t_start, t_end) of rejected cycles
         self.status = None
         self.ended = set()
         self.stop_ = threading.Event()
@@ -70,6 +71,7 @@ class _Counter(threading.Thread):
         import zmq
 
         from g2h_edge.wire import decode_output
+
         ctx = zmq.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
@@ -87,17 +89,29 @@ class _Counter(threading.Thread):
             else:
                 self.status = msg
                 self.ready.set()
-                self.ended.update(k for k, v in msg["retired"].items()
-                                  if v.get("state") == "ended")
+                self.ended.update(k for k, v in msg["retired"].items() if v.get("state") == "ended")
         sub.close(0)
         ctx.term()
 
 
 def _start_server(cfg: SoakConfig):
     from g2h_edge.bench.fuzz import _default_engine
-    cmd = [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine",
-           cfg.engine or _default_engine(), "--allow-synthetic", "--listen",
-           "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--log-interval", "0"]
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "g2h_edge.cli",
+        "serve",
+        "--engine",
+        cfg.engine or _default_engine(),
+        "--allow-synthetic",
+        "--listen",
+        "tcp://127.0.0.1:*",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--log-interval",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while True:
         line = proc.stderr.readline()
@@ -111,6 +125,7 @@ def _start_server(cfg: SoakConfig):
 def _schedule(cfg: SoakConfig):
     """Per stream: (trial t, q, events) of one of 8 base walks; looped by the sender."""
     from g2h_edge.io.synth import make_stream
+
     base = [make_stream(60.0, cfg.rate_hz, seed=200 + k) for k in range(min(8, cfg.streams))]
     return base
 
@@ -144,18 +159,21 @@ def _send(cfg: SoakConfig, addr: str, base: list, out: dict, echo) -> None:
             span = float(tr.t[-1] - tr.t[0]) + 1.0 / cfg.rate_hz
             i1 = min(i0 + fpm, n)
             t = tr.t[i0:i1] + loop * span
-            lo = tr.t[i0] if i0 else -np.inf          # events between two messages go
-            hi = tr.t[i1] if i1 < n else np.inf        # with the later one
-            ev = [(float(x) + loop * span, s) for s in "RL" for x in tr.events[s]
-                  if lo <= x < hi]
+            lo = tr.t[i0] if i0 else -np.inf  # events between two messages go
+            hi = tr.t[i1] if i1 < n else np.inf  # with the later one
+            ev = [(float(x) + loop * span, s) for s in "RL" for x in tr.events[s] if lo <= x < hi]
             ics.update((sid, s) for _, s in ev)
             sock.send_multipart(encode_frames(sid, j, t, tr.q[i0:i1], ic=ev or None))
         if j % int(60 / period) == 0 and j:
             echo(f"  {j * period / 60:.0f} min sent")
     for sid in ids:
         sock.send_multipart(encode_end(sid))
-    out.update(ics=ics, messages=n_msgs * cfg.streams, frames=n_msgs * fpm * cfg.streams,
-               late_s=max(0.0, time.perf_counter() - t0 - n_msgs * period))
+    out.update(
+        ics=ics,
+        messages=n_msgs * cfg.streams,
+        frames=n_msgs * fpm * cfg.streams,
+        late_s=max(0.0, time.perf_counter() - t0 - n_msgs * period),
+    )
     sock.close()
     ctx.term()
 
@@ -171,8 +189,7 @@ def run_soak(cfg: SoakConfig, echo=print) -> dict:
         if not sub.ready.wait(60):
             raise RuntimeError("no status from the server")
         t0 = time.monotonic()
-        sender = threading.Thread(target=_send, args=(cfg, listen, base, sent, echo),
-                                  daemon=True)
+        sender = threading.Thread(target=_send, args=(cfg, listen, base, sent, echo), daemon=True)
         sender.start()
         while sender.is_alive():
             samples.append((time.monotonic() - t0, rss_mb(proc.pid)))
@@ -181,7 +198,7 @@ def run_soak(cfg: SoakConfig, echo=print) -> dict:
         while time.monotonic() < deadline and len(sub.ended) < cfg.streams:
             time.sleep(0.2)
         samples.append((time.monotonic() - t0, rss_mb(proc.pid)))
-        time.sleep(1.5)                              # one more status after the last end
+        time.sleep(1.5)  # one more status after the last end
     finally:
         proc.terminate()
         proc.wait(60)
@@ -191,47 +208,77 @@ def run_soak(cfg: SoakConfig, echo=print) -> dict:
     expected = sum(max(n - 1, 0) for n in sent["ics"].values())
     cycle_rejects = {r: n for r, n in sub.rejects.items()}
     flat, growth = is_flat(samples)
-    span = float(base[0].t[-1] - base[0].t[0]) + 1.0 / cfg.rate_hz   # the loop period
-    at_seam = sum(1 for a, b in sub.reject_spans if a is not None and b is not None
-                  and int(a // span) != int(b // span))
-    return {"streams": cfg.streams, "minutes": cfg.minutes, "messages_sent": sent["messages"],
-            "frames_sent": sent["frames"], "frames_counted": tot.get("frames", 0),
-            "seq_gaps": tot.get("dropped_seq", 0), "duplicate_seq": tot.get("duplicate_seq", 0),
-            "cycles_out": sum(sub.cycles.values()), "cycles_expected": expected,
-            "rejects": cycle_rejects, "rejects_at_loop_seam": at_seam,
-            "streams_ended": len(sub.ended),
-            "loop_errors": tot.get("loop_errors", 0), "sender_late_s": sent["late_s"],
-            "rss_mb": samples, "rss_flat": flat, "rss_growth_mb": growth,
-            "server_exit": proc.returncode}
+    span = float(base[0].t[-1] - base[0].t[0]) + 1.0 / cfg.rate_hz  # the loop period
+    at_seam = sum(
+        1 for a, b in sub.reject_spans if a is not None and b is not None and int(a // span) != int(b // span)
+    )
+    return {
+        "streams": cfg.streams,
+        "minutes": cfg.minutes,
+        "messages_sent": sent["messages"],
+        "frames_sent": sent["frames"],
+        "frames_counted": tot.get("frames", 0),
+        "seq_gaps": tot.get("dropped_seq", 0),
+        "duplicate_seq": tot.get("duplicate_seq", 0),
+        "cycles_out": sum(sub.cycles.values()),
+        "cycles_expected": expected,
+        "rejects": cycle_rejects,
+        "rejects_at_loop_seam": at_seam,
+        "streams_ended": len(sub.ended),
+        "loop_errors": tot.get("loop_errors", 0),
+        "sender_late_s": sent["late_s"],
+        "rss_mb": samples,
+        "rss_flat": flat,
+        "rss_growth_mb": growth,
+        "server_exit": proc.returncode,
+    }
 
 
 def _report(res: dict, echo) -> None:
-    echo(f"{res['streams']} streams x {res['minutes']:g} min: {res['messages_sent']} messages, "
-         f"{res['frames_sent']} frames sent; server counted {res['frames_counted']} frames; "
-         f"sequence gaps {res['seq_gaps']}, duplicates {res['duplicate_seq']}")
-    echo(f"cycles out {res['cycles_out']} vs expected closes {res['cycles_expected']} "
-         f"(rejects {res['rejects']}, {res['rejects_at_loop_seam']} of them on a cycle "
-         f"spanning the 60 s loop seam of the synthetic walks); "
-         f"streams ended {res['streams_ended']}; loop errors {res['loop_errors']}; "
-         f"sender behind schedule by {res['sender_late_s']:.2f} s")
+    echo(
+        f"{res['streams']} streams x {res['minutes']:g} min: {res['messages_sent']} messages, "
+        f"{res['frames_sent']} frames sent; server counted {res['frames_counted']} frames; "
+        f"sequence gaps {res['seq_gaps']}, duplicates {res['duplicate_seq']}"
+    )
+    echo(
+        f"cycles out {res['cycles_out']} vs expected closes {res['cycles_expected']} "
+        f"(rejects {res['rejects']}, {res['rejects_at_loop_seam']} of them on a cycle "
+        f"spanning the 60 s loop seam of the synthetic walks); "
+        f"streams ended {res['streams_ended']}; loop errors {res['loop_errors']}; "
+        f"sender behind schedule by {res['sender_late_s']:.2f} s"
+    )
     echo("RSS (MiB) over time: " + ", ".join(f"{t:.0f}s {r:.1f}" for t, r in res["rss_mb"]))
-    echo(f"RSS {'flat' if res['rss_flat'] else 'NOT flat'}: last third vs middle third "
-         f"{res['rss_growth_mb']:+.1f} MiB")
+    echo(
+        f"RSS {'flat' if res['rss_flat'] else 'NOT flat'}: last third vs middle third "
+        f"{res['rss_growth_mb']:+.1f} MiB"
+    )
 
 
 @click.command("soak")
 @click.option("--streams", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--minutes", type=click.FloatRange(0.05, 24 * 60), default=10.0,
-              show_default=True)
-@click.option("--sample-s", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
-              help="RSS sampling interval.")
-@click.option("--engine", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Model to serve [default: the bundled synthetic demo model].")
+@click.option("--minutes", type=click.FloatRange(0.05, 24 * 60), default=10.0, show_default=True)
+@click.option(
+    "--sample-s",
+    type=click.FloatRange(0.5, 600),
+    default=10.0,
+    show_default=True,
+    help="RSS sampling interval.",
+)
+@click.option(
+    "--engine",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Model to serve [default: the bundled synthetic demo model].",
+)
 def bench_soak_cmd(streams, minutes, sample_s, engine):
     """Streams at their real rate into a `g2h-edge serve` process for minutes."""
-    res = run_soak(SoakConfig(streams=streams, minutes=minutes, sample_s=sample_s,
-                              engine=engine), echo=click.echo)
+    res = run_soak(
+        SoakConfig(streams=streams, minutes=minutes, sample_s=sample_s, engine=engine), echo=click.echo
+    )
     _report(res, click.echo)
-    ok = (res["seq_gaps"] == 0 and res["frames_counted"] == res["frames_sent"]
-          and res["cycles_out"] + sum(res["rejects"].values()) >= res["cycles_expected"])
+    ok = (
+        res["seq_gaps"] == 0
+        and res["frames_counted"] == res["frames_sent"]
+        and res["cycles_out"] + sum(res["rejects"].values()) >= res["cycles_expected"]
+    )
     raise SystemExit(0 if ok else 1)

@@ -4,6 +4,7 @@ The CLI is thin: each command parses options, builds a config and calls one libr
 function. Commands are imported lazily (``module:attribute``) so that ``g2h-edge --help`` is
 fast and a missing optional extra only affects the command that needs it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -50,16 +51,32 @@ class LazyGroup(click.Group):
 def _unavailable(name: str, help_text: str, exc: Exception) -> click.Command:
     def run():
         raise click.ClickException(f"'{name}' is unavailable: {exc}")
+
     return click.Command(name, callback=run, help=help_text)
 
 
 BENCH = {
-    "engine": ("g2h_edge.bench.engine:bench_engine_cmd", "Engine latency and cycles/s vs the torch-eager reference"),
+    "engine": (
+        "g2h_edge.bench.engine:bench_engine_cmd",
+        "Engine latency and cycles/s vs the torch-eager reference",
+    ),
     "e2e": ("g2h_edge.bench.e2e:bench_e2e_cmd", "End-to-end server throughput and latency over loopback"),
-    "bridge": ("g2h_edge.firmware_bridge.bench:bench_bridge_cmd", "Bridge frames/s from device bytes to protocol-v1"),
-    "accuracy": ("g2h_edge.bench.accuracy:bench_accuracy_cmd", "External R2/RMSE of single, ensemble and adapted models; score-error Spearman"),
-    "fuzz": ("g2h_edge.bench.fuzz:bench_fuzz_cmd", "Hostile messages vs two healthy streams: crashes, lost cycles, reject reasons"),
-    "soak": ("g2h_edge.bench.soak:bench_soak_cmd", "Many streams for minutes: sequence gaps, cycles out vs expected, RSS over time"),
+    "bridge": (
+        "g2h_edge.firmware_bridge.bench:bench_bridge_cmd",
+        "Bridge frames/s from device bytes to protocol-v1",
+    ),
+    "accuracy": (
+        "g2h_edge.bench.accuracy:bench_accuracy_cmd",
+        "External R2/RMSE of single, ensemble and adapted models; score-error Spearman",
+    ),
+    "fuzz": (
+        "g2h_edge.bench.fuzz:bench_fuzz_cmd",
+        "Hostile messages vs two healthy streams: crashes, lost cycles, reject reasons",
+    ),
+    "soak": (
+        "g2h_edge.bench.soak:bench_soak_cmd",
+        "Many streams for minutes: sequence gaps, cycles out vs expected, RSS over time",
+    ),
 }
 
 
@@ -70,21 +87,30 @@ def bench():
 
 COMMANDS = {
     "demo": ("g2h_edge.runtime.cli:demo_cmd", "Run the main job on the bundled example (start here)"),
-    "serve": ("g2h_edge.runtime.cli:serve_cmd", "Serve per-cycle hip predictions from live frames over ZeroMQ"),
+    "serve": (
+        "g2h_edge.runtime.cli:serve_cmd",
+        "Serve per-cycle hip predictions from live frames over ZeroMQ",
+    ),
     "replay": ("g2h_edge.runtime.cli:replay_cmd", "Publish a recorded trial as protocol-v1 frames"),
     "record": ("g2h_edge.runtime.cli:record_cmd", "Read back a --record file"),
     "lsl": ("g2h_edge.sources.cli:lsl_cmd", "Publish a live LSL stream of joint angles to the server"),
     "mvn": ("g2h_edge.sources.cli:mvn_cmd", "Publish Xsens MVN streamed joint angles (UDP) to the server"),
     "qtm": ("g2h_edge.sources.cli:qtm_cmd", "Publish joint angles from a Qualisys QTM analog device"),
     "models": ("g2h_edge.models.cli:models_cmd", "Import published checkpoints, inspect bundles"),
-    "predict": ("g2h_edge.io.cli:predict_cmd", "Offline prediction for cycles (NPZ) or a trial cut at its events"),
+    "predict": (
+        "g2h_edge.io.cli:predict_cmd",
+        "Offline prediction for cycles (NPZ) or a trial cut at its events",
+    ),
     "label": ("g2h_edge.io.cli:label_cmd", "Gait2Hip NPZ labels from a lab's OpenSim IK/ID/SO results"),
     "synth": ("g2h_edge.io.cli:synth_cmd", "Write a synthetic cohort in the Gait2Hip NPZ schema"),
     "benchmark": ("g2h_edge.train.cli:benchmark_cmd", "Reproduce the Gait2Hip-60 benchmark protocol"),
     "train": ("g2h_edge.train.cli:train_cmd", "Train one model for a fixed number of epochs"),
     "evaluate": ("g2h_edge.train.cli:evaluate_cmd", "Zero-shot external evaluation of a bundle"),
     "export": ("g2h_edge.export.cli:export_cmd", "Export ONNX models and TensorRT plans"),
-    "bridge": ("g2h_edge.firmware_bridge.cli:bridge_cmd", "Connect a microcontroller (serial/UDP) to the bus"),
+    "bridge": (
+        "g2h_edge.firmware_bridge.cli:bridge_cmd",
+        "Connect a microcontroller (serial/UDP) to the bus",
+    ),
     "keys": ("g2h_edge.runtime.netcli:keys_cmd", "Generate ZeroMQ CURVE keys for --curve-keys"),
     "proxy": ("g2h_edge.runtime.netcli:proxy_cmd", "XSUB/XPUB proxy in front of several sharded servers"),
 }

@@ -12,6 +12,7 @@ rebuild it on the target.
 compiled GEMM kernels always use the thread count they were built with
 (``engine.metadata["threads"]``). None uses that count for everything.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,19 +39,59 @@ from g2h_edge.engines.trust import verify_sidecar
 from g2h_edge.errors import EngineError
 from g2h_edge.models.bundle import file_sha256
 
-__all__ = ["AotiEngine", "AotiOptions", "sidecar_path", "read_sidecar", "check_package_compat",
-           "cpu_isa_flags", "SIDECAR_KEYS", "AOTI_FORMAT_TAG", "AOTI_PRECISIONS",
-           "AOTI_MODES", "ISA_FLAGS"]
+__all__ = [
+    "AotiEngine",
+    "AotiOptions",
+    "sidecar_path",
+    "read_sidecar",
+    "check_package_compat",
+    "cpu_isa_flags",
+    "SIDECAR_KEYS",
+    "AOTI_FORMAT_TAG",
+    "AOTI_PRECISIONS",
+    "AOTI_MODES",
+    "ISA_FLAGS",
+]
 
 AOTI_FORMAT_TAG = "g2h-edge-aoti"
 AOTI_PRECISIONS = ("fp32", "bf16")
 AOTI_MODES = ("default", "max-autotune")
-SIDECAR_KEYS = ("format", "precision", "mode", "min_batch", "max_batch", "threads",
-                "torch_version", "machine", "cpu_flags", "package_sha256", "built_utc")
+SIDECAR_KEYS = (
+    "format",
+    "precision",
+    "mode",
+    "min_batch",
+    "max_batch",
+    "threads",
+    "torch_version",
+    "machine",
+    "cpu_flags",
+    "package_sha256",
+    "built_utc",
+)
 #: /proc/cpuinfo flags that decide which kernels a compiled package may contain
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-             "avx512dq", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile",
-             "amx_bf16", "amx_int8", "asimd", "sve", "bf16", "i8mm")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512dq",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+    "bf16",
+    "i8mm",
+)
 
 
 def cpu_isa_flags(cpuinfo: str | None = None) -> set[str]:
@@ -71,18 +112,38 @@ def cpu_isa_flags(cpuinfo: str | None = None) -> set[str]:
 
 def read_sidecar(package) -> dict:
     """The sidecar of ``package`` as a dict (EngineError when missing or unreadable)."""
-    meta = read_json_sidecar(package, keys=SIDECAR_KEYS, tag=AOTI_FORMAT_TAG,
-                             kind="AOTInductor package", rebuild="g2h-edge export aoti")
-    if meta["precision"] not in AOTI_PRECISIONS or not isinstance(meta["cpu_flags"], list) \
-            or not all(isinstance(meta[k], int) and not isinstance(meta[k], bool)
-                       and meta[k] >= 1 for k in ("min_batch", "max_batch", "threads")):
-        raise EngineError(f"sidecar {sidecar_path(package)} has invalid values (precision, "
-                          "cpu_flags, batch range or threads)", reason="bad_sidecar")
+    meta = read_json_sidecar(
+        package,
+        keys=SIDECAR_KEYS,
+        tag=AOTI_FORMAT_TAG,
+        kind="AOTInductor package",
+        rebuild="g2h-edge export aoti",
+    )
+    if (
+        meta["precision"] not in AOTI_PRECISIONS
+        or not isinstance(meta["cpu_flags"], list)
+        or not all(
+            isinstance(meta[k], int) and not isinstance(meta[k], bool) and meta[k] >= 1
+            for k in ("min_batch", "max_batch", "threads")
+        )
+    ):
+        raise EngineError(
+            f"sidecar {sidecar_path(package)} has invalid values (precision, "
+            "cpu_flags, batch range or threads)",
+            reason="bad_sidecar",
+        )
     return meta
 
 
-def check_package_compat(meta: dict, *, torch_version: str, machine: str, cpu_flags: set,
-                         package_sha256: str, package_name: str = "package") -> None:
+def check_package_compat(
+    meta: dict,
+    *,
+    torch_version: str,
+    machine: str,
+    cpu_flags: set,
+    package_sha256: str,
+    package_name: str = "package",
+) -> None:
     """Refuse a package built for another PyTorch, machine or CPU, or whose bytes changed."""
     problems = []
     if str(meta["torch_version"]) != str(torch_version):
@@ -92,11 +153,17 @@ def check_package_compat(meta: dict, *, torch_version: str, machine: str, cpu_fl
     lacking = sorted(set(meta["cpu_flags"]) - set(cpu_flags))
     if lacking:
         problems.append(f"its kernels use CPU features this CPU lacks: {lacking}")
-    check_built_here(problems, kind="AOTInductor package", name=package_name,
-                     why="A package is machine code for the CPU and PyTorch that built it",
-                     rebuild=f"g2h-edge export aoti --model BUNDLE.pt -o {package_name}",
-                     reason="package_mismatch", recorded_sha256=meta["package_sha256"],
-                     sha256=package_sha256, also=" (or serve the .onnx export)")
+    check_built_here(
+        problems,
+        kind="AOTInductor package",
+        name=package_name,
+        why="A package is machine code for the CPU and PyTorch that built it",
+        rebuild=f"g2h-edge export aoti --model BUNDLE.pt -o {package_name}",
+        reason="package_mismatch",
+        recorded_sha256=meta["package_sha256"],
+        sha256=package_sha256,
+        also=" (or serve the .onnx export)",
+    )
 
 
 @dataclass(frozen=True)
@@ -111,8 +178,7 @@ class AotiOptions(EngineOptions):
     def __post_init__(self):
         super().__post_init__()
         if not isinstance(self.trust_native, bool):
-            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}",
-                              reason="bad_option")
+            raise EngineError(f"trust_native must be a bool, got {self.trust_native!r}", reason="bad_option")
 
 
 def load_package(path: Path):
@@ -123,7 +189,7 @@ def load_package(path: Path):
 
     folder = tempfile.mkdtemp(prefix="g2h-aoti-load-")
     before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = folder             # read by the C++ loader for its extraction
+    os.environ["TMPDIR"] = folder  # read by the C++ loader for its extraction
     try:
         return torch._inductor.aoti_load_package(str(path)), folder
     except BaseException:
@@ -146,15 +212,16 @@ class AotiEngine(Engine):
         import torch
 
         if isinstance(runner, (str, Path)):
-            raise TypeError("AotiEngine takes a loaded package runner; use "
-                            "AotiEngine.from_file(path) for a .pt2 file")
+            raise TypeError(
+                "AotiEngine takes a loaded package runner; use AotiEngine.from_file(path) for a .pt2 file"
+            )
         opts = options or AotiOptions()
         super().__init__(dict(metadata, backend=self.backend), sha256=metadata["package_sha256"])
         self.options = opts
         built = int(metadata["threads"])
         torch.set_num_threads(built if opts.threads is None else opts.threads)
         self.runner_ = runner
-        self.cleanup_ = None              # set by from_file: removes the extracted files
+        self.cleanup_ = None  # set by from_file: removes the extracted files
         self.min_batch, self.max_batch = int(metadata["min_batch"]), int(metadata["max_batch"])
         self.run_ = self._direct_runner(torch)
 
@@ -169,28 +236,37 @@ class AotiEngine(Engine):
         path = Path(path)
         meta = read_sidecar(path)
         try:
-            sha = file_sha256(path)                  # streamed: the package is not kept
+            sha = file_sha256(path)  # streamed: the package is not kept
         except OSError as exc:
-            raise EngineError(f"cannot read AOTInductor package {path}: {exc}",
-                              reason="io_error") from exc
-        check_package_compat(meta, torch_version=torch.__version__,
-                             machine=platform.machine(), cpu_flags=cpu_isa_flags(),
-                             package_sha256=sha, package_name=path.name)
-        verify_sidecar(meta, kind="AOTInductor package", name=path.name,
-                       trust_native=opts.trust_native)
+            raise EngineError(f"cannot read AOTInductor package {path}: {exc}", reason="io_error") from exc
+        check_package_compat(
+            meta,
+            torch_version=torch.__version__,
+            machine=platform.machine(),
+            cpu_flags=cpu_isa_flags(),
+            package_sha256=sha,
+            package_name=path.name,
+        )
+        verify_sidecar(meta, kind="AOTInductor package", name=path.name, trust_native=opts.trust_native)
         built = int(meta["threads"])
         if opts.threads is not None and opts.threads != built:
-            warnings.warn(f"{path.name} was compiled for {built} intra-op threads: its "
-                          f"GEMM kernels use {built} whatever --threads says ({opts.threads} "
-                          "applies to the attention and library kernels); rebuild it "
-                          f"with `g2h-edge export aoti --threads {opts.threads}` to change "
-                          "that", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{path.name} was compiled for {built} intra-op threads: its "
+                f"GEMM kernels use {built} whatever --threads says ({opts.threads} "
+                "applies to the attention and library kernels); rebuild it "
+                f"with `g2h-edge export aoti --threads {opts.threads}` to change "
+                "that",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         try:
             runner, folder = load_package(path)
         except Exception as exc:  # a zip that is not a package, a .so that does not load
             first = (str(exc).strip().splitlines() or [repr(exc)])[0][:300]
-            raise EngineError(f"cannot load AOTInductor package {path} ({first}): rebuild it "
-                              "with `g2h-edge export aoti`", reason="corrupt") from exc
+            raise EngineError(
+                f"cannot load AOTInductor package {path} ({first}): rebuild it with `g2h-edge export aoti`",
+                reason="corrupt",
+            ) from exc
         try:
             engine = cls(runner, dict(meta, path=str(path)), opts)
         except BaseException:
@@ -206,6 +282,7 @@ class AotiEngine(Engine):
         torch's pytree on every cycle (≈0.02 ms of a ≈0.43 ms bf16 Transformer call here);
         our packages take one tensor and return one, so the flat entry point is checked
         once, on a probe batch, and used when it agrees."""
+
         def call(inputs):
             return [self.runner_(*inputs)]
 
@@ -227,12 +304,15 @@ class AotiEngine(Engine):
 
         run = self.run_
         with torch.inference_mode():
-            return run_in_chunks(lambda c: run([torch.from_numpy(c)])[0].numpy(), x,
-                                 max_batch=self.max_batch,
-                                 pad_to=lambda n: max(n, self.min_batch))
+            return run_in_chunks(
+                lambda c: run([torch.from_numpy(c)])[0].numpy(),
+                x,
+                max_batch=self.max_batch,
+                pad_to=lambda n: max(n, self.min_batch),
+            )
 
     def close(self) -> None:
         self.runner_ = self.run_ = None
-        if self.cleanup_ is not None:     # the extracted package (the library stays mapped)
+        if self.cleanup_ is not None:  # the extracted package (the library stays mapped)
             self.cleanup_()
         super().close()

@@ -6,6 +6,7 @@ validates the input (shape, dtype, finite values) and the output before returnin
 backend only implements :meth:`Engine._run`. :func:`load_engine` picks the backend from the
 file suffix.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,9 +19,18 @@ from g2h_edge.engines.common import read_json_sidecar, sidecar_path
 from g2h_edge.errors import EngineError
 from g2h_edge.schema import IN_COLS, N_IN, TARGET_UNIT, TASKS
 
-__all__ = ["Engine", "load_engine", "validate_input", "BACKENDS", "SUFFIXES",
-           "METADATA_KEYS", "TORCH_PRECISIONS", "COMPILE_MODES", "sidecar_path",
-           "read_json_sidecar"]
+__all__ = [
+    "Engine",
+    "load_engine",
+    "validate_input",
+    "BACKENDS",
+    "SUFFIXES",
+    "METADATA_KEYS",
+    "TORCH_PRECISIONS",
+    "COMPILE_MODES",
+    "sidecar_path",
+    "read_json_sidecar",
+]
 
 #: backend names an engine may report
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "aoti")
@@ -51,28 +61,39 @@ def _all_finite(a: np.ndarray) -> bool:
 
 def validate_input(x, T: int, n_in: int = N_IN) -> np.ndarray:
     """Return ``x`` as a C-contiguous float32 (B, T, n_in) array, or raise EngineError."""
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 3 \
-            and x.shape[1] == T and x.shape[2] == n_in and x.shape[0] >= 1 \
-            and x.flags.c_contiguous and _all_finite(x):
-        return x                              # the server's own cycles: the cheap path
+    if (
+        type(x) is np.ndarray
+        and x.dtype == np.float32
+        and x.ndim == 3
+        and x.shape[1] == T
+        and x.shape[2] == n_in
+        and x.shape[0] >= 1
+        and x.flags.c_contiguous
+        and _all_finite(x)
+    ):
+        return x  # the server's own cycles: the cheap path
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
         raise EngineError(f"engine input is not an array: {exc}", reason="bad_input") from exc
     if arr.dtype.kind not in "fiu":
-        raise EngineError(f"engine input must be numeric (degrees), got dtype {arr.dtype}",
-                          reason="bad_input")
+        raise EngineError(
+            f"engine input must be numeric (degrees), got dtype {arr.dtype}", reason="bad_input"
+        )
     if arr.ndim != 3 or arr.shape[1:] != (T, n_in) or arr.shape[0] < 1:
         hint = " (add a batch axis: x[None])" if arr.shape == (T, n_in) else ""
-        raise EngineError(f"engine input must have shape (B>=1, {T}, {n_in}), got "
-                          f"{arr.shape}{hint}", reason="bad_shape")
+        raise EngineError(
+            f"engine input must have shape (B>=1, {T}, {n_in}), got {arr.shape}{hint}", reason="bad_shape"
+        )
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf: caught below
         arr = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise EngineError(f"engine input has {int(bad.sum())} non-finite values (NaN/inf, "
-                          f"first at index {first})", reason="non_finite")
+        raise EngineError(
+            f"engine input has {int(bad.sum())} non-finite values (NaN/inf, first at index {first})",
+            reason="non_finite",
+        )
     return arr
 
 
@@ -91,13 +112,21 @@ class Engine(ABC):
         if missing:
             raise EngineError(f"engine metadata is missing {missing}", reason="bad_metadata")
         if tuple(metadata["in_cols"]) != IN_COLS:
-            raise EngineError(f"engine in_cols {list(metadata['in_cols'])} do not match the "
-                              f"schema's {list(IN_COLS)}", reason="bad_metadata")
+            raise EngineError(
+                f"engine in_cols {list(metadata['in_cols'])} do not match the schema's {list(IN_COLS)}",
+                reason="bad_metadata",
+            )
         task = metadata["task"]
-        if task not in TASKS or tuple(metadata["out_cols"]) != TASKS[task] \
-                or metadata["unit"] != TARGET_UNIT[task]:
-            raise EngineError(f"engine task/out_cols/unit {task!r}/{metadata['out_cols']}/"
-                              f"{metadata['unit']!r} are inconsistent", reason="bad_metadata")
+        if (
+            task not in TASKS
+            or tuple(metadata["out_cols"]) != TASKS[task]
+            or metadata["unit"] != TARGET_UNIT[task]
+        ):
+            raise EngineError(
+                f"engine task/out_cols/unit {task!r}/{metadata['out_cols']}/"
+                f"{metadata['unit']!r} are inconsistent",
+                reason="bad_metadata",
+            )
         self.metadata = dict(metadata)
         self.sha256 = str(sha256)
         self.name = str(metadata["name"])
@@ -121,11 +150,14 @@ class Engine(ABC):
         y = np.asarray(self._run(x))
         expected = (x.shape[0], self.T, len(self.out_cols))
         if y.shape != expected:
-            raise EngineError(f"{self.backend} engine {self.name!r} returned shape {y.shape}, "
-                              f"expected {expected}", reason="bad_output")
+            raise EngineError(
+                f"{self.backend} engine {self.name!r} returned shape {y.shape}, expected {expected}",
+                reason="bad_output",
+            )
         if not _all_finite(y):
-            raise EngineError(f"{self.backend} engine {self.name!r} produced non-finite "
-                              "outputs", reason="non_finite_output")
+            raise EngineError(
+                f"{self.backend} engine {self.name!r} produced non-finite outputs", reason="non_finite_output"
+            )
         return np.ascontiguousarray(y, dtype=np.float32)
 
     def warmup(self, batch_sizes=(1,)) -> None:
@@ -145,8 +177,10 @@ class Engine(ABC):
 
     def __repr__(self) -> str:
         flag = ", SYNTHETIC" if self.synthetic else ""
-        return (f"{type(self).__name__}({self.name!r}, backend={self.backend!r}, "
-                f"task={self.task!r}, T={self.T}{flag})")
+        return (
+            f"{type(self).__name__}({self.name!r}, backend={self.backend!r}, "
+            f"task={self.task!r}, T={self.T}{flag})"
+        )
 
 
 def _engine_class(suffix: str):
@@ -154,8 +188,10 @@ def _engine_class(suffix: str):
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise EngineError(f"no engine for {suffix} files in this installation ({module} "
-                          f"could not be imported: {exc})", reason="missing_backend") from exc
+        raise EngineError(
+            f"no engine for {suffix} files in this installation ({module} could not be imported: {exc})",
+            reason="missing_backend",
+        ) from exc
 
 
 def load_engine(path, options=None, **kwargs) -> Engine:
@@ -179,20 +215,27 @@ def load_engine(path, options=None, **kwargs) -> Engine:
         raise EngineError(f"engine file {path} does not exist", reason="missing_file")
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise EngineError(f"cannot tell the backend of {path.name}: use a .pt bundle, an "
-                          f".onnx model, a .plan/.engine TensorRT plan or a .pt2 AOTInductor "
-                          "package", reason="bad_suffix")
+        raise EngineError(
+            f"cannot tell the backend of {path.name}: use a .pt bundle, an "
+            f".onnx model, a .plan/.engine TensorRT plan or a .pt2 AOTInductor "
+            "package",
+            reason="bad_suffix",
+        )
     cls = _engine_class(suffix)
     if options is None:
         from g2h_edge.engines.common import make_options, torch_flags
+
         if kwargs.pop("trust_native", False) and suffix in (".pt2", ".plan", ".engine"):
-            kwargs["trust_native"] = True   # the CLI flag: only native code has the field
-        if "torch_precision" in kwargs or "torch_compile" in kwargs:   # the CLI flags' names
-            kwargs.update(torch_flags(path, kwargs.pop("torch_precision", None),
-                                      kwargs.pop("torch_compile", None)))
+            kwargs["trust_native"] = True  # the CLI flag: only native code has the field
+        if "torch_precision" in kwargs or "torch_compile" in kwargs:  # the CLI flags' names
+            kwargs.update(
+                torch_flags(path, kwargs.pop("torch_precision", None), kwargs.pop("torch_compile", None))
+            )
         options = make_options(cls.Options, kwargs, f"{suffix} files")
     elif kwargs or not isinstance(options, cls.Options):
-        raise EngineError(f"{type(options).__name__} (with keywords {sorted(kwargs)}) cannot "
-                          f"load {path.name}: pass one {cls.Options.__name__} or keywords",
-                          reason="bad_option")
+        raise EngineError(
+            f"{type(options).__name__} (with keywords {sorted(kwargs)}) cannot "
+            f"load {path.name}: pass one {cls.Options.__name__} or keywords",
+            reason="bad_option",
+        )
     return cls.from_file(path, options)

@@ -7,6 +7,7 @@ chunk-and-pad loop (compiled torch buckets, fixed-batch ONNX, AOTInductor and Te
 ranges). :func:`read_json_sidecar` and :func:`check_built_here` are the one reader and the
 one checker of the ``<file>.json`` sidecars of built files (``.pt2`` and ``.plan``).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,16 +18,22 @@ import numpy as np
 
 from g2h_edge.errors import EngineError
 
-__all__ = ["EngineOptions", "check_threads", "make_options", "torch_flags", "run_in_chunks",
-           "sidecar_path", "read_json_sidecar", "check_built_here"]
+__all__ = [
+    "EngineOptions",
+    "check_threads",
+    "make_options",
+    "torch_flags",
+    "run_in_chunks",
+    "sidecar_path",
+    "read_json_sidecar",
+    "check_built_here",
+]
 
 
 def check_threads(threads) -> None:
     """EngineError unless ``threads`` is None or a positive int (bools refused)."""
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or threads < 1):
-        raise EngineError(f"threads must be a positive int, got {threads!r}",
-                          reason="bad_option")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise EngineError(f"threads must be a positive int, got {threads!r}", reason="bad_option")
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,10 @@ def make_options(options_cls, kwargs: dict, what: str):
     names = [f.name for f in fields(options_cls)]
     unknown = sorted(set(kwargs) - set(names))
     if unknown:
-        raise EngineError(f"option(s) {unknown} do not apply to {what} ({options_cls.__name__} "
-                          f"takes {names})", reason="bad_option")
+        raise EngineError(
+            f"option(s) {unknown} do not apply to {what} ({options_cls.__name__} takes {names})",
+            reason="bad_option",
+        )
     return options_cls(**kwargs)
 
 
@@ -58,8 +67,10 @@ def torch_flags(path, precision: str | None, compile: str | None) -> dict:
     if Path(path).suffix.lower() == ".pt":
         return {"precision": precision or "fp32", "compile": compile}
     if precision not in (None, "fp32") or compile:
-        raise EngineError(f"torch precision/compile options apply to .pt bundles, not "
-                          f"{Path(path).name}", reason="bad_option")
+        raise EngineError(
+            f"torch precision/compile options apply to .pt bundles, not {Path(path).name}",
+            reason="bad_option",
+        )
     return {}
 
 
@@ -75,7 +86,7 @@ def run_in_chunks(run_once, x: np.ndarray, *, max_batch: int, pad_to=None) -> np
         return run_once(x)
     out = []
     for start in range(0, n, max_batch):
-        chunk = x[start:start + max_batch]  # (m, T, C), m <= max_batch, still C-contiguous
+        chunk = x[start : start + max_batch]  # (m, T, C), m <= max_batch, still C-contiguous
         m = chunk.shape[0]
         b = m if pad_to is None else int(pad_to(m))
         if b > m:
@@ -98,31 +109,50 @@ def read_json_sidecar(path, *, keys, tag: str, kind: str, rebuild: str) -> dict:
     try:
         meta = json.loads(side.read_text())
     except FileNotFoundError:
-        raise EngineError(f"{kind} {path} has no sidecar {side.name}: rebuild it with "
-                          f"`{rebuild}` on the target", reason="missing_sidecar") from None
+        raise EngineError(
+            f"{kind} {path} has no sidecar {side.name}: rebuild it with `{rebuild}` on the target",
+            reason="missing_sidecar",
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"sidecar {side} is not readable JSON: {exc}",
-                          reason="bad_sidecar") from exc
+        raise EngineError(f"sidecar {side} is not readable JSON: {exc}", reason="bad_sidecar") from exc
     missing = [k for k in keys if k not in meta] if isinstance(meta, dict) else ["all"]
     if missing or meta.get("format") != tag:
-        raise EngineError(f"sidecar {side} is not a g2h-edge {kind} sidecar (missing "
-                          f"{missing}, format "
-                          f"{meta.get('format') if isinstance(meta, dict) else None!r})",
-                          reason="bad_sidecar")
+        raise EngineError(
+            f"sidecar {side} is not a g2h-edge {kind} sidecar (missing "
+            f"{missing}, format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r})",
+            reason="bad_sidecar",
+        )
     return meta
 
 
-def check_built_here(problems: list[str], *, kind: str, name: str, why: str, rebuild: str,
-                     reason: str, recorded_sha256: str, sha256: str, also: str = "") -> None:
+def check_built_here(
+    problems: list[str],
+    *,
+    kind: str,
+    name: str,
+    why: str,
+    rebuild: str,
+    reason: str,
+    recorded_sha256: str,
+    sha256: str,
+    also: str = "",
+) -> None:
     """The one check of a built file against its sidecar: EngineError ``reason`` listing
     ``problems`` (what was built for another place), then ``corrupt`` when the file's
     sha256 differs from the one its sidecar recorded. ``why`` explains what ties the file
     to its build, ``rebuild`` is the command that rebuilds it on the target, ``also`` an
     alternative appended to the message."""
     if problems:
-        raise EngineError(f"{kind} {name} cannot run here: {'; '.join(problems)}. {why}: "
-                          f"rebuild it on the target with `{rebuild}`{also}", reason=reason)
+        raise EngineError(
+            f"{kind} {name} cannot run here: {'; '.join(problems)}. {why}: "
+            f"rebuild it on the target with `{rebuild}`{also}",
+            reason=reason,
+        )
     if str(recorded_sha256) != str(sha256):
-        raise EngineError(f"{kind} {name} does not match its sidecar (sha256 {sha256[:12]}... "
-                          f"vs {str(recorded_sha256)[:12]}...): the file was changed or "
-                          "truncated; rebuild it", reason="corrupt")
+        raise EngineError(
+            f"{kind} {name} does not match its sidecar (sha256 {sha256[:12]}... "
+            f"vs {str(recorded_sha256)[:12]}...): the file was changed or "
+            "truncated; rebuild it",
+            reason="corrupt",
+        )

@@ -15,6 +15,7 @@ comma-separated member list ``A.pt,B.onnx`` or a single engine file
 (:func:`~g2h_edge.engines.base.load_engine`);
 :func:`infer_with_spread` gives (mean, sd or None) for any engine.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,17 @@ import numpy as np
 from g2h_edge.engines.base import Engine, load_engine, validate_input
 from g2h_edge.errors import EngineError
 
-__all__ = ["EnsembleEngine", "MANIFEST_TAG", "write_manifest", "read_manifest",
-           "load_ensemble", "load_any", "parse_spec", "infer_with_spread", "is_manifest"]
+__all__ = [
+    "EnsembleEngine",
+    "MANIFEST_TAG",
+    "write_manifest",
+    "read_manifest",
+    "load_ensemble",
+    "load_any",
+    "parse_spec",
+    "infer_with_spread",
+    "is_manifest",
+]
 
 MANIFEST_TAG = "g2h-edge-ensemble"
 #: member fields that must agree
@@ -36,17 +46,22 @@ _SAME = ("task", "out_cols", "unit", "T", "in_cols")
 
 def _check_members(members) -> None:
     if len(members) < 2:
-        raise EngineError(f"an ensemble needs at least 2 member engines, got {len(members)}",
-                          reason="bad_ensemble")
+        raise EngineError(
+            f"an ensemble needs at least 2 member engines, got {len(members)}", reason="bad_ensemble"
+        )
     first = members[0]
     for m in members[1:]:
         for key in _SAME:
             a, b = getattr(first, key), getattr(m, key)
-            if (tuple(a) if isinstance(a, (list, tuple)) else a) != \
-                    (tuple(b) if isinstance(b, (list, tuple)) else b):
-                raise EngineError(f"ensemble members {first.name!r} and {m.name!r} differ in "
-                                  f"{key} ({a!r} vs {b!r}): every member must predict the "
-                                  f"same outputs of the same task", reason="ensemble_mismatch")
+            if (tuple(a) if isinstance(a, (list, tuple)) else a) != (
+                tuple(b) if isinstance(b, (list, tuple)) else b
+            ):
+                raise EngineError(
+                    f"ensemble members {first.name!r} and {m.name!r} differ in "
+                    f"{key} ({a!r} vs {b!r}): every member must predict the "
+                    f"same outputs of the same task",
+                    reason="ensemble_mismatch",
+                )
 
 
 def _shared_vector(members, key: str):
@@ -67,14 +82,16 @@ class EnsembleEngine(Engine):
         _check_members(members)
         first = members[0]
         meta = dict(first.metadata)
-        meta.update(name=name or "+".join(m.name for m in members),
-                    synthetic=any(m.synthetic for m in members),
-                    members=[{"name": m.name, "sha256": m.sha256, "backend": m.backend}
-                             for m in members])
+        meta.update(
+            name=name or "+".join(m.name for m in members),
+            synthetic=any(m.synthetic for m in members),
+            members=[{"name": m.name, "sha256": m.sha256, "backend": m.backend} for m in members],
+        )
         for key in ("mean", "std"):
             meta[key] = _shared_vector(members, key)
-        summary = next((m.metadata.get("input_summary") for m in members
-                        if m.metadata.get("input_summary")), None)
+        summary = next(
+            (m.metadata.get("input_summary") for m in members if m.metadata.get("input_summary")), None
+        )
         meta["input_summary"] = summary
         meta.pop("path", None)
         digest = hashlib.sha256("\n".join(m.sha256 for m in members).encode()).hexdigest()
@@ -95,7 +112,7 @@ class EnsembleEngine(Engine):
         if self.closed_:
             raise EngineError(f"engine {self.name!r} is closed", reason="closed")
         x = validate_input(x, self.T, len(self.in_cols))
-        ys = self._run_members(x).astype(np.float64)                  # (M, B, T, K)
+        ys = self._run_members(x).astype(np.float64)  # (M, B, T, K)
         return ys.mean(0).astype(np.float32), ys.std(0).astype(np.float32)
 
     def close(self) -> None:
@@ -121,8 +138,7 @@ def write_manifest(path, members, name: str) -> Path:
     for m in members:
         p = Path(m).resolve()
         rel.append(str(p.relative_to(base)) if p.is_relative_to(base) else str(p))
-    path.write_text(json.dumps({"format": MANIFEST_TAG, "name": str(name), "members": rel},
-                               indent=2) + "\n")
+    path.write_text(json.dumps({"format": MANIFEST_TAG, "name": str(name), "members": rel}, indent=2) + "\n")
     return path
 
 
@@ -137,21 +153,28 @@ def read_manifest(path) -> tuple[str, list[Path]]:
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
-        raise EngineError(f"ensemble manifest {path} does not exist",
-                          reason="missing_file") from None
+        raise EngineError(f"ensemble manifest {path} does not exist", reason="missing_file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"ensemble manifest {path} is not readable JSON: {exc}",
-                          reason="bad_manifest") from exc
+        raise EngineError(
+            f"ensemble manifest {path} is not readable JSON: {exc}", reason="bad_manifest"
+        ) from exc
     if not isinstance(obj, dict) or obj.get("format") != MANIFEST_TAG:
-        raise EngineError(f"{path} is not an ensemble manifest (needs \"format\": "
-                          f"\"{MANIFEST_TAG}\")", reason="bad_manifest")
+        raise EngineError(
+            f'{path} is not an ensemble manifest (needs "format": "{MANIFEST_TAG}")', reason="bad_manifest"
+        )
     unknown = sorted(set(obj) - {"format", "name", "members"})
     members = obj.get("members")
-    if unknown or not isinstance(members, list) or not all(isinstance(m, str) for m in members) \
-            or not isinstance(obj.get("name", ""), str):
-        raise EngineError(f"ensemble manifest {path}: needs a \"members\" list of file paths "
-                          f"and an optional \"name\" string (unknown keys {unknown})",
-                          reason="bad_manifest")
+    if (
+        unknown
+        or not isinstance(members, list)
+        or not all(isinstance(m, str) for m in members)
+        or not isinstance(obj.get("name", ""), str)
+    ):
+        raise EngineError(
+            f'ensemble manifest {path}: needs a "members" list of file paths '
+            f'and an optional "name" string (unknown keys {unknown})',
+            reason="bad_manifest",
+        )
     return obj.get("name") or path.stem, [(path.parent / m) for m in members]
 
 
@@ -172,9 +195,11 @@ def parse_spec(spec) -> list[str]:
     """``"A.pt,B.onnx"`` -> ["A.pt", "B.onnx"] (one entry for a plain path)."""
     parts = [p.strip() for p in str(spec).split(",")]
     if any(not p for p in parts):
-        raise EngineError(f"ensemble list {str(spec)!r} has an empty entry: give member files "
-                          "separated by commas, e.g. LSTM_JM60.pt,Mamba_JM60.pt",
-                          reason="bad_ensemble")
+        raise EngineError(
+            f"ensemble list {str(spec)!r} has an empty entry: give member files "
+            "separated by commas, e.g. LSTM_JM60.pt,Mamba_JM60.pt",
+            reason="bad_ensemble",
+        )
     return parts
 
 

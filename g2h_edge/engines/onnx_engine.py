@@ -6,6 +6,7 @@ decays that underflow; denormal arithmetic is several times slower on x86), runs
 optimiser at the level asked ("all" by default), and binds inputs/outputs to numpy buffers
 (I/O binding) so ONNX Runtime writes straight into the returned array.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,11 +20,9 @@ from g2h_edge.engines.base import Engine
 from g2h_edge.engines.common import EngineOptions, make_options, run_in_chunks
 from g2h_edge.errors import EngineError
 
-__all__ = ["OnnxEngine", "OnnxOptions", "PROVIDER_PREFERENCE", "GRAPH_OPT_LEVELS",
-           "choose_providers"]
+__all__ = ["OnnxEngine", "OnnxOptions", "PROVIDER_PREFERENCE", "GRAPH_OPT_LEVELS", "choose_providers"]
 
-PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
-                       "CPUExecutionProvider")
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 _FORMAT_TAG = "g2h-edge-onnx"  # g2h_edge.export.onnx.FORMAT_TAG (the core never imports export)
 
@@ -39,10 +38,12 @@ def choose_providers(available, requested=None) -> list[str]:
     requested = [p if isinstance(p, str) else p[0] for p in requested]
     missing = [p for p in requested if p not in available]
     if missing or not requested:
-        raise EngineError(f"ONNX Runtime providers {missing or requested} are not available in "
-                          f"this installation (available: {available}); for CUDA/TensorRT "
-                          "install the gpu extra: pip install 'g2h-edge[gpu]'",
-                          reason="bad_provider")
+        raise EngineError(
+            f"ONNX Runtime providers {missing or requested} are not available in "
+            f"this installation (available: {available}); for CUDA/TensorRT "
+            "install the gpu extra: pip install 'g2h-edge[gpu]'",
+            reason="bad_provider",
+        )
     return requested
 
 
@@ -72,20 +73,24 @@ class OnnxOptions(EngineOptions):
     def __post_init__(self):
         super().__post_init__()
         if self.graph_opt not in GRAPH_OPT_LEVELS:
-            raise EngineError(f"graph_opt {self.graph_opt!r} is not one of "
-                              f"{list(GRAPH_OPT_LEVELS)}", reason="bad_option")
-        if isinstance(self.providers, (list, str)):   # hashable and one shape: a tuple
-            object.__setattr__(self, "providers", tuple([self.providers]
-                                                        if isinstance(self.providers, str)
-                                                        else self.providers))
+            raise EngineError(
+                f"graph_opt {self.graph_opt!r} is not one of {list(GRAPH_OPT_LEVELS)}", reason="bad_option"
+            )
+        if isinstance(self.providers, (list, str)):  # hashable and one shape: a tuple
+            object.__setattr__(
+                self,
+                "providers",
+                tuple([self.providers] if isinstance(self.providers, str) else self.providers),
+            )
 
 
 def _import_ort():
     try:
         import onnxruntime as ort
     except ImportError as exc:  # a core dependency, but say so clearly
-        raise EngineError(f"onnxruntime cannot be imported ({exc}); reinstall g2h-edge",
-                          reason="missing_backend") from exc
+        raise EngineError(
+            f"onnxruntime cannot be imported ({exc}); reinstall g2h-edge", reason="missing_backend"
+        ) from exc
     return ort
 
 
@@ -96,11 +101,14 @@ def _check_integrity(data: bytes, meta: dict, path: Path) -> None:
 
     from g2h_edge.integrity import CONTENT_KEY, check_content, onnx_graph_sha256
 
-    check_content(meta.get(CONTENT_KEY), onnx_graph_sha256(onnx.load_model_from_string(data)),
-                  path=path, kind="ONNX model",
-                  fix="re-export it with `g2h-edge export onnx --model BUNDLE.pt` or restore a "
-                      "good copy",
-                  add="re-export it with `g2h-edge export onnx` to add one")
+    check_content(
+        meta.get(CONTENT_KEY),
+        onnx_graph_sha256(onnx.load_model_from_string(data)),
+        path=path,
+        kind="ONNX model",
+        fix="re-export it with `g2h-edge export onnx --model BUNDLE.pt` or restore a good copy",
+        add="re-export it with `g2h-edge export onnx` to add one",
+    )
 
 
 class OnnxEngine(Engine):
@@ -113,15 +121,21 @@ class OnnxEngine(Engine):
     backend = "onnxruntime"
     Options = OnnxOptions
 
-    def __init__(self, session, metadata: dict, *, sha256: str = "unsaved",
-                 options: OnnxOptions | None = None):
+    def __init__(
+        self, session, metadata: dict, *, sha256: str = "unsaved", options: OnnxOptions | None = None
+    ):
         if isinstance(session, (str, Path)):
-            raise TypeError("OnnxEngine takes an InferenceSession; use "
-                            "OnnxEngine.from_file(path) for a .onnx file")
+            raise TypeError(
+                "OnnxEngine takes an InferenceSession; use OnnxEngine.from_file(path) for a .onnx file"
+            )
         opts = options or OnnxOptions()
         meta = dict(metadata)
-        meta.update(backend=self.backend, providers=session.get_providers(),
-                    graph_opt=opts.graph_opt, threads=opts.threads)
+        meta.update(
+            backend=self.backend,
+            providers=session.get_providers(),
+            graph_opt=opts.graph_opt,
+            threads=opts.threads,
+        )
         super().__init__(meta, sha256=sha256)
         self.options = opts
         self.providers_ = list(session.get_providers())
@@ -145,13 +159,18 @@ class OnnxEngine(Engine):
             sess = ort.InferenceSession(data, so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
-            raise EngineError(f"{path} is not a loadable ONNX model (corrupt, truncated or not "
-                              f"ONNX): {first}", reason="corrupt") from exc
+            raise EngineError(
+                f"{path} is not a loadable ONNX model (corrupt, truncated or not ONNX): {first}",
+                reason="corrupt",
+            ) from exc
         meta = _decode(sess.get_modelmeta().custom_metadata_map)
         if meta.get("format") != _FORMAT_TAG:
-            raise EngineError(f"{path} is an ONNX model but not a g2h-edge export (no "
-                              f"'format': '{_FORMAT_TAG}' in its metadata_props); export it "
-                              "with `g2h-edge export onnx`", reason="not_g2h_export")
+            raise EngineError(
+                f"{path} is an ONNX model but not a g2h-edge export (no "
+                f"'format': '{_FORMAT_TAG}' in its metadata_props); export it "
+                "with `g2h-edge export onnx`",
+                reason="not_g2h_export",
+            )
         _check_integrity(data, meta, path)
         meta["path"] = str(path)
         return cls(sess, meta, sha256=hashlib.sha256(data).hexdigest(), options=opts)
@@ -164,24 +183,27 @@ class OnnxEngine(Engine):
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[graph_opt]
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[graph_opt]
         if threads is not None:
             so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.add_session_config_entry("session.set_denormal_as_zero", "1")
         if spinning is not None:
-            so.add_session_config_entry("session.intra_op.allow_spinning",
-                                        "1" if spinning else "0")
+            so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         return so
 
     def _bind_io(self, sess, io_binding: bool) -> None:
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 3:
             where = self.metadata.get("path", "ONNX model")
-            raise EngineError(f"{where}: expected one (B, T, 10) input and one "
-                              f"output, got {[(i.name, i.shape) for i in inputs]} -> "
-                              f"{[(o.name, o.shape) for o in outputs]}", reason="bad_graph")
+            raise EngineError(
+                f"{where}: expected one (B, T, 10) input and one "
+                f"output, got {[(i.name, i.shape) for i in inputs]} -> "
+                f"{[(o.name, o.shape) for o in outputs]}",
+                reason="bad_graph",
+            )
         self.session_ = sess
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
@@ -198,8 +220,7 @@ class OnnxEngine(Engine):
         y = np.empty((x.shape[0], self.T, len(self.out_cols)), np.float32)  # (B, T, K)
         binding = sess.io_binding()
         binding.bind_cpu_input(self.input_name, x)
-        binding.bind_output(self.output_name, "cpu", 0, np.float32, list(y.shape),
-                            y.ctypes.data)
+        binding.bind_output(self.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
         sess.run_with_iobinding(binding)
         return y
 

@@ -11,6 +11,7 @@ Eager float32 by default. Two options trade exactness for speed on CPUs with bf1
   64; larger batches run in chunks of 64) and :meth:`warmup` compiles the sizes a server
   will use before it serves.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,14 +59,17 @@ class TorchOptions(EngineOptions):
     def __post_init__(self):
         super().__post_init__()
         if self.precision not in TORCH_PRECISIONS:
-            raise EngineError(f"torch precision {self.precision!r} is not one of "
-                              f"{list(TORCH_PRECISIONS)}", reason="bad_option")
+            raise EngineError(
+                f"torch precision {self.precision!r} is not one of {list(TORCH_PRECISIONS)}",
+                reason="bad_option",
+            )
         if self.compile is not None and self.compile not in COMPILE_MODES:
-            raise EngineError(f"torch compile mode {self.compile!r} is not one of "
-                              f"{list(COMPILE_MODES)}", reason="bad_option")
+            raise EngineError(
+                f"torch compile mode {self.compile!r} is not one of {list(COMPILE_MODES)}",
+                reason="bad_option",
+            )
         if not isinstance(self.device, str):
-            raise EngineError(f"torch device must be a string, got {self.device!r}",
-                              reason="bad_option")
+            raise EngineError(f"torch device must be a string, got {self.device!r}", reason="bad_option")
 
 
 class TorchEngine(Engine):
@@ -79,16 +83,17 @@ class TorchEngine(Engine):
     backend = "torch"
     Options = TorchOptions
 
-    def __init__(self, bundle: Bundle, options: TorchOptions | None = None, *,
-                 sha256: str = "unsaved", path=None):
+    def __init__(
+        self, bundle: Bundle, options: TorchOptions | None = None, *, sha256: str = "unsaved", path=None
+    ):
         if not isinstance(bundle, Bundle):
-            raise TypeError("TorchEngine takes a loaded Bundle; use TorchEngine.from_file(path)"
-                            " for a .pt file")
+            raise TypeError(
+                "TorchEngine takes a loaded Bundle; use TorchEngine.from_file(path) for a .pt file"
+            )
         opts = options or TorchOptions()
         self._check_arch(bundle, opts)
         meta = bundle_metadata(bundle)
-        meta.update(backend=self.backend, device=opts.device, precision=opts.precision,
-                    compile=opts.compile)
+        meta.update(backend=self.backend, device=opts.device, precision=opts.precision, compile=opts.compile)
         if path is not None:
             meta["path"] = str(path)
         super().__init__(meta, sha256=sha256)
@@ -102,12 +107,14 @@ class TorchEngine(Engine):
             module = bundle.module()
             if opts.compile is not None and bundle.arch == "transformer":
                 from g2h_edge.models.folded import FoldedTransformer
+
                 module = FoldedTransformer(module, bundle.T, attention="sdpa")
             # (a compiled Mamba traces its chunked scan: MambaBlock.scan "auto")
             self.module_ = module.to(self.device, self.dtype)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA requested but absent
-            raise EngineError(f"cannot place model {bundle.name!r} on {opts.device!r}: {exc}",
-                              reason="bad_device") from exc
+            raise EngineError(
+                f"cannot place model {bundle.name!r} on {opts.device!r}: {exc}", reason="bad_device"
+            ) from exc
         self.arch = bundle.arch
         self.compiled_ = None
         self.buckets_: set[int] = set()
@@ -124,38 +131,41 @@ class TorchEngine(Engine):
         return cls(bundle, opts, sha256=file_sha256(path), path=path)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, options: TorchOptions | None = None,
-                    **kwargs) -> TorchEngine:
+    def from_bundle(cls, bundle: Bundle, options: TorchOptions | None = None, **kwargs) -> TorchEngine:
         """An engine for an in-memory bundle (``sha256`` is then "unsaved")."""
         return cls(bundle, options or make_options(TorchOptions, kwargs, "torch engines"))
 
     @staticmethod
     def _check_arch(bundle: Bundle, opts: TorchOptions) -> None:
         if opts.compile is not None and bundle.arch == "lstm":
-            raise EngineError(f"torch compile serves Transformer and Mamba bundles "
-                              f"({bundle.name!r} is an LSTM, already a single fused op); serve "
-                              "it eagerly or export it to ONNX", reason="bad_option")
+            raise EngineError(
+                f"torch compile serves Transformer and Mamba bundles "
+                f"({bundle.name!r} is an LSTM, already a single fused op); serve "
+                "it eagerly or export it to ONNX",
+                reason="bad_option",
+            )
         if opts.compile is not None and bundle.arch == "mamba" and opts.precision != "fp32":
-            raise EngineError("a compiled Mamba runs in fp32 only (its bf16 graph does not "
-                              "compile with this PyTorch); drop --torch-precision bf16",
-                              reason="bad_option")
+            raise EngineError(
+                "a compiled Mamba runs in fp32 only (its bf16 graph does not "
+                "compile with this PyTorch); drop --torch-precision bf16",
+                reason="bad_option",
+            )
 
     def _compile(self) -> None:
         import torch._dynamo.config as dynamo_config
         import torch._inductor.config as inductor_config
 
-        inductor_config.freezing = True          # constant weights: prepacked for oneDNN/AMX
-        inductor_config.cpp_wrapper = True       # C++ call wrapper: less Python per call
-        inductor_config.autotune_num_choices_displayed = 0   # no autotune tables on stderr
+        inductor_config.freezing = True  # constant weights: prepacked for oneDNN/AMX
+        inductor_config.cpp_wrapper = True  # C++ call wrapper: less Python per call
+        inductor_config.autotune_num_choices_displayed = 0  # no autotune tables on stderr
         if hasattr(inductor_config, "max_autotune_report_choices_stats"):
             inductor_config.max_autotune_report_choices_stats = False
         # one compiled graph per (engine, batch bucket): room for several engines
         dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, 64)
         mode = "max-autotune-no-cudagraphs" if self.compile_mode == "max-autotune" else None
         # float32 in and out, casts inside the graph (fused into its first/last kernels)
-        self.compiled_ = torch.compile(_CastIO(self.module_, self.dtype), mode=mode,
-                                       dynamic=False)
-        self._ensure_bucket(1)                   # a compiler problem shows at load time
+        self.compiled_ = torch.compile(_CastIO(self.module_, self.dtype), mode=mode, dynamic=False)
+        self._ensure_bucket(1)  # a compiler problem shows at load time
 
     def _ensure_bucket(self, b: int) -> None:
         if b in self.buckets_:
@@ -166,9 +176,12 @@ class TorchEngine(Engine):
                 self.compiled_(x)
         except Exception as exc:  # inductor: no C++ compiler, unsupported op, ...
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
-            raise EngineError(f"torch.compile of {self.name!r} failed at batch {b} ({first}); "
-                              "it needs a working C++ compiler (gcc/g++); serve without "
-                              "--torch-compile instead", reason="compile_failed") from exc
+            raise EngineError(
+                f"torch.compile of {self.name!r} failed at batch {b} ({first}); "
+                "it needs a working C++ compiler (gcc/g++); serve without "
+                "--torch-compile instead",
+                reason="compile_failed",
+            ) from exc
         self.buckets_.add(b)
 
     def warmup(self, batch_sizes=(1,)) -> None:

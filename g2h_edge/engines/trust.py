@@ -14,6 +14,7 @@ sidecar field (so the package's sha256, the machine and the model metadata), and
 engine checks the package bytes against that sha256. Trust reaches exactly as far as the
 key file: anyone who can read it (root, this user) can sign. See docs/export.md "Trust".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,15 @@ from pathlib import Path
 
 from g2h_edge.errors import EngineError
 
-__all__ = ["SIGNATURE_KEY", "KEY_ID_KEY", "config_dir", "key_path", "load_build_key",
-           "sign_sidecar", "verify_sidecar"]
+__all__ = [
+    "SIGNATURE_KEY",
+    "KEY_ID_KEY",
+    "config_dir",
+    "key_path",
+    "load_build_key",
+    "sign_sidecar",
+    "verify_sidecar",
+]
 
 SIGNATURE_KEY = "build_signature"
 KEY_ID_KEY = "build_key_id"
@@ -58,15 +66,17 @@ def load_build_key(create: bool = False) -> bytes | None:
         key = secrets.token_bytes(_KEY_BYTES)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:          # another export created it first: use that one
+        except FileExistsError:  # another export created it first: use that one
             return load_build_key(create=False)
         with os.fdopen(fd, "wb") as f:
             f.write(key)
         return key
     if len(key) != _KEY_BYTES:
-        raise EngineError(f"build key {path} is damaged ({len(key)} bytes, expected "
-                          f"{_KEY_BYTES}); delete it and rebuild your packages",
-                          reason="bad_build_key")
+        raise EngineError(
+            f"build key {path} is damaged ({len(key)} bytes, expected "
+            f"{_KEY_BYTES}); delete it and rebuild your packages",
+            reason="bad_build_key",
+        )
     return key
 
 
@@ -94,22 +104,32 @@ def verify_sidecar(sidecar: dict, *, kind: str, name: str, trust_native: bool) -
     user's build key, or ``trust_native`` is set."""
     if trust_native:
         return
-    fix = (f"rebuild it yourself on this machine (`g2h-edge export "
-           f"{'aoti' if kind.startswith('AOT') else 'trt'}`), or, if you trust whoever "
-           "built it, serve it with --trust-native")
+    fix = (
+        f"rebuild it yourself on this machine (`g2h-edge export "
+        f"{'aoti' if kind.startswith('AOT') else 'trt'}`), or, if you trust whoever "
+        "built it, serve it with --trust-native"
+    )
     signature = sidecar.get(SIGNATURE_KEY)
     if not isinstance(signature, str):
-        raise EngineError(f"{kind} {name} is native code with no build signature (built by "
-                          f"an older g2h-edge, or not by g2h-edge): {fix}",
-                          reason="untrusted_native")
+        raise EngineError(
+            f"{kind} {name} is native code with no build signature (built by "
+            f"an older g2h-edge, or not by g2h-edge): {fix}",
+            reason="untrusted_native",
+        )
     key = load_build_key(create=False)
     if key is None:
-        raise EngineError(f"{kind} {name} is native code signed by another build key, and "
-                          f"this user has none ({key_path()} is absent: nothing was built "
-                          f"here): {fix}", reason="untrusted_native")
-    if sidecar.get(KEY_ID_KEY) != _key_id(key) or \
-            not hmac.compare_digest(signature, _mac(key, sidecar)):
-        why = ("was signed by another user or machine" if sidecar.get(KEY_ID_KEY) !=
-               _key_id(key) else "was changed after it was signed")
-        raise EngineError(f"{kind} {name} is native code whose sidecar {why}: {fix}",
-                          reason="untrusted_native")
+        raise EngineError(
+            f"{kind} {name} is native code signed by another build key, and "
+            f"this user has none ({key_path()} is absent: nothing was built "
+            f"here): {fix}",
+            reason="untrusted_native",
+        )
+    if sidecar.get(KEY_ID_KEY) != _key_id(key) or not hmac.compare_digest(signature, _mac(key, sidecar)):
+        why = (
+            "was signed by another user or machine"
+            if sidecar.get(KEY_ID_KEY) != _key_id(key)
+            else "was changed after it was signed"
+        )
+        raise EngineError(
+            f"{kind} {name} is native code whose sidecar {why}: {fix}", reason="untrusted_native"
+        )

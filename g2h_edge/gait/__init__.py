@@ -11,6 +11,7 @@
 The detector's accuracy against known ICs is measured by the tool
 ``python -m g2h_edge.bench.detector DATA_DIR`` (:mod:`g2h_edge.bench.detector`).
 """
+
 from g2h_edge.gait.assembler import Cycle, CycleAssembler
 from g2h_edge.gait.config import CycleConfig, ICDetectorConfig, from_mapping
 from g2h_edge.gait.detector import OnlineICDetector, detect_ics, fit_peak, foot_reach
@@ -18,7 +19,17 @@ from g2h_edge.gait.gates import GATES, PeakMeasures, gate_peak
 from g2h_edge.gait.resample import resample_cycle
 
 __all__ = [
-    "OnlineICDetector", "ICDetectorConfig", "detect_ics", "foot_reach", "fit_peak", "GATES",
-    "PeakMeasures", "gate_peak",
-    "Cycle", "CycleAssembler", "CycleConfig", "from_mapping", "resample_cycle",
+    "OnlineICDetector",
+    "ICDetectorConfig",
+    "detect_ics",
+    "foot_reach",
+    "fit_peak",
+    "GATES",
+    "PeakMeasures",
+    "gate_peak",
+    "Cycle",
+    "CycleAssembler",
+    "CycleConfig",
+    "from_mapping",
+    "resample_cycle",
 ]

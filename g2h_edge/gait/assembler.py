@@ -11,6 +11,7 @@ Reject reasons (``GaitError.reason``): ``cycle_too_short``, ``cycle_too_long``, 
 ``bad_side``/``bad_shape``/``time_not_increasing`` for misuse.
 The first IC of a side opens the first cycle and returns ``None`` (not a reject).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -65,12 +66,12 @@ class CycleAssembler:
         cap = 256
         self.t_ = np.empty(cap, dtype=np.float64)
         self.q_ = np.empty((cap, N_IN), dtype=np.float32)
-        self.lo_ = 0          # first valid row
-        self.hi_ = 0          # one past the last valid row
+        self.lo_ = 0  # first valid row
+        self.hi_ = 0  # one past the last valid row
         self.dropped_ = False  # whether old frames were ever forgotten
         self.last_ic_: dict[str, float | None] = {s: None for s in SIDES}
-        self.count_: dict[str, int] = {s: 0 for s in SIDES}   # closed intervals per side
-        self.ics_: dict[str, deque] = {s: deque(maxlen=8) for s in SIDES}   # recent ICs
+        self.count_: dict[str, int] = {s: 0 for s in SIDES}  # closed intervals per side
+        self.ics_: dict[str, deque] = {s: deque(maxlen=8) for s in SIDES}  # recent ICs
         # (10, 2) limits as an array once (the config is frozen), not once per cycle
         self.limits_ = np.asarray(self.config.angle_limits_deg, dtype=np.float64)
 
@@ -85,7 +86,7 @@ class CycleAssembler:
 
     def buffered(self) -> tuple[np.ndarray, np.ndarray]:
         """Views of the buffered ``t`` (m,) and ``q`` (m, 10) (do not modify)."""
-        return self.t_[self.lo_:self.hi_], self.q_[self.lo_:self.hi_]
+        return self.t_[self.lo_ : self.hi_], self.q_[self.lo_ : self.hi_]
 
     def push(self, t, q) -> None:
         """Append frames ``t`` (n,) seconds, strictly increasing and after the last frame,
@@ -95,45 +96,50 @@ class CycleAssembler:
         q = np.asarray(q, dtype=np.float32)
         n = t.shape[0]
         if q.ndim != 2 or q.shape != (n, N_IN):
-            raise GaitError(f"push needs t (n,) and q (n, {N_IN}), got {t.shape} and {q.shape}",
-                            reason="bad_shape")
+            raise GaitError(
+                f"push needs t (n,) and q (n, {N_IN}), got {t.shape} and {q.shape}", reason="bad_shape"
+            )
         if n == 0:
             return
         last = self.t_last
         if (last is not None and not t[0] > last) or (n > 1 and not np.all(np.diff(t) > 0)):
-            raise GaitError(f"frame times must increase strictly (last buffered {last}, "
-                            f"got {t[:3].tolist()}...)", reason="time_not_increasing")
+            raise GaitError(
+                f"frame times must increase strictly (last buffered {last}, got {t[:3].tolist()}...)",
+                reason="time_not_increasing",
+            )
         self._make_room(n, float(t[-1]))
-        self.t_[self.hi_:self.hi_ + n] = t
-        self.q_[self.hi_:self.hi_ + n] = q
+        self.t_[self.hi_ : self.hi_ + n] = t
+        self.q_[self.hi_ : self.hi_ + n] = q
         self.hi_ += n
 
     def _make_room(self, n: int, t_new_last: float) -> None:
         cfg = self.config
-        if n > cfg.max_buffer_frames:          # a single chunk larger than the cap
-            raise GaitError(f"{n} frames in one push exceed max_buffer_frames "
-                            f"({cfg.max_buffer_frames})", reason="bad_shape")
+        if n > cfg.max_buffer_frames:  # a single chunk larger than the cap
+            raise GaitError(
+                f"{n} frames in one push exceed max_buffer_frames ({cfg.max_buffer_frames})",
+                reason="bad_shape",
+            )
         # forget frames older than buffer_s before the newest one (keep one frame before the
         # horizon so a cycle starting exactly there still has its bracketing sample)
         horizon = t_new_last - cfg.buffer_s
-        keep = int(np.searchsorted(self.t_[self.lo_:self.hi_], horizon, side="right")) - 1
+        keep = int(np.searchsorted(self.t_[self.lo_ : self.hi_], horizon, side="right")) - 1
         self.lo_ += max(keep, 0)
         self.dropped_ = self.dropped_ or keep > 0
         excess = (self.hi_ - self.lo_) + n - cfg.max_buffer_frames
-        if excess > 0:                         # hard frame cap: drop the oldest
+        if excess > 0:  # hard frame cap: drop the oldest
             self.lo_ = min(self.lo_ + excess, self.hi_)
             self.dropped_ = True
         need = (self.hi_ - self.lo_) + n
         cap = self.t_.shape[0]
         if self.hi_ + n <= cap:
             return
-        if need * 2 > cap:                     # grow (amortised O(1) per frame)
+        if need * 2 > cap:  # grow (amortised O(1) per frame)
             cap = max(cap * 2, need * 2)
         t_new = np.empty(cap, dtype=np.float64)
         q_new = np.empty((cap, N_IN), dtype=np.float32)
         m = self.hi_ - self.lo_
-        t_new[:m] = self.t_[self.lo_:self.hi_]
-        q_new[:m] = self.q_[self.lo_:self.hi_]
+        t_new[:m] = self.t_[self.lo_ : self.hi_]
+        q_new[:m] = self.q_[self.lo_ : self.hi_]
         self.t_, self.q_, self.lo_, self.hi_ = t_new, q_new, 0, m
 
     def reset(self) -> None:
@@ -159,14 +165,24 @@ class CycleAssembler:
         t_ic = float(t_ic)
         t0 = self.last_ic_[side]
         if not np.isfinite(t_ic) or (t0 is not None and not t_ic > t0):
-            raise _reject(f"{side} IC at {t_ic!r} s is not after the previous one ({t0} s)",
-                          "ic_not_increasing", side, self.count_[side],
-                          t_ic if t0 is None else t0, t_ic)
+            raise _reject(
+                f"{side} IC at {t_ic!r} s is not after the previous one ({t0} s)",
+                "ic_not_increasing",
+                side,
+                self.count_[side],
+                t_ic if t0 is None else t0,
+                t_ic,
+            )
         t_last = self.t_last
         if t_last is None or t_ic > t_last + self._half_frame():
-            raise _reject(f"{side} IC at {t_ic:.4f} s is after the last frame ({t_last} s); "
-                          "push the frames first", "ic_after_data", side,
-                          self.count_[side], t_ic if t0 is None else t0, t_ic)
+            raise _reject(
+                f"{side} IC at {t_ic:.4f} s is after the last frame ({t_last} s); push the frames first",
+                "ic_after_data",
+                side,
+                self.count_[side],
+                t_ic if t0 is None else t0,
+                t_ic,
+            )
         self.last_ic_[side] = t_ic
         self.ics_[side].append(t_ic)
         if t0 is None:
@@ -185,20 +201,32 @@ class CycleAssembler:
         cfg = self.config
         dur = t1 - t0
         if dur < cfg.min_cycle_s or dur > cfg.max_cycle_s or cfg.min_step_fraction <= 0:
-            return None                        # duration rejects come first (in _build)
+            return None  # duration rejects come first (in _build)
         other = [tc for tc in self.ics_["L" if side == "R" else "R"] if t0 < tc < t1]
         if len(other) >= 2:
-            raise _reject(f"{side} cycle [{t0:.3f}, {t1:.3f}] s holds {len(other)} ICs of the "
-                          f"other side: a {side} IC was missed", "missed_ic", side, index,
-                          t0, t1)
+            raise _reject(
+                f"{side} cycle [{t0:.3f}, {t1:.3f}] s holds {len(other)} ICs of the "
+                f"other side: a {side} IC was missed",
+                "missed_ic",
+                side,
+                index,
+                t0,
+                t1,
+            )
         if not other:
             return None
         frac = (other[0] - t0) / dur
         if not cfg.min_step_fraction <= frac <= 1.0 - cfg.min_step_fraction:
-            raise _reject(f"{side} cycle [{t0:.3f}, {t1:.3f}] s has the other side's IC at "
-                          f"{100 * frac:.0f} % (allowed {100 * cfg.min_step_fraction:.0f}-"
-                          f"{100 * (1 - cfg.min_step_fraction):.0f} %): a wrong IC?",
-                          "step_asymmetry", side, index, t0, t1)
+            raise _reject(
+                f"{side} cycle [{t0:.3f}, {t1:.3f}] s has the other side's IC at "
+                f"{100 * frac:.0f} % (allowed {100 * cfg.min_step_fraction:.0f}-"
+                f"{100 * (1 - cfg.min_step_fraction):.0f} %): a wrong IC?",
+                "step_asymmetry",
+                side,
+                index,
+                t0,
+                t1,
+            )
         return frac
 
     def _half_frame(self) -> float:
@@ -212,33 +240,70 @@ class CycleAssembler:
         cfg = self.config
         dur = t_ic - t0
         if dur < cfg.min_cycle_s:
-            raise _reject(f"{side} cycle of {dur:.3f} s is shorter than min_cycle_s "
-                          f"({cfg.min_cycle_s} s)", "cycle_too_short", side, index, t0, t_ic)
+            raise _reject(
+                f"{side} cycle of {dur:.3f} s is shorter than min_cycle_s ({cfg.min_cycle_s} s)",
+                "cycle_too_short",
+                side,
+                index,
+                t0,
+                t_ic,
+            )
         if dur > cfg.max_cycle_s:
-            raise _reject(f"{side} cycle of {dur:.3f} s is longer than max_cycle_s "
-                          f"({cfg.max_cycle_s} s)", "cycle_too_long", side, index, t0, t_ic)
+            raise _reject(
+                f"{side} cycle of {dur:.3f} s is longer than max_cycle_s ({cfg.max_cycle_s} s)",
+                "cycle_too_long",
+                side,
+                index,
+                t0,
+                t_ic,
+            )
         t, q = self.buffered()
-        i0 = int(np.searchsorted(t, t0, side="right")) - 1      # last sample <= t0
-        i1 = int(np.searchsorted(t, t1, side="left"))           # first sample >= t1
+        i0 = int(np.searchsorted(t, t0, side="right")) - 1  # last sample <= t0
+        i1 = int(np.searchsorted(t, t1, side="left"))  # first sample >= t1
         if i0 < 0 and self.dropped_:
-            raise _reject(f"{side} cycle start {t0:.4f} s is no longer buffered (oldest "
-                          f"frame {t[0]:.4f} s); raise buffer_s", "buffer_overrun",
-                          side, index, t0, t_ic)
+            raise _reject(
+                f"{side} cycle start {t0:.4f} s is no longer buffered (oldest "
+                f"frame {t[0]:.4f} s); raise buffer_s",
+                "buffer_overrun",
+                side,
+                index,
+                t0,
+                t_ic,
+            )
         if i0 < 0:
-            raise _reject(f"{side} cycle start {t0:.4f} s is before the stream's first "
-                          f"frame ({t[0]:.4f} s)", "before_first_frame", side, index, t0, t_ic)
+            raise _reject(
+                f"{side} cycle start {t0:.4f} s is before the stream's first frame ({t[0]:.4f} s)",
+                "before_first_frame",
+                side,
+                index,
+                t0,
+                t_ic,
+            )
         i1 = min(i1, t.shape[0] - 1)
-        ts, qs = t[i0:i1 + 1], q[i0:i1 + 1]
+        ts, qs = t[i0 : i1 + 1], q[i0 : i1 + 1]
         if not np.all(np.isfinite(qs)):
             bad = np.argwhere(~np.isfinite(qs))[0]
-            raise _reject(f"{side} cycle holds non-finite angles ({IN_COLS[bad[1]]} at "
-                          f"{ts[bad[0]]:.4f} s)", "nan", side, index, t0, t1)
+            raise _reject(
+                f"{side} cycle holds non-finite angles ({IN_COLS[bad[1]]} at {ts[bad[0]]:.4f} s)",
+                "nan",
+                side,
+                index,
+                t0,
+                t1,
+            )
         dt = np.diff(ts)
         max_gap = float(dt.max()) if dt.size else 0.0
         if max_gap > cfg.max_gap_s:
             at = float(ts[int(np.argmax(dt))])
-            raise _reject(f"{side} cycle has a {max_gap * 1e3:.1f} ms gap after {at:.4f} s "
-                          f"(max_gap_s {cfg.max_gap_s} s)", "gap", side, index, t0, t1)
+            raise _reject(
+                f"{side} cycle has a {max_gap * 1e3:.1f} ms gap after {at:.4f} s "
+                f"(max_gap_s {cfg.max_gap_s} s)",
+                "gap",
+                side,
+                index,
+                t0,
+                t1,
+            )
         self._check_limits(qs, side, index, t0, t1)
         x = resample_cycle(ts, qs, t0, t1, cfg.n_frames)
         frame = _median(dt)
@@ -255,12 +320,19 @@ class CycleAssembler:
         return x, quality
 
     def _check_limits(self, qs, side, index, t0, t1) -> None:
-        lim = self.limits_                                       # (10, 2)
+        lim = self.limits_  # (10, 2)
         lo, hi = qs.min(axis=0), qs.max(axis=0)
         bad = np.flatnonzero((lo < lim[:, 0]) | (hi > lim[:, 1]))
         if bad.size:
             c = int(bad[0])
-            raise _reject(f"{side} cycle has implausible {IN_COLS[c]}: range "
-                          f"[{lo[c]:.1f}, {hi[c]:.1f}] deg outside [{lim[c, 0]:.0f}, "
-                          f"{lim[c, 1]:.0f}] (radians declared as degrees? old gait2354 "
-                          "knee sign?)", "implausible_angles", side, index, t0, t1)
+            raise _reject(
+                f"{side} cycle has implausible {IN_COLS[c]}: range "
+                f"[{lo[c]:.1f}, {hi[c]:.1f}] deg outside [{lim[c, 0]:.0f}, "
+                f"{lim[c, 1]:.0f}] (radians declared as degrees? old gait2354 "
+                "knee sign?)",
+                "implausible_angles",
+                side,
+                index,
+                t0,
+                t1,
+            )

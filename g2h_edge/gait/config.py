@@ -4,6 +4,7 @@
 assembler's checks. Both validate types and ranges on construction and can be built from a
 plain mapping with :func:`from_mapping` (unknown keys are a :class:`ConfigError`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,18 +20,23 @@ __all__ = ["ICDetectorConfig", "CycleConfig", "DEFAULT_ANGLE_LIMITS_DEG", "from_
 #: purpose: they catch radians, wrong knee sign (gait2354 walks reach -60 deg), swapped
 #: channels and corrupt samples, not unusual but real gait.
 DEFAULT_ANGLE_LIMITS_DEG: tuple[tuple[float, float], ...] = (
-    (-60.0, 130.0), (-50.0, 50.0), (-70.0, 70.0),   # hip_flexion/adduction/rotation_r
-    (-60.0, 130.0), (-50.0, 50.0), (-70.0, 70.0),   # same, left
-    (-25.0, 160.0), (-70.0, 70.0),                  # knee_angle_r, ankle_angle_r
-    (-25.0, 160.0), (-70.0, 70.0),                  # knee_angle_l, ankle_angle_l
+    (-60.0, 130.0),
+    (-50.0, 50.0),
+    (-70.0, 70.0),  # hip_flexion/adduction/rotation_r
+    (-60.0, 130.0),
+    (-50.0, 50.0),
+    (-70.0, 70.0),  # same, left
+    (-25.0, 160.0),
+    (-70.0, 70.0),  # knee_angle_r, ankle_angle_r
+    (-25.0, 160.0),
+    (-70.0, 70.0),  # knee_angle_l, ankle_angle_l
 )
 
 
 def _positive(obj, *names: str) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
-            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, "
-                              f"got {getattr(obj, name)!r}")
+            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {getattr(obj, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -86,17 +92,27 @@ class ICDetectorConfig:
 
     def __post_init__(self):
         check_numeric_fields(self)
-        _positive(self, "confirm_drop_reach", "max_delay_s", "fit_half_s", "swing_rise_reach",
-                  "min_swing_reach", "max_knee_ic_deg", "min_stride_s", "reset_gap_s",
-                  "start_max_drop_reach")
+        _positive(
+            self,
+            "confirm_drop_reach",
+            "max_delay_s",
+            "fit_half_s",
+            "swing_rise_reach",
+            "min_swing_reach",
+            "max_knee_ic_deg",
+            "min_stride_s",
+            "reset_gap_s",
+            "start_max_drop_reach",
+        )
         for name in ("ic_offset_s", "confirm_margin_s", "min_step_s", "start_edge_s"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"ICDetectorConfig.{name} must be >= 0, "
-                                  f"got {getattr(self, name)!r}")
+                raise ConfigError(f"ICDetectorConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.ic_offset_s + self.confirm_margin_s > self.max_delay_s:
-            raise ConfigError(f"ICDetectorConfig.max_delay_s ({self.max_delay_s}) must be at "
-                              "least ic_offset_s + confirm_margin_s "
-                              f"({self.ic_offset_s + self.confirm_margin_s})")
+            raise ConfigError(
+                f"ICDetectorConfig.max_delay_s ({self.max_delay_s}) must be at "
+                "least ic_offset_s + confirm_margin_s "
+                f"({self.ic_offset_s + self.confirm_margin_s})"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,32 +135,36 @@ class CycleConfig:
     #: frames of the resampled cycle
     n_frames: int = T
     #: per-channel (low, high) limits in IN_COLS order
-    angle_limits_deg: tuple[tuple[float, float], ...] = field(
-        default=DEFAULT_ANGLE_LIMITS_DEG)
+    angle_limits_deg: tuple[tuple[float, float], ...] = field(default=DEFAULT_ANGLE_LIMITS_DEG)
 
     def __post_init__(self):
         check_numeric_fields(self)
         _positive(self, "buffer_s", "max_buffer_frames", "min_cycle_s", "max_gap_s")
         if self.max_cycle_s <= self.min_cycle_s:
-            raise ConfigError(f"CycleConfig.max_cycle_s ({self.max_cycle_s}) must exceed "
-                              f"min_cycle_s ({self.min_cycle_s})")
+            raise ConfigError(
+                f"CycleConfig.max_cycle_s ({self.max_cycle_s}) must exceed min_cycle_s ({self.min_cycle_s})"
+            )
         if self.buffer_s <= self.max_cycle_s:
-            raise ConfigError(f"CycleConfig.buffer_s ({self.buffer_s}) must exceed "
-                              f"max_cycle_s ({self.max_cycle_s}) so a whole cycle fits")
+            raise ConfigError(
+                f"CycleConfig.buffer_s ({self.buffer_s}) must exceed "
+                f"max_cycle_s ({self.max_cycle_s}) so a whole cycle fits"
+            )
         if self.n_frames < 2:
             raise ConfigError(f"CycleConfig.n_frames must be >= 2, got {self.n_frames}")
         if not 0.0 <= self.min_step_fraction < 0.5:
-            raise ConfigError("CycleConfig.min_step_fraction must be within [0, 0.5), got "
-                              f"{self.min_step_fraction!r}")
+            raise ConfigError(
+                f"CycleConfig.min_step_fraction must be within [0, 0.5), got {self.min_step_fraction!r}"
+            )
         lim = self.angle_limits_deg
         try:
             lim = tuple((float(lo), float(hi)) for lo, hi in lim)
         except (TypeError, ValueError):
-            raise ConfigError("CycleConfig.angle_limits_deg must be 10 (low, high) pairs, "
-                              f"got {self.angle_limits_deg!r}") from None
+            raise ConfigError(
+                f"CycleConfig.angle_limits_deg must be 10 (low, high) pairs, got {self.angle_limits_deg!r}"
+            ) from None
         if len(lim) != len(IN_COLS) or any(not lo < hi for lo, hi in lim):
-            raise ConfigError(f"CycleConfig.angle_limits_deg needs {len(IN_COLS)} pairs with "
-                              f"low < high (IN_COLS order), got {self.angle_limits_deg!r}")
+            raise ConfigError(
+                f"CycleConfig.angle_limits_deg needs {len(IN_COLS)} pairs with "
+                f"low < high (IN_COLS order), got {self.angle_limits_deg!r}"
+            )
         object.__setattr__(self, "angle_limits_deg", lim)
-
-

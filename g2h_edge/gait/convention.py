@@ -23,6 +23,7 @@ Checks refuse only on positive evidence: a short window that cannot tell yet pas
 cheap incremental form for streams: it keeps per-channel running extrema and knee sign
 counts, O(frames x 10) per update.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -34,8 +35,14 @@ from g2h_edge.errors import ConventionError
 from g2h_edge.schema import IN_COLS, N_IN
 
 __all__ = [
-    "check_convention", "assess_convention", "convert_gait2354", "ConventionMonitor",
-    "KNEE_INDEX", "RADIANS_MAX_ABS", "RADIANS_MIN_KNEE_PTP", "GAIT2354_KNEE_MIN_DEG",
+    "check_convention",
+    "assess_convention",
+    "convert_gait2354",
+    "ConventionMonitor",
+    "KNEE_INDEX",
+    "RADIANS_MAX_ABS",
+    "RADIANS_MIN_KNEE_PTP",
+    "GAIT2354_KNEE_MIN_DEG",
     "OK_MIN_KNEE_PTP_DEG",
 ]
 
@@ -60,8 +67,10 @@ GAIT2354_NEG_FRACTION: float = 0.5
 OK_MIN_KNEE_PTP_DEG: float = 25.0
 
 _TO_DEG_HINT = "multiply the angles by 180/pi (OpenSim .mot/.sto: set inDegrees=no in the header)"
-_GAIT2354_HINT = ("convert with --convert-gait2354 (or g2h_edge.gait.convention.convert_gait2354), "
-                  "which flips the sign of knee_angle_r and knee_angle_l")
+_GAIT2354_HINT = (
+    "convert with --convert-gait2354 (or g2h_edge.gait.convention.convert_gait2354), "
+    "which flips the sign of knee_angle_r and knee_angle_l"
+)
 
 
 def _median(values: list) -> float:
@@ -77,8 +86,7 @@ def _median(values: list) -> float:
 def _as_frames(q) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     if q.ndim != 2 or q.shape[1] != N_IN:
-        raise ConventionError(f"expected angles of shape (n, {N_IN}), got {q.shape}",
-                              reason="bad_shape")
+        raise ConventionError(f"expected angles of shape (n, {N_IN}), got {q.shape}", reason="bad_shape")
     return q
 
 
@@ -90,7 +98,7 @@ class _Stats:
     max_abs: float = 0.0
     q_min: np.ndarray = field(default_factory=lambda: np.full(N_IN, np.inf))
     q_max: np.ndarray = field(default_factory=lambda: np.full(N_IN, -np.inf))
-    knee_neg: int = 0          # knee samples < 0 (both sides together)
+    knee_neg: int = 0  # knee samples < 0 (both sides together)
     knee_count: int = 0
 
     def add(self, q: np.ndarray) -> None:
@@ -100,11 +108,11 @@ class _Stats:
         finite = np.where(np.isfinite(q), q, np.nan)
         if not np.isfinite(finite).any():
             return
-        knees = finite[:, list(KNEE_INDEX)]                     # (n, 2)
+        knees = finite[:, list(KNEE_INDEX)]  # (n, 2)
         self.n += q.shape[0]
         self.max_abs = max(self.max_abs, float(np.nanmax(np.abs(finite))))
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN channel in a block
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channel in a block
             self.q_min = np.fmin(self.q_min, np.nanmin(finite, axis=0))
             self.q_max = np.fmax(self.q_max, np.nanmax(finite, axis=0))
             self.knee_neg += int(np.sum(knees < 0))
@@ -113,8 +121,8 @@ class _Stats:
     def _add_finite(self, q: np.ndarray) -> None:
         """:meth:`add` for an all-finite block (a checked cycle): the same statistics
         without the NaN-aware reductions (a few times cheaper on a 180 x 10 cycle)."""
-        lo, hi = q.min(axis=0), q.max(axis=0)                      # (10,), (10,)
-        knees = q[:, _KNEE_LIST]                                    # (n, 2)
+        lo, hi = q.min(axis=0), q.max(axis=0)  # (10,), (10,)
+        knees = q[:, _KNEE_LIST]  # (n, 2)
         self.n += q.shape[0]
         # max |q| == max(-min, max): abs is exact, so this equals nanmax(abs(q))
         self.max_abs = max(self.max_abs, float(-lo.min()), float(hi.max()))
@@ -127,7 +135,7 @@ class _Stats:
         """("ok"|"undecided"|reason, message)."""
         if self.n == 0 or self.knee_count == 0:
             return "undecided", "no finite frames yet"
-        ptp = self.q_max - self.q_min                                # (10,), inf if unseen
+        ptp = self.q_max - self.q_min  # (10,), inf if unseen
         knee_ptp = float(np.max(ptp[_KNEE_LIST]))
         frontal = _median(ptp[_FRONTAL_LIST].tolist())
         if self.max_abs < RADIANS_MAX_ABS:
@@ -136,7 +144,8 @@ class _Stats:
                 return "radians_as_degrees", (
                     f"the angles look like radians, not degrees: every |angle| <= "
                     f"{self.max_abs:.2f} while the knee moves by {knee_ptp:.2f} (walking in "
-                    f"degrees reaches ~60 deg at the knee); {_TO_DEG_HINT}")
+                    f"degrees reaches ~60 deg at the knee); {_TO_DEG_HINT}"
+                )
             return "undecided", "all angles small and the knee barely moves"
         neg_frac = self.knee_neg / self.knee_count
         knee_low = float(np.min(self.q_min[list(KNEE_INDEX)]))
@@ -145,7 +154,8 @@ class _Stats:
                 f"the knee angle is mostly negative ({100 * neg_frac:.0f}% of samples < 0, "
                 f"minimum {knee_low:.1f} deg): this is the gait2354/gait2392 OpenSim convention "
                 f"(knee negative in flexion), the models expect Rajagopal 2016 (knee positive "
-                f"in flexion, 0..~70 deg); {_GAIT2354_HINT}")
+                f"in flexion, 0..~70 deg); {_GAIT2354_HINT}"
+            )
         if knee_ptp < OK_MIN_KNEE_PTP_DEG:
             return "undecided", "no swing-phase knee flexion seen yet"
         return "ok", "degrees, Rajagopal knee sign"
@@ -181,8 +191,9 @@ def convert_gait2354(q) -> np.ndarray:
     """Return a copy of ``q`` (..., 10) with the gait2354 knee sign flipped to Rajagopal's."""
     out = np.array(q, dtype=np.result_type(np.asarray(q).dtype, np.float32), copy=True)
     if out.shape[-1] != N_IN:
-        raise ConventionError(f"expected {N_IN} channels in the last axis, got {out.shape}",
-                              reason="bad_shape")
+        raise ConventionError(
+            f"expected {N_IN} channels in the last axis, got {out.shape}", reason="bad_shape"
+        )
     out[..., list(KNEE_INDEX)] *= -1
     return out
 

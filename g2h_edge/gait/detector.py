@@ -39,6 +39,7 @@ gate that refused a maximum is counted in ``OnlineICDetector.rejected_``):
 The IC time is the vertex of a least-squares parabola fitted over ``fit_half_s`` around the
 maximum (sub-frame, rate independent) plus ``ic_offset_s``.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,15 @@ from g2h_edge.gait.config import ICDetectorConfig
 from g2h_edge.gait.gates import GATES, PeakMeasures, fit_peak, gate_peak, poly_fit
 from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
-__all__ = ["GATES", "PeakMeasures", "gate_peak", "foot_reach", "fit_peak", "OnlineICDetector",
-           "detect_ics"]    # GATES, PeakMeasures, gate_peak, fit_peak: from gait.gates
+__all__ = [
+    "GATES",
+    "PeakMeasures",
+    "gate_peak",
+    "foot_reach",
+    "fit_peak",
+    "OnlineICDetector",
+    "detect_ics",
+]  # GATES, PeakMeasures, gate_peak, fit_peak: from gait.gates
 
 _HIP = (IN_COLS.index("hip_flexion_r"), IN_COLS.index("hip_flexion_l"))
 _KNEE = (IN_COLS.index("knee_angle_r"), IN_COLS.index("knee_angle_l"))
@@ -72,9 +80,9 @@ def foot_reach(q) -> np.ndarray:
     """Forward reach of the right and left foot relative to the hip, (n, 10) deg -> (n, 2),
     in thigh lengths: ``sin(hip) + sin(hip - knee)`` (Rajagopal convention, knee + flexion)."""
     q = np.asarray(q)
-    a = q[:, _COLS].astype(np.float64) * _D2R          # (n, 4): hip_r, hip_l, knee_r, knee_l
+    a = q[:, _COLS].astype(np.float64) * _D2R  # (n, 4): hip_r, hip_l, knee_r, knee_l
     hip, knee = a[:, :2], a[:, 2:]
-    return np.sin(hip) + np.sin(hip - knee)            # (n, 2)
+    return np.sin(hip) + np.sin(hip - knee)  # (n, 2)
 
 
 class OnlineICDetector:
@@ -89,16 +97,18 @@ class OnlineICDetector:
 
     def __init__(self, config: ICDetectorConfig | None = None, rate_hz: float = 100.0):
         self.config = config if config is not None else ICDetectorConfig()
-        if isinstance(rate_hz, bool) or not isinstance(rate_hz, (int, float)) \
-                or not 1.0 <= float(rate_hz) <= 20000.0:
+        if (
+            isinstance(rate_hz, bool)
+            or not isinstance(rate_hz, (int, float))
+            or not 1.0 <= float(rate_hz) <= 20000.0
+        ):
             raise ConfigError(f"rate_hz must be a number within [1, 20000] Hz, got {rate_hz!r}")
         self.rate_hz = float(rate_hz)
         c = self.config
         # rows kept for the peak fit: from the peak - fit_half_s to the confirming sample
-        self.history_len_ = int(math.ceil(2.0 * (c.max_delay_s + c.fit_half_s)
-                                          * self.rate_hz)) + 8
-        self.rejected_: dict[str, int] = {}      # gate name -> count (diagnostics)
-        self.clamped_ = 0                        # ICs moved back onto the confirming frame
+        self.history_len_ = int(math.ceil(2.0 * (c.max_delay_s + c.fit_half_s) * self.rate_hz)) + 8
+        self.rejected_: dict[str, int] = {}  # gate name -> count (diagnostics)
+        self.clamped_ = 0  # ICs moved back onto the confirming frame
         self.reset()
 
     def reset(self) -> None:
@@ -108,12 +118,12 @@ class OnlineICDetector:
         # running extreme of mode * reach: the reach maximum in SEEK_MAX (swing), minus the
         # reach minimum in SEEK_MIN (stance).
         self.mode_ = [_SEEK_MAX, _SEEK_MAX]
-        self.extreme_ = [-math.inf, -math.inf]           # running max of mode * reach
-        self.t_extreme_ = [math.nan, math.nan]           # its time (s)
-        self.stance_min_ = [math.nan, math.nan]          # last stance minimum of the reach
+        self.extreme_ = [-math.inf, -math.inf]  # running max of mode * reach
+        self.t_extreme_ = [math.nan, math.nan]  # its time (s)
+        self.stance_min_ = [math.nan, math.nan]  # last stance minimum of the reach
         self.last_ic_ = [math.nan, math.nan]
-        self.lowest_ = [math.inf, math.inf]              # lowest reach since the start
-        self.lowest_at_extreme_ = [math.inf, math.inf]   # ... up to the running extreme
+        self.lowest_ = [math.inf, math.inf]  # lowest reach since the start
+        self.lowest_at_extreme_ = [math.inf, math.inf]  # ... up to the running extreme
         # per-mode confirmation constants (set by _set_mode): the extreme is confirmed once
         # mode * reach has fallen confirm_drop_ below it and it is confirm_min_age_s_ old, or
         # once it is confirm_max_age_s_ old
@@ -134,8 +144,9 @@ class OnlineICDetector:
         q = np.asarray(q)
         n = t.shape[0] if t.ndim == 1 else -1
         if q.shape != (n, N_IN):
-            raise GaitError(f"update needs t (n,) and q (n, {N_IN}), got {t.shape} and "
-                            f"{q.shape}", reason="bad_shape")
+            raise GaitError(
+                f"update needs t (n,) and q (n, {N_IN}), got {t.shape} and {q.shape}", reason="bad_shape"
+            )
         if n == 0:
             return []
         if n <= _SCALAR_MAX_FRAMES:
@@ -148,12 +159,12 @@ class OnlineICDetector:
         out = []
         t_hist, feat_hist = self._history([])
         t_ext = self.t_extreme_
-        for s in (0, 1) if not t_ext[1] < t_ext[0] else (1, 0):   # time order
+        for s in (0, 1) if not t_ext[1] < t_ext[0] else (1, 0):  # time order
             if self.mode_[s] == _SEEK_MAX and t_ext[s] < self.t_last_:
                 prev = self.last_ic_[s]
                 ic = self._evaluate(s, t_ext[s], t_hist, feat_hist, clamp=False)
                 if ic is not None and ic[0] > self.t_last_:
-                    self.last_ic_[s] = prev            # not usable: after the last frame
+                    self.last_ic_[s] = prev  # not usable: after the last frame
                     self._count("after_end")
                     ic = None
                 if ic is not None:
@@ -166,9 +177,11 @@ class OnlineICDetector:
     def _check_times(self, t0: float, increasing: bool, t) -> None:
         """Validate the chunk's times, restart after a long gap, note the stream start."""
         if not increasing or not (t0 > self.t_last_ or not self.history_):
-            raise GaitError(f"frame times must be finite and increase strictly (last "
-                            f"{self.t_last_}, got {list(t[:3])}...)",
-                            reason="time_not_increasing")
+            raise GaitError(
+                f"frame times must be finite and increase strictly (last "
+                f"{self.t_last_}, got {list(t[:3])}...)",
+                reason="time_not_increasing",
+            )
         if self.history_ and t0 - self.t_last_ > self.config.reset_gap_s:
             self.reset()
         if not self.history_:
@@ -176,7 +189,7 @@ class OnlineICDetector:
             first, frames = float(t0), len(t) - 1
         else:
             first, frames = self.t_last_, len(t)
-        if frames > 0:                     # frames faster than rate_hz said: keep more rows
+        if frames > 0:  # frames faster than rate_hz said: keep more rows
             dt = (float(t[-1]) - first) / frames
             c = self.config
             need = int(2.0 * (c.max_delay_s + c.fit_half_s) / max(dt, 5e-5)) + 8
@@ -186,9 +199,8 @@ class OnlineICDetector:
 
     def _history(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """(t (m,), [reach_r, reach_l, knee_r, knee_l] (m, 4)) of the kept rows + ``rows``."""
-        if isinstance(rows, np.ndarray):                # (k, 5) from the vectorised path
-            a = np.concatenate([np.array(self.history_, dtype=np.float64).reshape(-1, 5),
-                                rows])
+        if isinstance(rows, np.ndarray):  # (k, 5) from the vectorised path
+            a = np.concatenate([np.array(self.history_, dtype=np.float64).reshape(-1, 5), rows])
         else:
             a = np.array(list(self.history_) + rows, dtype=np.float64).reshape(-1, 5)
         return a[:, 0], a[:, 1:]
@@ -203,33 +215,30 @@ class OnlineICDetector:
         for ti, (hr, hl, kr, kl) in zip(tl, ql):
             increasing = increasing and ti > t_prev
             t_prev = ti
-            if math.isfinite(hr + hl + kr + kl):          # skip frames with NaN/inf angles
+            if math.isfinite(hr + hl + kr + kl):  # skip frames with NaN/inf angles
                 hr, hl = hr * d, hl * d
-                rows.append((ti, sin(hr) + sin(hr - kr * d), sin(hl) + sin(hl - kl * d),
-                             kr, kl))
+                rows.append((ti, sin(hr) + sin(hr - kr * d), sin(hl) + sin(hl - kl * d), kr, kl))
         if not rows:
             return []
         self._check_times(rows[0][0], increasing, tl)
         out: list[tuple[float, str]] = []
         # the state lists are mutated in place here and by _switch (same objects)
         extreme, t_extreme, mode = self.extreme_, self.t_extreme_, self.mode_
-        drop, min_age, max_age = (self.confirm_drop_, self.confirm_min_age_s_,
-                                  self.confirm_max_age_s_)
+        drop, min_age, max_age = (self.confirm_drop_, self.confirm_min_age_s_, self.confirm_max_age_s_)
         lowest, lowest_at_ext = self.lowest_, self.lowest_at_extreme_
         for k, row in enumerate(rows):
             ti = row[0]
-            for s in (0, 1):                              # both sides, in sample order
+            for s in (0, 1):  # both sides, in sample order
                 reach = row[1 + s]
                 if reach < lowest[s]:
                     lowest[s] = reach
                 tracked = mode[s] * reach
-                if tracked >= extreme[s]:                 # new extreme: cannot trigger
+                if tracked >= extreme[s]:  # new extreme: cannot trigger
                     extreme[s], t_extreme[s], lowest_at_ext[s] = tracked, ti, lowest[s]
                     continue
                 age = ti - t_extreme[s]
-                if (tracked <= extreme[s] - drop[s] and age >= min_age[s]) \
-                        or age >= max_age[s]:
-                    ic = self._switch(s, ti, reach, rows[:k + 1])
+                if (tracked <= extreme[s] - drop[s] and age >= min_age[s]) or age >= max_age[s]:
+                    ic = self._switch(s, ti, reach, rows[: k + 1])
                     if ic is not None:
                         out.append(ic)
         self.history_.extend(rows)
@@ -238,36 +247,36 @@ class OnlineICDetector:
     def _update_large(self, t, q) -> list[tuple[float, str]]:
         """Vectorised path: both state machines run over stretches of rows without a state
         change with numpy accumulations; Python runs only at the (rare) state changes."""
-        a = q[:, _COLS].astype(np.float64)               # (n, 4) hip_r, hip_l, knee_r, knee_l
+        a = q[:, _COLS].astype(np.float64)  # (n, 4) hip_r, hip_l, knee_r, knee_l
         ok = np.isfinite(a).all(axis=1)
-        if not ok.all():                                 # skip frames with NaN/inf angles
+        if not ok.all():  # skip frames with NaN/inf angles
             t, a = t[ok], a[ok]
             if t.shape[0] == 0:
                 return []
         hip = a[:, :2] * _D2R
         a[:, :2] = np.sin(hip) + np.sin(hip - a[:, 2:] * _D2R)  # reach_r, reach_l, knee_r, knee_l
         self._check_times(float(t[0]), bool((t[1:] > t[:-1]).all()), t)
-        rows = np.concatenate([t[:, None], a], axis=1)   # (n, 5)
+        rows = np.concatenate([t[:, None], a], axis=1)  # (n, 5)
         out: list[tuple[float, str]] = []
         n, start = t.shape[0], 0
         while start < n:
-            end = min(start + _BLOCK_ROWS, n)     # bounded blocks: a state change re-scans
-            tb = t[start:end]                     # at most one block
-            mode, ext, t_ext = (np.array(x) for x in (self.mode_, self.extreme_,
-                                                       self.t_extreme_))
-            tracked = a[start:end, :2] * mode                          # (m, 2) mode * reach
+            end = min(start + _BLOCK_ROWS, n)  # bounded blocks: a state change re-scans
+            tb = t[start:end]  # at most one block
+            mode, ext, t_ext = (np.array(x) for x in (self.mode_, self.extreme_, self.t_extreme_))
+            tracked = a[start:end, :2] * mode  # (m, 2) mode * reach
             run_ext = np.maximum(np.maximum.accumulate(tracked, axis=0), ext)  # running extreme
             pos = np.arange(tracked.shape[0])[:, None]
             last = np.maximum.accumulate(np.where(tracked >= run_ext, pos, -1), axis=0)
-            run_t = np.where(last >= 0, tb[np.maximum(last, 0)], t_ext)    # (m, 2) its time
+            run_t = np.where(last >= 0, tb[np.maximum(last, 0)], t_ext)  # (m, 2) its time
             lowest = np.minimum(np.minimum.accumulate(a[start:end, :2], axis=0), self.lowest_)
-            lowest_at_ext = np.where(last >= 0,
-                                     np.take_along_axis(lowest, np.maximum(last, 0), 0),
-                                     self.lowest_at_extreme_)              # (m, 2)
+            lowest_at_ext = np.where(
+                last >= 0, np.take_along_axis(lowest, np.maximum(last, 0), 0), self.lowest_at_extreme_
+            )  # (m, 2)
             age = tb[:, None] - run_t
-            trig = ((tracked <= run_ext - np.array(self.confirm_drop_))
-                    & (age >= np.array(self.confirm_min_age_s_))) \
-                | (age >= np.array(self.confirm_max_age_s_))
+            trig = (
+                (tracked <= run_ext - np.array(self.confirm_drop_))
+                & (age >= np.array(self.confirm_min_age_s_))
+            ) | (age >= np.array(self.confirm_max_age_s_))
             hit = trig.any(axis=1)
             j = int(np.argmax(hit)) if hit.any() else tracked.shape[0] - 1
             self.extreme_, self.t_extreme_ = run_ext[j].tolist(), run_t[j].tolist()
@@ -275,11 +284,11 @@ class OnlineICDetector:
             if hit[j]:
                 for s in np.flatnonzero(trig[j]).tolist():
                     i = start + j
-                    ic = self._switch(s, float(t[i]), float(a[i, s]), rows[:i + 1])
+                    ic = self._switch(s, float(t[i]), float(a[i, s]), rows[: i + 1])
                     if ic is not None:
                         out.append(ic)
             start += j + 1
-        self.history_.extend(map(tuple, rows[-self.history_.maxlen:].tolist()))
+        self.history_.extend(map(tuple, rows[-self.history_.maxlen :].tolist()))
         return out
 
     def _set_mode(self, s: int, mode: float) -> None:
@@ -313,19 +322,22 @@ class OnlineICDetector:
         c = self.config
         i = int(np.searchsorted(t_hist, t_peak))
         reach, other, knee = feat_hist[i, s], feat_hist[i, 1 - s], feat_hist[i, 2 + s]
-        t_v, curv = fit_peak(t_hist, feat_hist[:, s], t_peak, c.fit_half_s,
-                             t_max=t_hist[-1], clip=False)
+        t_v, curv = fit_peak(t_hist, feat_hist[:, s], t_peak, c.fit_half_s, t_max=t_hist[-1], clip=False)
         w = (t_hist >= t_peak - c.fit_half_s) & (t_hist <= t_peak + c.fit_half_s)
-        fit = poly_fit(t_hist[w] - t_peak, feat_hist[w, 1 - s], False) \
-            if w.sum() >= 2 else None
+        fit = poly_fit(t_hist[w] - t_peak, feat_hist[w, 1 - s], False) if w.sum() >= 2 else None
         stance_seen = not math.isnan(self.stance_min_[s])
         low = self.stance_min_[s] if stance_seen else self.lowest_at_extreme_[s]
         j = int(np.searchsorted(t_hist, t_peak + c.fit_half_s, side="right")) - 1
         return PeakMeasures(
-            lead_reach=float(reach - other), swing_rise_reach=float(reach - low),
-            stance_seen=stance_seen, other_speed_reach_s=0.0 if fit is None else fit[1],
-            knee_deg=float(knee), vertex_lead_s=float(t_peak - t_v), curvature=curv,
-            drop_after_reach=float(reach - feat_hist[j, s])), t_v
+            lead_reach=float(reach - other),
+            swing_rise_reach=float(reach - low),
+            stance_seen=stance_seen,
+            other_speed_reach_s=0.0 if fit is None else fit[1],
+            knee_deg=float(knee),
+            vertex_lead_s=float(t_peak - t_v),
+            curvature=curv,
+            drop_after_reach=float(reach - feat_hist[j, s]),
+        ), t_v
 
     def _evaluate(self, s: int, t_peak: float, t_hist, feat_hist, clamp: bool = True):
         """Gate the reach maximum of side ``s`` at ``t_peak``; return (t_ic, side) or None."""
@@ -334,10 +346,13 @@ class OnlineICDetector:
         gate = gate_peak(m, c)
         if gate is not None:
             return self._count(gate)
-        t_v = min(max(t_v, t_peak - c.fit_half_s, float(t_hist[0]) - c.start_edge_s),
-                  t_peak + c.fit_half_s, float(t_hist[-1]))
+        t_v = min(
+            max(t_v, t_peak - c.fit_half_s, float(t_hist[0]) - c.start_edge_s),
+            t_peak + c.fit_half_s,
+            float(t_hist[-1]),
+        )
         t_ic = t_v + c.ic_offset_s
-        if clamp and t_ic > t_hist[-1]:    # a late, flat peak: never report a future IC
+        if clamp and t_ic > t_hist[-1]:  # a late, flat peak: never report a future IC
             t_ic = float(t_hist[-1])
             self.clamped_ += 1
         if t_ic - self.last_ic_[s] < c.min_stride_s:
@@ -348,8 +363,15 @@ class OnlineICDetector:
         return (t_ic, SIDES[s])
 
 
-def detect_ics(t, q, config: ICDetectorConfig | None = None, *, rate_hz: float | None = None,
-               chunk: int = 10, flush: bool = True) -> dict[str, np.ndarray]:
+def detect_ics(
+    t,
+    q,
+    config: ICDetectorConfig | None = None,
+    *,
+    rate_hz: float | None = None,
+    chunk: int = 10,
+    flush: bool = True,
+) -> dict[str, np.ndarray]:
     """Run :class:`OnlineICDetector` over a whole trial, ``chunk`` frames per update (the
     result does not depend on it); returns ``{"R": times, "L": times}`` (s, sorted)."""
     t = np.asarray(t, dtype=np.float64)
@@ -359,7 +381,7 @@ def detect_ics(t, q, config: ICDetectorConfig | None = None, *, rate_hz: float |
     det = OnlineICDetector(config, rate_hz=rate_hz)
     found: list[tuple[float, str]] = []
     for i in range(0, t.shape[0], max(int(chunk), 1)):
-        found += det.update(t[i:i + chunk], q[i:i + chunk])
+        found += det.update(t[i : i + chunk], q[i : i + chunk])
     if flush:
         found += det.flush()
     return {side: np.array(sorted(x for x, s in found if s == side)) for side in SIDES}

@@ -5,6 +5,7 @@ the gates look at for one maximum; :func:`gate_peak` names the first gate that r
 docs/gait_events.md gives the rules, their defaults and the crafted trace that each gate is
 tested on (tests/gait/test_gates.py).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -16,8 +17,18 @@ from g2h_edge.gait.config import ICDetectorConfig
 __all__ = ["GATES", "PeakMeasures", "gate_peak", "fit_peak", "poly_fit"]
 
 #: the gates a confirmed reach maximum must pass, in the order they are checked
-GATES = ("swing", "start_lead", "start_edge", "start_curvature", "start_drop", "lead",
-         "other_leg", "knee", "stride", "step")
+GATES = (
+    "swing",
+    "start_lead",
+    "start_edge",
+    "start_curvature",
+    "start_drop",
+    "lead",
+    "other_leg",
+    "knee",
+    "stride",
+    "step",
+)
 
 
 def poly_fit(x, y, quadratic: bool):
@@ -40,8 +51,7 @@ def poly_fit(x, y, quadratic: bool):
     return a, b
 
 
-def fit_peak(t, y, t_peak: float, half_s: float, t_max: float | None = None, *,
-             clip: bool = True):
+def fit_peak(t, y, t_peak: float, half_s: float, t_max: float | None = None, *, clip: bool = True):
     """Least-squares parabola through ``y(t)`` over ``[t_peak - half_s, min(t_peak + half_s,
     t_max)]``; returns ``(t_vertex, curvature)``. Falls back to ``(t_peak, 0.0)`` with fewer
     than 3 samples or a non-negative curvature (no peak). With ``clip`` the vertex is kept

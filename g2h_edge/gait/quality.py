@@ -34,6 +34,7 @@ defaults were checked to fire on none of the 24 real cycles of ``shared/data/sch
 - ``jump:<channel>``: a frame-to-frame change faster than ``jump_deg_per_s`` (a marker swap,
   a gap bridged across a discontinuity). Real walking peaks near 500 deg/s.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -46,16 +47,30 @@ from g2h_edge.config import check_numeric_fields, config_from_mapping
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.schema import IN_COLS, N_IN
 
-__all__ = ["QualityConfig", "input_summary", "check_summary", "ood_z", "ood_phase_z",
-           "quality_flags", "assess_cycle", "cycle_quality", "N_BINS"]
+__all__ = [
+    "QualityConfig",
+    "input_summary",
+    "check_summary",
+    "ood_z",
+    "ood_phase_z",
+    "quality_flags",
+    "assess_cycle",
+    "cycle_quality",
+    "N_BINS",
+]
 
 #: phase bins of an input summary (18 bins: 10 frames of a 180-frame cycle each)
 N_BINS = 18
 _CH = {c: i for i, c in enumerate(IN_COLS)}
 #: bilateral joints (channel stem, right-left asymmetry threshold in deg): the defaults sit
 #: above the largest right-left difference of cycle means seen in the real trials (~7 deg)
-_PAIRS = (("hip_flexion", 10.0), ("hip_adduction", 10.0), ("hip_rotation", 12.0),
-          ("knee_angle", 10.0), ("ankle_angle", 8.0))
+_PAIRS = (
+    ("hip_flexion", 10.0),
+    ("hip_adduction", 10.0),
+    ("hip_rotation", 12.0),
+    ("knee_angle", 10.0),
+    ("ankle_angle", 8.0),
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,18 @@ class QualityConfig:
 
     def __post_init__(self):
         check_numeric_fields(self)
-        if self.neighbour_ratio <= 1.0 or self.min_duration_s >= self.max_duration_s \
-                or min(self.offset_deg, self.asymmetry_scale, self.jump_deg_per_s,
-                       self.default_duration_s, self.min_duration_s) <= 0:
+        if (
+            self.neighbour_ratio <= 1.0
+            or self.min_duration_s >= self.max_duration_s
+            or min(
+                self.offset_deg,
+                self.asymmetry_scale,
+                self.jump_deg_per_s,
+                self.default_duration_s,
+                self.min_duration_s,
+            )
+            <= 0
+        ):
             raise ConfigError(f"QualityConfig thresholds are inconsistent: {self}")
 
     @classmethod
@@ -88,8 +112,10 @@ class QualityConfig:
 def _cycle(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != N_IN or x.shape[0] < N_BINS:
-        raise DataError(f"a quality check needs one cycle (T>={N_BINS}, {N_IN}) in degrees, "
-                        f"got shape {x.shape}", reason="shape")
+        raise DataError(
+            f"a quality check needs one cycle (T>={N_BINS}, {N_IN}) in degrees, got shape {x.shape}",
+            reason="shape",
+        )
     return x
 
 
@@ -105,12 +131,16 @@ def input_summary(X, n_bins: int = N_BINS) -> dict:
     the bin means, floored at 0.5 deg so a constant channel cannot divide by ~0)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 3 or X.shape[2] != N_IN or X.shape[0] < 2:
-        raise DataError(f"an input summary needs at least 2 cycles (N, T, {N_IN}), got "
-                        f"shape {X.shape}", reason="shape")
-    b = _bin_means(X, n_bins)                                        # (N, bins, 10)
-    return {"n_bins": int(n_bins), "n_cycles": int(X.shape[0]),
-            "mean": b.mean(0).round(4).tolist(),
-            "sd": np.maximum(b.std(0), 0.5).round(4).tolist()}
+        raise DataError(
+            f"an input summary needs at least 2 cycles (N, T, {N_IN}), got shape {X.shape}", reason="shape"
+        )
+    b = _bin_means(X, n_bins)  # (N, bins, 10)
+    return {
+        "n_bins": int(n_bins),
+        "n_cycles": int(X.shape[0]),
+        "mean": b.mean(0).round(4).tolist(),
+        "sd": np.maximum(b.std(0), 0.5).round(4).tolist(),
+    }
 
 
 def check_summary(summary) -> dict:
@@ -120,14 +150,14 @@ def check_summary(summary) -> dict:
         mean = np.asarray(summary["mean"], np.float64)
         sd = np.asarray(summary["sd"], np.float64)
     except (KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"input_summary must hold n_bins, mean and sd: {exc}",
-                        reason="bad_summary") from None
-    if mean.shape != (n, N_IN) or sd.shape != (n, N_IN) or not np.isfinite(mean).all() \
-            or not (sd > 0).all():
-        raise DataError(f"input_summary mean/sd must be finite ({n}, {N_IN}) arrays with sd > "
-                        f"0, got {mean.shape}/{sd.shape}", reason="bad_summary")
-    return {"n_bins": n, "mean": mean, "sd": sd,
-            "n_cycles": int(summary.get("n_cycles", 0))}
+        raise DataError(f"input_summary must hold n_bins, mean and sd: {exc}", reason="bad_summary") from None
+    if mean.shape != (n, N_IN) or sd.shape != (n, N_IN) or not np.isfinite(mean).all() or not (sd > 0).all():
+        raise DataError(
+            f"input_summary mean/sd must be finite ({n}, {N_IN}) arrays with sd > "
+            f"0, got {mean.shape}/{sd.shape}",
+            reason="bad_summary",
+        )
+    return {"n_bins": n, "mean": mean, "sd": sd, "n_cycles": int(summary.get("n_cycles", 0))}
 
 
 def ood_z(x, mean, std) -> tuple[float, str]:
@@ -141,8 +171,8 @@ def ood_z(x, mean, std) -> tuple[float, str]:
 def ood_phase_z(x, summary) -> tuple[float, str]:
     """Largest over channels of the RMS over phase bins of the bin-mean z-scores."""
     s = check_summary(summary)
-    b = _bin_means(_cycle(x), s["n_bins"])                          # (bins, 10)
-    z = np.sqrt((((b - s["mean"]) / s["sd"]) ** 2).mean(0))          # (10,)
+    b = _bin_means(_cycle(x), s["n_bins"])  # (bins, 10)
+    z = np.sqrt((((b - s["mean"]) / s["sd"]) ** 2).mean(0))  # (10,)
     i = int(np.argmax(z))
     return float(z[i]), IN_COLS[i]
 
@@ -168,9 +198,8 @@ def _corr(u: np.ndarray, v: np.ndarray) -> float:
 def _sign_flags(x: np.ndarray, cfg: QualityConfig) -> list[str]:
     flags, half = [], x.shape[0] // 2
     for side, ch, shift in (("r", "ankle_angle_r", 0), ("l", "ankle_angle_l", half)):
-        a = x[:, _CH[ch]]                   # that leg's own cycle starts ``shift`` frames in
-        if _phase_mean(a, 30, 50, shift) - _phase_mean(a, 55, 70, shift) \
-                < -cfg.ankle_flip_margin_deg:
+        a = x[:, _CH[ch]]  # that leg's own cycle starts ``shift`` frames in
+        if _phase_mean(a, 30, 50, shift) - _phase_mean(a, 55, 70, shift) < -cfg.ankle_flip_margin_deg:
             flags.append(f"ankle_flip_{side}")
     rot = _corr(x[:, _CH["hip_rotation_r"]], np.roll(x[:, _CH["hip_rotation_l"]], half))
     if rot < cfg.hip_rotation_min_corr:
@@ -208,32 +237,55 @@ def _timing_flags(x: np.ndarray, duration_s, neighbours, cfg: QualityConfig) -> 
             if not 1.0 / cfg.neighbour_ratio <= ratio <= cfg.neighbour_ratio:
                 flags.append("duration_vs_neighbours")
     dt = (duration_s or cfg.default_duration_s) / (x.shape[0] - 1)
-    rate = np.abs(np.diff(x, axis=0)).max(0) / dt                     # (10,) deg/s
+    rate = np.abs(np.diff(x, axis=0)).max(0) / dt  # (10,) deg/s
     flags += [f"jump:{IN_COLS[i]}" for i in np.flatnonzero(rate > cfg.jump_deg_per_s)]
     return flags
 
 
-def quality_flags(x, *, duration_s: float | None = None, neighbour_durations_s=(),
-                  ref_mean=None, config: QualityConfig | None = None) -> list[str]:
+def quality_flags(
+    x,
+    *,
+    duration_s: float | None = None,
+    neighbour_durations_s=(),
+    ref_mean=None,
+    config: QualityConfig | None = None,
+) -> list[str]:
     """Heuristic flags of one cycle (see the module doc); ``ref_mean`` is the model's input
     mean (10,) for the ``offset`` flags, ``neighbour_durations_s`` the stream's previous
     cycle durations of the same side."""
     cfg = config or QualityConfig()
     x = _cycle(x)
-    return (_sign_flags(x, cfg) + _offset_flags(x, ref_mean, cfg)
-            + _timing_flags(x, duration_s, neighbour_durations_s, cfg))
+    return (
+        _sign_flags(x, cfg)
+        + _offset_flags(x, ref_mean, cfg)
+        + _timing_flags(x, duration_s, neighbour_durations_s, cfg)
+    )
 
 
-def assess_cycle(x, *, mean=None, std=None, summary=None, y_sd=None,
-                 duration_s: float | None = None, neighbour_durations_s=(),
-                 config: QualityConfig | None = None) -> dict:
+def assess_cycle(
+    x,
+    *,
+    mean=None,
+    std=None,
+    summary=None,
+    y_sd=None,
+    duration_s: float | None = None,
+    neighbour_durations_s=(),
+    config: QualityConfig | None = None,
+) -> dict:
     """Everything known about one cycle's trustworthiness, as plain values:
     ``flags`` (list of str), ``ood_z``/``ood_channel`` (with mean/std),
     ``ood_phase_z``/``ood_phase_channel`` (with an input summary), ``y_sd_mean`` and
     ``y_sd_max`` (with an ensemble's per-frame spread ``y_sd`` (T, K))."""
-    out: dict = {"flags": quality_flags(x, duration_s=duration_s, ref_mean=mean,
-                                        neighbour_durations_s=neighbour_durations_s,
-                                        config=config)}
+    out: dict = {
+        "flags": quality_flags(
+            x,
+            duration_s=duration_s,
+            ref_mean=mean,
+            neighbour_durations_s=neighbour_durations_s,
+            config=config,
+        )
+    }
     if mean is not None and std is not None:
         z, ch = ood_z(x, mean, std)
         out["ood_z"], out["ood_channel"] = round(z, 4), ch
@@ -247,17 +299,23 @@ def assess_cycle(x, *, mean=None, std=None, summary=None, y_sd=None,
     return out
 
 
-def cycle_quality(metadata: dict, x, quality: dict, *, y_sd=None,
-                  neighbour_durations_s=()) -> dict:
+def cycle_quality(metadata: dict, x, quality: dict, *, y_sd=None, neighbour_durations_s=()) -> dict:
     """The runtime's hook: ``quality`` (the assembler's dict, with ``duration_s``) merged
     with :func:`assess_cycle` against a model's ``metadata`` (its ``mean``/``std`` and
     optional ``input_summary``) and an ensemble's spread ``y_sd`` (T, K) (or None)."""
     out = dict(quality)
     try:
-        out.update(assess_cycle(x, mean=metadata.get("mean"), std=metadata.get("std"),
-                                summary=metadata.get("input_summary"), y_sd=y_sd,
-                                duration_s=quality.get("duration_s"),
-                                neighbour_durations_s=neighbour_durations_s))
+        out.update(
+            assess_cycle(
+                x,
+                mean=metadata.get("mean"),
+                std=metadata.get("std"),
+                summary=metadata.get("input_summary"),
+                y_sd=y_sd,
+                duration_s=quality.get("duration_s"),
+                neighbour_durations_s=neighbour_durations_s,
+            )
+        )
     except (DataError, ValueError, TypeError) as exc:  # e.g. a malformed summary in ONNX
         # metadata: the prediction is still published, the failed check says why
         out.update(flags=["quality_check_failed"], quality_error=str(exc)[:200])

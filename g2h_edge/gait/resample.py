@@ -1,4 +1,5 @@
 """Time-normalisation of one gait cycle: linear interpolation IC to IC, inclusive."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,28 +21,30 @@ def resample_cycle(t, q, t0: float, t1: float, n: int = T) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     q = np.asarray(q)
     if t.ndim != 1 or q.ndim != 2 or q.shape[0] != t.shape[0]:
-        raise GaitError(f"resample_cycle needs t (m,) and q (m, C), got {t.shape} and {q.shape}",
-                        reason="bad_shape")
+        raise GaitError(
+            f"resample_cycle needs t (m,) and q (m, C), got {t.shape} and {q.shape}", reason="bad_shape"
+        )
     if t.shape[0] < 2:
-        raise GaitError(f"resample_cycle needs at least 2 samples, got {t.shape[0]}",
-                        reason="too_few_frames")
+        raise GaitError(f"resample_cycle needs at least 2 samples, got {t.shape[0]}", reason="too_few_frames")
     if n < 2:
         raise GaitError(f"resample_cycle needs n >= 2 output frames, got {n}", reason="bad_shape")
     t0, t1 = float(t0), float(t1)
     if not t1 > t0:
-        raise GaitError(f"cycle end {t1!r} s must be after its start {t0!r} s",
-                        reason="bad_interval")
+        raise GaitError(f"cycle end {t1!r} s must be after its start {t0!r} s", reason="bad_interval")
     dt = np.diff(t)
     if not np.all(dt > 0):
         raise GaitError("sample times must be strictly increasing", reason="time_not_increasing")
     tol = 1e-9 * max(1.0, abs(t1))
     if t0 < t[0] - tol or t1 > t[-1] + tol:
-        raise GaitError(f"cycle [{t0:.6f}, {t1:.6f}] s is not covered by the samples "
-                        f"[{t[0]:.6f}, {t[-1]:.6f}] s (no extrapolation)", reason="out_of_range")
-    tq = np.linspace(t0, t1, n)                                   # (n,)
+        raise GaitError(
+            f"cycle [{t0:.6f}, {t1:.6f}] s is not covered by the samples "
+            f"[{t[0]:.6f}, {t[-1]:.6f}] s (no extrapolation)",
+            reason="out_of_range",
+        )
+    tq = np.linspace(t0, t1, n)  # (n,)
     # index of the sample at or before each query instant, kept inside [0, m-2]
-    i = np.clip(np.searchsorted(t, tq, side="right") - 1, 0, t.shape[0] - 2)   # (n,)
-    w = np.clip((tq - t[i]) / dt[i], 0.0, 1.0)[:, None]           # (n, 1)
+    i = np.clip(np.searchsorted(t, tq, side="right") - 1, 0, t.shape[0] - 2)  # (n,)
+    w = np.clip((tq - t[i]) / dt[i], 0.0, 1.0)[:, None]  # (n, 1)
     qf = q.astype(np.float64, copy=False)
-    out = qf[i] * (1.0 - w) + qf[i + 1] * w                       # (n, C)
+    out = qf[i] * (1.0 - w) + qf[i + 1] * w  # (n, C)
     return out.astype(np.float32)

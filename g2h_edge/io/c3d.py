@@ -16,6 +16,7 @@ side (``Right Foot Strike``, ``Left_Foot_Strike``). Times are ``TIMES[0]*60 + TI
 Foot-off events are ignored (cycles run IC to IC). Body mass: ``PROCESSING:Bodymass`` (Vicon)
 when present.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,17 @@ from g2h_edge.io.tables import Table
 
 __all__ = ["read_c3d_table", "read_c3d_events", "ic_side_of_event"]
 
-_STRIKE_WORDS = {"foot strike", "foot_strike", "footstrike", "heel strike", "heel_strike",
-                 "initial contact", "ic", "hs", "fs"}
+_STRIKE_WORDS = {
+    "foot strike",
+    "foot_strike",
+    "footstrike",
+    "heel strike",
+    "heel_strike",
+    "initial contact",
+    "ic",
+    "hs",
+    "fs",
+}
 _ONE_WORD = {"rhs": "R", "lhs": "L", "rfs": "R", "lfs": "L", "ric": "R", "lic": "L"}
 
 
@@ -60,17 +70,19 @@ def read_c3d_table(path) -> tuple[Table, dict]:
     c = _open(path)
     rate = float(c["header"]["points"]["frame_rate"])
     labels = [str(x).strip() for x in (_param(c, "POINT", "LABELS", []) or [])]
-    pts = np.asarray(c["data"]["points"], dtype=np.float64)          # (4, P, n)
+    pts = np.asarray(c["data"]["points"], dtype=np.float64)  # (4, P, n)
     if rate <= 0 or pts.ndim != 3 or pts.shape[1] == 0 or pts.shape[2] < 2:
-        raise DataError(f"{path}: the c3d holds no point data to read angles from "
-                        f"(rate {rate:g} Hz, points {pts.shape})", reason="empty")
+        raise DataError(
+            f"{path}: the c3d holds no point data to read angles from (rate {rate:g} Hz, points {pts.shape})",
+            reason="empty",
+        )
     n_pts, n = pts.shape[1], pts.shape[2]
     labels = (labels + [f"point{i}" for i in range(len(labels), n_pts)])[:n_pts]
-    xyz = pts[:3].copy()                                               # (3, P, n)
+    xyz = pts[:3].copy()  # (3, P, n)
     res = c["data"].get("meta_points", {}).get("residuals")
     if res is not None and np.shape(res) == (1, n_pts, n):
-        xyz[:, np.asarray(res)[0] < 0] = np.nan                        # invalid samples
-    bad = ~np.isfinite(xyz).all(axis=0)                                # (P, n)
+        xyz[:, np.asarray(res)[0] < 0] = np.nan  # invalid samples
+    bad = ~np.isfinite(xyz).all(axis=0)  # (P, n)
     xyz[:, bad] = np.nan
     first = float(c["header"]["points"]["first_frame"])
     t = (first + np.arange(n, dtype=np.float64)) / rate
@@ -78,8 +90,15 @@ def read_c3d_table(path) -> tuple[Table, dict]:
     names = ["time"] + [f"{lab}_{ax}" for lab in labels for ax in "XYZ"]
     unit = str((_param(c, "POINT", "ANGLE_UNITS", [""]) or [""])[0]).strip()
     units = [""] + [unit if _is_angle(c, lab) else "" for lab in labels for _ in "XYZ"]
-    tab = Table(labels=names, data=np.column_stack(cols), units=units, rate_hz=rate,
-                first_line=1, layout="c3d", source=str(path))
+    tab = Table(
+        labels=names,
+        data=np.column_stack(cols),
+        units=units,
+        rate_hz=rate,
+        first_line=1,
+        layout="c3d",
+        source=str(path),
+    )
     return tab, read_c3d_events(path, c=c)[0]
 
 
@@ -97,7 +116,7 @@ def ic_side_of_event(label: str, context: str) -> str | None:
     side = "R" if ctx.startswith("r") else "L" if ctx.startswith("l") else None
     for prefix, s in (("right ", "R"), ("left ", "L"), ("r ", "R"), ("l ", "L")):
         if lab.startswith(prefix):
-            lab, side = lab[len(prefix):], s
+            lab, side = lab[len(prefix) :], s
             break
     if lab in _STRIKE_WORDS or lab.replace(" ", "_") in _STRIKE_WORDS:
         return side
@@ -112,8 +131,10 @@ def read_c3d_events(path, *, c=None) -> tuple[dict[str, np.ndarray], float | Non
     contexts = [str(x) for x in (_param(c, "EVENT", "CONTEXTS", []) or [])]
     times = np.asarray(_param(c, "EVENT", "TIMES", np.zeros((2, 0))), dtype=np.float64)
     if labels and (times.ndim != 2 or times.shape[0] != 2 or times.shape[1] < len(labels)):
-        raise DataError(f"{path}: EVENT:TIMES has shape {times.shape}, expected (2, "
-                        f"{len(labels)}) (minutes, seconds)", reason="bad_events")
+        raise DataError(
+            f"{path}: EVENT:TIMES has shape {times.shape}, expected (2, {len(labels)}) (minutes, seconds)",
+            reason="bad_events",
+        )
     out: dict[str, list[float]] = {"R": [], "L": []}
     unsided = []
     for i, lab in enumerate(labels):
@@ -126,11 +147,13 @@ def read_c3d_events(path, *, c=None) -> tuple[dict[str, np.ndarray], float | Non
             continue
         out[side].append(t)
     if unsided and not (out["R"] or out["L"]):
-        raise DataError(f"{path}: foot-strike events {unsided[:3]} name no side (EVENT:"
-                        "CONTEXTS should be Right/Left)", reason="bad_events")
+        raise DataError(
+            f"{path}: foot-strike events {unsided[:3]} name no side (EVENT:CONTEXTS should be Right/Left)",
+            reason="bad_events",
+        )
     events = {s: np.unique(np.asarray(v)) for s, v in out.items() if v}
     mass = _param(c, "PROCESSING", "Bodymass")
     mass = float(np.ravel(mass)[0]) if mass is not None and np.size(mass) else None
     if mass is not None and not 30.0 <= mass <= 200.0:
-        mass = None                      # Vicon writes 0 when the subject has no mass
+        mass = None  # Vicon writes 0 when the subject has no mass
     return events, mass

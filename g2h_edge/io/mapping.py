@@ -19,6 +19,7 @@ ten ``schema.IN_COLS`` angles in degrees through this module:
   and ``lsl`` the same ``--map/--preset/--offset/--units/--rate-hz/--time-column/
   --frame-column/--max-gap-s/--events`` options.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -32,10 +33,23 @@ import numpy as np
 from g2h_edge.errors import ConfigError
 from g2h_edge.schema import IN_COLS
 
-__all__ = ["MappingConfig", "ChannelPlan", "PRESETS", "PIG_TO_RAJAGOPAL", "MVN_TO_RAJAGOPAL",
-           "resolve_channels", "normalise_label", "unit_word", "fill_gaps", "GapReport",
-           "parse_map_items", "parse_offsets", "trial_input_options", "current_mapping",
-           "DEFAULT_MAPPING"]
+__all__ = [
+    "MappingConfig",
+    "ChannelPlan",
+    "PRESETS",
+    "PIG_TO_RAJAGOPAL",
+    "MVN_TO_RAJAGOPAL",
+    "resolve_channels",
+    "normalise_label",
+    "unit_word",
+    "fill_gaps",
+    "GapReport",
+    "parse_map_items",
+    "parse_offsets",
+    "trial_input_options",
+    "current_mapping",
+    "DEFAULT_MAPPING",
+]
 
 #: Vicon Plug-in Gait model outputs -> OpenSim Rajagopal 2016 coordinates:
 #: (source label, sign, offset deg); value = sign * source + offset. Sources and the
@@ -68,16 +82,23 @@ MVN_TO_RAJAGOPAL: dict[str, tuple[str, float, float]] = {
     "ankle_angle_l": ("jLeftAnkle_z", 1.0, 0.0),
 }
 #: named presets (lower-case name -> table as above)
-PRESETS: dict[str, dict[str, tuple[str, float, float]]] = {"pig": PIG_TO_RAJAGOPAL,
-                                                          "mvn": MVN_TO_RAJAGOPAL}
+PRESETS: dict[str, dict[str, tuple[str, float, float]]] = {"pig": PIG_TO_RAJAGOPAL, "mvn": MVN_TO_RAJAGOPAL}
 
-_UNIT_WORDS = {"deg": "deg", "degree": "deg", "degrees": "deg", "°": "deg",
-               "rad": "rad", "radian": "rad", "radians": "rad"}
+_UNIT_WORDS = {
+    "deg": "deg",
+    "degree": "deg",
+    "degrees": "deg",
+    "°": "deg",
+    "rad": "rad",
+    "radian": "rad",
+    "radians": "rad",
+}
 
 
 @dataclass(frozen=True)
 class MappingConfig:
     """How source columns become the ten inputs (see module doc); units in the names."""
+
     #: IN_COLS name -> source label ("-LABEL" flips the sign)
     mapping: dict = field(default_factory=dict)
     #: a named table of labels, signs and offsets (``"pig"``); ``None``: schema names, or
@@ -102,28 +123,33 @@ class MappingConfig:
         for key in ("mapping", "offsets_deg"):
             val = getattr(self, key)
             if not isinstance(val, dict):
-                raise ConfigError(f"MappingConfig.{key} must be a dict, got {val!r}",
-                                  reason="bad_option")
+                raise ConfigError(f"MappingConfig.{key} must be a dict, got {val!r}", reason="bad_option")
             unknown = sorted(set(val) - set(IN_COLS))
             if unknown:
-                raise ConfigError(f"{key} names {unknown} are not input channels; use "
-                                  f"{list(IN_COLS)}", reason="bad_option")
+                raise ConfigError(
+                    f"{key} names {unknown} are not input channels; use {list(IN_COLS)}", reason="bad_option"
+                )
         for k, v in self.offsets_deg.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ConfigError(f"offset for {k} must be a finite number of degrees, got "
-                                  f"{v!r}", reason="bad_option")
+                raise ConfigError(
+                    f"offset for {k} must be a finite number of degrees, got {v!r}", reason="bad_option"
+                )
         if self.preset is not None and self.preset.lower() not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; use one of {sorted(PRESETS)}",
-                              reason="bad_option")
+            raise ConfigError(
+                f"unknown preset {self.preset!r}; use one of {sorted(PRESETS)}", reason="bad_option"
+            )
         if self.units is not None and self.units not in ("deg", "rad"):
             raise ConfigError(f"units {self.units!r} must be 'deg' or 'rad'", reason="bad_option")
-        if self.rate_hz is not None and (isinstance(self.rate_hz, bool) or not isinstance(
-                self.rate_hz, (int, float)) or not 1.0 <= self.rate_hz <= 10_000.0):
-            raise ConfigError(f"rate_hz {self.rate_hz!r} must be a number in [1, 10000] Hz",
-                              reason="bad_option")
+        if self.rate_hz is not None and (
+            isinstance(self.rate_hz, bool)
+            or not isinstance(self.rate_hz, (int, float))
+            or not 1.0 <= self.rate_hz <= 10_000.0
+        ):
+            raise ConfigError(
+                f"rate_hz {self.rate_hz!r} must be a number in [1, 10000] Hz", reason="bad_option"
+            )
         if self.time_column and self.frame_column:
-            raise ConfigError("give a time column or a frame column, not both",
-                              reason="bad_option")
+            raise ConfigError("give a time column or a frame column, not both", reason="bad_option")
         g = self.max_gap_s
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 <= g <= 5.0:
             raise ConfigError(f"max_gap_s {g!r} must be within [0, 5] s", reason="bad_option")
@@ -139,15 +165,16 @@ DEFAULT_MAPPING = MappingConfig()
 @dataclass(frozen=True)
 class ChannelPlan:
     """Where the ten inputs are in a source: value = sign * column + offset_deg."""
-    index: tuple[int, ...]          # (10,) column indices, IN_COLS order
-    sign: np.ndarray                # (10,) +-1
-    offset_deg: np.ndarray          # (10,) degrees, added after unit conversion and sign
-    labels: tuple[str, ...]         # the source labels used
-    described: str                  # one line: which naming scheme matched
+
+    index: tuple[int, ...]  # (10,) column indices, IN_COLS order
+    sign: np.ndarray  # (10,) +-1
+    offset_deg: np.ndarray  # (10,) degrees, added after unit conversion and sign
+    labels: tuple[str, ...]  # the source labels used
+    described: str  # one line: which naming scheme matched
 
     def apply(self, x: np.ndarray, rad: np.ndarray | bool = False) -> np.ndarray:
         """(n, m) source values -> (n, 10) float32 degrees (``rad``: per-channel flags)."""
-        q = np.asarray(x, dtype=np.float64)[:, list(self.index)]          # (n, 10)
+        q = np.asarray(x, dtype=np.float64)[:, list(self.index)]  # (n, 10)
         q = np.where(np.broadcast_to(rad, (10,)), np.degrees(q), q)
         return (q * self.sign + self.offset_deg).astype(np.float32)
 
@@ -161,9 +188,12 @@ def _label_keys(label: str) -> set[str]:
     """The keys a source label answers to: itself, without a ``Subject:`` prefix, and for
     schema-style names without ``_deg``/``_rad`` and OpenSim 4 ``/value`` paths."""
     base = str(label).strip()
-    base = base[:-len("/value")] if base.endswith("/value") else base
-    keys = {normalise_label(base), normalise_label(base.rsplit("/", 1)[-1]),
-            normalise_label(base.rsplit(":", 1)[-1])}
+    base = base[: -len("/value")] if base.endswith("/value") else base
+    keys = {
+        normalise_label(base),
+        normalise_label(base.rsplit("/", 1)[-1]),
+        normalise_label(base.rsplit(":", 1)[-1]),
+    }
     for k in list(keys):
         m = re.fullmatch(r"(.+?)_(deg|rad)", k)
         if m:
@@ -182,9 +212,12 @@ def _index(labels) -> dict[str, list[int]]:
 def _find(lookup, labels, want: str, col: str) -> int | None:
     hits = sorted(set(lookup.get(normalise_label(want), [])))
     if len(hits) > 1:
-        raise ConfigError(f"label {want!r} (for {col}) matches {len(hits)} columns: "
-                          f"{[labels[i] for i in hits]}; map it with its full label "
-                          f"(--map {col}=FULL_LABEL)", reason="ambiguous_channel")
+        raise ConfigError(
+            f"label {want!r} (for {col}) matches {len(hits)} columns: "
+            f"{[labels[i] for i in hits]}; map it with its full label "
+            f"(--map {col}=FULL_LABEL)",
+            reason="ambiguous_channel",
+        )
     return hits[0] if hits else None
 
 
@@ -196,19 +229,21 @@ def _table_for(cfg: MappingConfig, lookup) -> tuple[dict, str]:
     schema = {c: (c, 1.0, 0.0) for c in IN_COLS}
     if all(normalise_label(c) in lookup for c in IN_COLS if c not in cfg.mapping):
         return schema, "schema names"
-    if all(normalise_label(v[0]) in lookup for c, v in PIG_TO_RAJAGOPAL.items()
-           if c not in cfg.mapping):
+    if all(normalise_label(v[0]) in lookup for c, v in PIG_TO_RAJAGOPAL.items() if c not in cfg.mapping):
         return dict(PIG_TO_RAJAGOPAL), "preset pig (Plug-in Gait labels found)"
     return schema, "schema names"
 
 
-def resolve_channels(labels, cfg: MappingConfig = DEFAULT_MAPPING, *,
-                     what: str = "the source") -> ChannelPlan:
+def resolve_channels(
+    labels, cfg: MappingConfig = DEFAULT_MAPPING, *, what: str = "the source"
+) -> ChannelPlan:
     """Find the ten inputs among ``labels``; raises ConfigError listing the labels."""
     labels = [str(x) for x in labels]
     if not any(lab.strip() for lab in labels):
-        raise ConfigError(f"{what} has no channel labels: give them (--labels) or map each "
-                          "input with --map NAME=LABEL", reason="no_labels")
+        raise ConfigError(
+            f"{what} has no channel labels: give them (--labels) or map each input with --map NAME=LABEL",
+            reason="no_labels",
+        )
     lookup = _index(labels)
     table, described = _table_for(cfg, lookup)
     if cfg.mapping:
@@ -230,11 +265,12 @@ def resolve_channels(labels, cfg: MappingConfig = DEFAULT_MAPPING, *,
         used.append(labels[i])
     if missing:
         shown = labels if len(labels) <= 40 else labels[:40] + ["..."]
-        raise ConfigError(f"{what}: missing required column(s) {missing}; its labels are {shown}. "
-                          "Map them with --map NAME=LABEL (or --preset pig for Plug-in Gait)",
-                          reason="missing_channel")
-    return ChannelPlan(tuple(index), np.asarray(sign), np.asarray(offset), tuple(used),
-                       described)
+        raise ConfigError(
+            f"{what}: missing required column(s) {missing}; its labels are {shown}. "
+            "Map them with --map NAME=LABEL (or --preset pig for Plug-in Gait)",
+            reason="missing_channel",
+        )
+    return ChannelPlan(tuple(index), np.asarray(sign), np.asarray(offset), tuple(used), described)
 
 
 def unit_word(text) -> str | None:
@@ -247,6 +283,7 @@ def unit_word(text) -> str | None:
 class GapReport:
     """What :func:`fill_gaps` did: frames filled, frames still non-finite, and the
     unfilled runs as (t_before, t_after) s (None where the run touches an end)."""
+
     filled_frames: int
     dropout_frames: int
     unfilled: tuple
@@ -270,14 +307,13 @@ def fill_gaps(t: np.ndarray, q: np.ndarray, max_gap_s: float) -> tuple[np.ndarra
     filled, unfilled = 0, []
     for a, b in _runs(bad):
         if a == 0 or b == len(t):
-            unfilled.append((None if a == 0 else float(t[a - 1]),
-                             None if b == len(t) else float(t[b])))
+            unfilled.append((None if a == 0 else float(t[a - 1]), None if b == len(t) else float(t[b])))
             continue
         span = float(t[b] - t[a - 1])
         if span > max_gap_s + 1e-9:
             unfilled.append((float(t[a - 1]), float(t[b])))
             continue
-        w = ((t[a:b] - t[a - 1]) / span)[:, None]                       # (k, 1)
+        w = ((t[a:b] - t[a - 1]) / span)[:, None]  # (k, 1)
         q[a:b] = q[a - 1] * (1.0 - w) + q[b] * w
         filled += b - a
     left = int(np.count_nonzero(~np.isfinite(q).all(axis=1)))
@@ -294,9 +330,11 @@ def parse_map_items(items) -> dict:
                 continue
             name, sep, label = part.partition("=")
             if not sep or not name.strip() or not label.strip():
-                raise ConfigError(f"--map {part!r} is not NAME=LABEL (e.g. "
-                                  "hip_flexion_r=RHipAngles_X, or =-LABEL to flip the sign)",
-                                  reason="bad_option")
+                raise ConfigError(
+                    f"--map {part!r} is not NAME=LABEL (e.g. "
+                    "hip_flexion_r=RHipAngles_X, or =-LABEL to flip the sign)",
+                    reason="bad_option",
+                )
             out[name.strip()] = label.strip()
     return out
 
@@ -308,8 +346,9 @@ def parse_offsets(items) -> dict:
         try:
             out[name] = float(label)
         except ValueError:
-            raise ConfigError(f"--offset {name}={label!r}: the offset must be a number of "
-                              "degrees", reason="bad_option") from None
+            raise ConfigError(
+                f"--offset {name}={label!r}: the offset must be a number of degrees", reason="bad_option"
+            ) from None
     return out
 
 
@@ -322,8 +361,17 @@ def current_mapping() -> MappingConfig:
     return _ACTIVE.get() or DEFAULT_MAPPING
 
 
-_OPTION_NAMES = ("map_items", "map_preset", "map_offsets", "map_units", "map_time_column",
-                 "map_frame_column", "map_max_gap_s", "map_events", "map_rate_hz")
+_OPTION_NAMES = (
+    "map_items",
+    "map_preset",
+    "map_offsets",
+    "map_units",
+    "map_time_column",
+    "map_frame_column",
+    "map_max_gap_s",
+    "map_events",
+    "map_rate_hz",
+)
 
 
 def _click_options(files: bool, events: bool, rate: bool) -> list:
@@ -331,48 +379,97 @@ def _click_options(files: bool, events: bool, rate: bool) -> list:
     import click
 
     opts = [
-        click.option("--map", "map_items", multiple=True, metavar="NAME=LABEL[,...]",
-                     help="Input NAME comes from the column/channel LABEL (-LABEL flips "
-                          "its sign; repeatable). Default: the schema names, or Plug-in "
-                          "Gait labels (LHipAngles_X...)."),
-        click.option("--preset", "map_preset", type=click.Choice(sorted(PRESETS)),
-                     default=None, help="A named label/sign/offset table (pig: Vicon "
-                                        "Plug-in Gait, mvn: Xsens MVN -> Rajagopal; "
-                                        "docs/data_formats.md, docs/sources.md)."),
-        click.option("--offset", "map_offsets", multiple=True, metavar="NAME=DEG",
-                     help="Add DEG degrees to input NAME (calibration; repeatable)."),
-        click.option("--units", "map_units", type=click.Choice(["deg", "rad"]),
-                     default=None, help="Angle units of the mapped channels [default: "
-                                        "what the file/stream says, else deg]."),
+        click.option(
+            "--map",
+            "map_items",
+            multiple=True,
+            metavar="NAME=LABEL[,...]",
+            help="Input NAME comes from the column/channel LABEL (-LABEL flips "
+            "its sign; repeatable). Default: the schema names, or Plug-in "
+            "Gait labels (LHipAngles_X...).",
+        ),
+        click.option(
+            "--preset",
+            "map_preset",
+            type=click.Choice(sorted(PRESETS)),
+            default=None,
+            help="A named label/sign/offset table (pig: Vicon "
+            "Plug-in Gait, mvn: Xsens MVN -> Rajagopal; "
+            "docs/data_formats.md, docs/sources.md).",
+        ),
+        click.option(
+            "--offset",
+            "map_offsets",
+            multiple=True,
+            metavar="NAME=DEG",
+            help="Add DEG degrees to input NAME (calibration; repeatable).",
+        ),
+        click.option(
+            "--units",
+            "map_units",
+            type=click.Choice(["deg", "rad"]),
+            default=None,
+            help="Angle units of the mapped channels [default: what the file/stream says, else deg].",
+        ),
     ]
     file_opts = [
-        click.option("--time-column", "map_time_column", default=None,
-                     help="Column holding time in s [default: time/time_s]."),
-        click.option("--frame-column", "map_frame_column", default=None,
-                     help="Column holding 1-based frame numbers (with the file's or "
-                          "--rate-hz rate) [default: Frame/ITEM when there is no time]."),
-        click.option("--max-gap-s", "map_max_gap_s", type=click.FloatRange(0.0, 5.0),
-                     default=0.0, show_default=True,
-                     help="Fill marker dropouts (NaN/empty rows) linearly when they last "
-                          "at most this long; longer ones are left out and counted."),
+        click.option(
+            "--time-column",
+            "map_time_column",
+            default=None,
+            help="Column holding time in s [default: time/time_s].",
+        ),
+        click.option(
+            "--frame-column",
+            "map_frame_column",
+            default=None,
+            help="Column holding 1-based frame numbers (with the file's or "
+            "--rate-hz rate) [default: Frame/ITEM when there is no time].",
+        ),
+        click.option(
+            "--max-gap-s",
+            "map_max_gap_s",
+            type=click.FloatRange(0.0, 5.0),
+            default=0.0,
+            show_default=True,
+            help="Fill marker dropouts (NaN/empty rows) linearly when they last "
+            "at most this long; longer ones are left out and counted.",
+        ),
     ]
     if files:
         opts += file_opts
     if events and files:
-        opts.append(click.option("--events", "map_events", default=None,
-                                 type=click.Path(exists=True, dir_okay=False),
-                                 help="IC events from this file (.json or .c3d EVENT "
-                                      "group) instead of <stem>_events.json."))
+        opts.append(
+            click.option(
+                "--events",
+                "map_events",
+                default=None,
+                type=click.Path(exists=True, dir_okay=False),
+                help="IC events from this file (.json or .c3d EVENT group) instead of <stem>_events.json.",
+            )
+        )
     if rate:
-        opts.append(click.option("--rate-hz", "map_rate_hz", type=float, default=None,
-                                 help="Frame rate for files without a time column "
-                                      "(live: irregular streams, or to override)."))
+        opts.append(
+            click.option(
+                "--rate-hz",
+                "map_rate_hz",
+                type=float,
+                default=None,
+                help="Frame rate for files without a time column (live: irregular streams, or to override).",
+            )
+        )
     return opts
 
 
-def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
-                        rate_param: str | None = None, events: bool = True,
-                        files: bool = True):
+def trial_input_options(
+    f=None,
+    *,
+    kwarg: str | None = None,
+    rate: bool = True,
+    rate_param: str | None = None,
+    events: bool = True,
+    files: bool = True,
+):
     """Click decorator adding the mapping options (see module doc) to a command.
 
     The options are consumed by the decorator: with ``kwarg`` the command receives one
@@ -396,11 +493,16 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
                     rate_hz = kwargs.get(rate_param)
             try:
                 cfg = MappingConfig(
-                    mapping=parse_map_items(vals["map_items"]), preset=vals["map_preset"],
-                    offsets_deg=parse_offsets(vals["map_offsets"]), units=vals["map_units"],
-                    rate_hz=rate_hz, time_column=vals["map_time_column"],
+                    mapping=parse_map_items(vals["map_items"]),
+                    preset=vals["map_preset"],
+                    offsets_deg=parse_offsets(vals["map_offsets"]),
+                    units=vals["map_units"],
+                    rate_hz=rate_hz,
+                    time_column=vals["map_time_column"],
                     frame_column=vals["map_frame_column"],
-                    max_gap_s=vals["map_max_gap_s"] or 0.0, events_path=vals["map_events"])
+                    max_gap_s=vals["map_max_gap_s"] or 0.0,
+                    events_path=vals["map_events"],
+                )
             except ConfigError as exc:
                 raise click.UsageError(str(exc)) from None
             if kwarg is not None:
@@ -414,7 +516,7 @@ def trial_input_options(f=None, *, kwarg: str | None = None, rate: bool = True,
 
         wrapper.__click_params__ = list(getattr(fn, "__click_params__", []))
         opts = _click_options(files, events, rate)
-        for opt in reversed(opts):           # click lists the last applied first
+        for opt in reversed(opts):  # click lists the last applied first
             wrapper = opt(wrapper)
         return wrapper
 

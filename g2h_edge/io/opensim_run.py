@@ -12,6 +12,7 @@ scaled model and a marker file, for ``g2h-edge label --model``.
 
 The resulting files are then labelled by :func:`g2h_edge.io.label.label_trial`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,7 @@ class OpenSimRun:
 
     def __post_init__(self):
         if not self.lowpass_hz > 0:
-            raise ConfigError(f"lowpass_hz {self.lowpass_hz!r} must be > 0",
-                              reason="bad_option")
+            raise ConfigError(f"lowpass_hz {self.lowpass_hz!r} must be > 0", reason="bad_option")
         for key in ("model_path", "trc_path", "ik_setup", "grf_xml"):
             v = getattr(self, key)
             if v is not None and not Path(v).is_file():
@@ -55,17 +55,17 @@ def _ran(tool) -> bool:
     try:
         return bool(tool.run())
     except RuntimeError as exc:
-        raise DataError(f"OpenSim {type(tool).__name__} failed: {str(exc).strip()[:500]}",
-                        reason="opensim_failed") from None
+        raise DataError(
+            f"OpenSim {type(tool).__name__} failed: {str(exc).strip()[:500]}", reason="opensim_failed"
+        ) from None
 
 
 def _ik(osim, cfg: OpenSimRun, model, out: Path, stem: str, t0: float, t1: float) -> Path:
-    tool = osim.InverseKinematicsTool(str(cfg.ik_setup)) if cfg.ik_setup else \
-        osim.InverseKinematicsTool()
+    tool = osim.InverseKinematicsTool(str(cfg.ik_setup)) if cfg.ik_setup else osim.InverseKinematicsTool()
     tool.setModel(model)
     tool.setMarkerDataFileName(str(cfg.trc_path))
     if not cfg.ik_setup:
-        data = osim.MarkerData(str(cfg.trc_path))   # keep alive: the names refer into it
+        data = osim.MarkerData(str(cfg.trc_path))  # keep alive: the names refer into it
         arr = data.getMarkerNames()
         names = {arr.get(i) for i in range(arr.getSize())}
         tasks = tool.getIKTaskSet()
@@ -80,17 +80,18 @@ def _ik(osim, cfg: OpenSimRun, model, out: Path, stem: str, t0: float, t1: float
                 tasks.cloneAndAppend(task)
                 used += 1
         if used < 3:
-            raise DataError(f"{cfg.trc_path}: only {used} of the model's markers are in the "
-                            "marker file; give --ik-setup or rename the markers",
-                            reason="missing_column")
+            raise DataError(
+                f"{cfg.trc_path}: only {used} of the model's markers are in the "
+                "marker file; give --ik-setup or rename the markers",
+                reason="missing_column",
+            )
     tool.setStartTime(t0)
     tool.setEndTime(t1)
     path = out / f"{stem}_ik.mot"
     tool.setOutputMotionFileName(str(path))
     tool.setResultsDir(str(out))
     if not _ran(tool):
-        raise DataError(f"OpenSim inverse kinematics failed on {cfg.trc_path}",
-                        reason="opensim_failed")
+        raise DataError(f"OpenSim inverse kinematics failed on {cfg.trc_path}", reason="opensim_failed")
     return path
 
 
@@ -133,8 +134,7 @@ def _so(osim, cfg: OpenSimRun, ik_path: Path, out: Path, stem: str, t0, t1) -> P
     setup = out / f"{stem}_so_setup.xml"
     tool.printToXML(str(setup))
     if not _ran(osim.AnalyzeTool(str(setup))):
-        raise DataError(f"OpenSim static optimisation failed on {ik_path}",
-                        reason="opensim_failed")
+        raise DataError(f"OpenSim static optimisation failed on {ik_path}", reason="opensim_failed")
     return out / f"{stem}_StaticOptimization_force.sto"
 
 
@@ -154,5 +154,6 @@ def run_opensim(cfg: OpenSimRun) -> OpenSimResult:
     ik_path = _ik(osim, cfg, model, out, stem, t0, t1)
     id_path = _id(osim, cfg, model, ik_path, out, stem, t0, t1)
     so_path = _so(osim, cfg, ik_path, out, stem, t0, t1) if cfg.static_optimization else None
-    return OpenSimResult(str(ik_path), str(id_path), None if so_path is None else str(so_path),
-                         osim.GetVersionAndDate())
+    return OpenSimResult(
+        str(ik_path), str(id_path), None if so_path is None else str(so_path), osim.GetVersionAndDate()
+    )

@@ -8,6 +8,7 @@ A trial file (.csv/.mot/.sto/.c3d) is read through the mapping layer
 (:func:`g2h_edge.io.cycles.cut_cycles`); the left cycles are mirrored, and the result says
 which cycles were rejected and why.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,10 @@ from g2h_edge.schema import IN_COLS, RAW_UNIT, T
 
 __all__ = ["PredictConfig", "PredictResult", "predict_file", "predict_cycles", "write_predictions"]
 
-SYNTHETIC_WARNING = ("WARNING: this model was trained on SYNTHETIC data; its outputs are not "
-                     "physiology and must not be used for any clinical or research conclusion.")
+SYNTHETIC_WARNING = (
+    "WARNING: this model was trained on SYNTHETIC data; its outputs are not "
+    "physiology and must not be used for any clinical or research conclusion."
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,7 @@ class PredictConfig:
                 object.__setattr__(self, f.name, Path(getattr(self, f.name)))
         object.__setattr__(self, "ensemble", tuple(str(e) for e in self.ensemble))
         if len(self.ensemble) == 1:
-            raise ConfigError(f"an ensemble needs at least 2 member files, got "
-                              f"{list(self.ensemble)}")
+            raise ConfigError(f"an ensemble needs at least 2 member files, got {list(self.ensemble)}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.output_path.suffix.lower() not in (".npz", ".csv"):
@@ -63,8 +65,8 @@ class PredictConfig:
 class PredictResult:
     """What :func:`predict_file` produced."""
 
-    y: np.ndarray                  # (N, 180, K) float32 per kg
-    y_raw: np.ndarray | None       # (N, 180, K) float32 N or Nm
+    y: np.ndarray  # (N, 180, K) float32 per kg
+    y_raw: np.ndarray | None  # (N, 180, K) float32 N or Nm
     out_cols: tuple[str, ...]
     unit: str
     raw_unit: str | None
@@ -75,19 +77,17 @@ class PredictResult:
     warnings: list[str]
     #: for trial-file inputs: the cut cycles (side, times, rejects), else None
     cycles: object = None
-    quality: list[dict] | None = None   # per cycle: g2h_edge.gait.quality.assess_cycle
-    y_sd: np.ndarray | None = None      # (N, 180, K) spread across ensemble members
+    quality: list[dict] | None = None  # per cycle: g2h_edge.gait.quality.assess_cycle
+    y_sd: np.ndarray | None = None  # (N, 180, K) spread across ensemble members
 
 
-def predict_cycles(engine, X: np.ndarray, batch_size: int = 256, *,
-                   with_spread: bool = False):
+def predict_cycles(engine, X: np.ndarray, batch_size: int = 256, *, with_spread: bool = False):
     """Run ``engine.infer`` over X (N, 180, 10) degrees in batches -> (N, 180, K) float32;
     ``with_spread``: (y, y_sd) where y_sd is the ensemble spread (None for one model)."""
     from g2h_edge.engines.ensemble import infer_with_spread
 
     X = np.ascontiguousarray(X, dtype=np.float32)
-    parts = [infer_with_spread(engine, X[i:i + batch_size])
-             for i in range(0, X.shape[0], batch_size)]
+    parts = [infer_with_spread(engine, X[i : i + batch_size]) for i in range(0, X.shape[0], batch_size)]
     y = np.concatenate([np.asarray(p[0], dtype=np.float32) for p in parts], axis=0)
     sd = None if parts[0][1] is None else np.concatenate([p[1] for p in parts], axis=0)
     if with_spread:
@@ -97,8 +97,10 @@ def predict_cycles(engine, X: np.ndarray, batch_size: int = 256, *,
 
 def _checked(engine, X: np.ndarray, y: np.ndarray) -> np.ndarray:
     if y.shape[:2] != X.shape[:2] or y.shape[2] != len(engine.out_cols):
-        raise ModelError(f"engine {engine.name!r} returned shape {y.shape} for input "
-                         f"{X.shape}; expected (N, {X.shape[1]}, {len(engine.out_cols)})")
+        raise ModelError(
+            f"engine {engine.name!r} returned shape {y.shape} for input "
+            f"{X.shape}; expected (N, {X.shape[1]}, {len(engine.out_cols)})"
+        )
     if not np.isfinite(y).all():
         raise ModelError(f"engine {engine.name!r} produced non-finite outputs")
     return y
@@ -106,14 +108,12 @@ def _checked(engine, X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _check_engine(engine, data: Gait2HipData) -> list[str]:
     if tuple(engine.in_cols) != IN_COLS:
-        raise ModelError(f"model inputs {list(engine.in_cols)} differ from the schema "
-                         f"{list(IN_COLS)}")
+        raise ModelError(f"model inputs {list(engine.in_cols)} differ from the schema {list(IN_COLS)}")
     if int(engine.T) != T:
         raise ModelError(f"model expects cycles of {engine.T} frames, the data has {T}")
     if data.task is not None and data.task != engine.task:
         # not fatal: the file's own targets are simply not what this model predicts
-        return [f"note: the input's targets are task {data.task!r}, the model predicts "
-                f"{engine.task!r}"]
+        return [f"note: the input's targets are task {data.task!r}, the model predicts {engine.task!r}"]
     return []
 
 
@@ -125,20 +125,29 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
     """
     data, cycles = _read_input(config)
     if config.raw_unit and data.weight_kg is None:
-        raise DataError(f"{config.input_path}: --raw-unit needs weight_kg (N,) in the input "
-                        f"file to turn per-kg outputs into N / Nm", reason="missing_key")
+        raise DataError(
+            f"{config.input_path}: --raw-unit needs weight_kg (N,) in the input "
+            f"file to turn per-kg outputs into N / Nm",
+            reason="missing_key",
+        )
     own = engine is None
     if own:
         from g2h_edge.engines.ensemble import load_any, load_ensemble  # heavy: lazily
-        engine = (load_ensemble(config.ensemble, threads=config.threads) if config.ensemble
-                  else load_any(config.model_path, threads=config.threads))
+
+        engine = (
+            load_ensemble(config.ensemble, threads=config.threads)
+            if config.ensemble
+            else load_any(config.model_path, threads=config.threads)
+        )
     try:
         warnings = []
         if engine.synthetic:
             if not config.allow_synthetic:
-                raise ModelError(f"{config.model_path} was trained on synthetic data (not "
-                                 f"physiology); pass --allow-synthetic to run it anyway",
-                                 reason="synthetic_model")
+                raise ModelError(
+                    f"{config.model_path} was trained on synthetic data (not "
+                    f"physiology); pass --allow-synthetic to run it anyway",
+                    reason="synthetic_model",
+                )
             warnings.append(SYNTHETIC_WARNING)
         if data.synthetic:
             warnings.append("note: the input file is flagged synthetic (generated, not measured)")
@@ -147,13 +156,21 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
         quality = _quality(engine, data.X, y_sd)
         task = engine.task
         y_raw = (y * data.weight_kg[:, None, None]).astype(np.float32) if config.raw_unit else None
-        result = PredictResult(y=y, y_raw=y_raw, out_cols=tuple(engine.out_cols),
-                               unit=engine.unit, raw_unit=RAW_UNIT[task] if y_raw is not None else None,
-                               model_name=engine.name, model_sha256=engine.sha256,
-                               backend=engine.backend,
-                               synthetic=bool(engine.synthetic or data.synthetic),
-                               warnings=warnings, cycles=cycles, quality=quality,
-                               y_sd=y_sd)
+        result = PredictResult(
+            y=y,
+            y_raw=y_raw,
+            out_cols=tuple(engine.out_cols),
+            unit=engine.unit,
+            raw_unit=RAW_UNIT[task] if y_raw is not None else None,
+            model_name=engine.name,
+            model_sha256=engine.sha256,
+            backend=engine.backend,
+            synthetic=bool(engine.synthetic or data.synthetic),
+            warnings=warnings,
+            cycles=cycles,
+            quality=quality,
+            y_sd=y_sd,
+        )
     finally:
         if own:
             engine.close()
@@ -167,24 +184,32 @@ TRIAL_SUFFIXES = (".csv", ".mot", ".sto", ".c3d")
 def _read_input(config: PredictConfig):
     """(Gait2HipData, TrialCycles | None) from a cycles NPZ or a trial file."""
     if config.input_path.suffix.lower() not in TRIAL_SUFFIXES:
-        return read_gait2hip_npz(config.input_path, require_meta=False,
-                                 convert_gait2354=config.convert_gait2354,
-                                 any_speed_label=True), None
+        return read_gait2hip_npz(
+            config.input_path,
+            require_meta=False,
+            convert_gait2354=config.convert_gait2354,
+            any_speed_label=True,
+        ), None
     from g2h_edge.io.cycles import cut_cycles
     from g2h_edge.io.trial import read_trial
 
-    trial = read_trial(config.input_path, convert_gait2354=config.convert_gait2354,
-                       mapping=config.mapping)
+    trial = read_trial(config.input_path, convert_gait2354=config.convert_gait2354, mapping=config.mapping)
     cyc = cut_cycles(trial)
     if cyc.n == 0:
-        raise DataError(f"{config.input_path}: no cycle passed the checks (rejects: "
-                        f"{cyc.reject_counts()})", reason="no_cycles")
+        raise DataError(
+            f"{config.input_path}: no cycle passed the checks (rejects: {cyc.reject_counts()})",
+            reason="no_cycles",
+        )
     n = cyc.n
     mass = trial.body_mass_kg
-    data = Gait2HipData(X=cyc.X, Y=None, subject_id=np.array(
-        [f"{config.input_path.stem}:{s}{i}" for i, s in enumerate(cyc.side)]),
-        height_m=None, weight_kg=None if mass is None else np.full(n, mass, np.float32),
-        speed_label=None)
+    data = Gait2HipData(
+        X=cyc.X,
+        Y=None,
+        subject_id=np.array([f"{config.input_path.stem}:{s}{i}" for i, s in enumerate(cyc.side)]),
+        height_m=None,
+        weight_kg=None if mass is None else np.full(n, mass, np.float32),
+        speed_label=None,
+    )
     return data, cyc
 
 
@@ -193,9 +218,16 @@ def _quality(engine, X, y_sd) -> list[dict]:
     from g2h_edge.gait.quality import assess_cycle
 
     meta = engine.metadata
-    return [assess_cycle(x, mean=meta.get("mean"), std=meta.get("std"),
-                         summary=meta.get("input_summary"),
-                         y_sd=None if y_sd is None else y_sd[i]) for i, x in enumerate(X)]
+    return [
+        assess_cycle(
+            x,
+            mean=meta.get("mean"),
+            std=meta.get("std"),
+            summary=meta.get("input_summary"),
+            y_sd=None if y_sd is None else y_sd[i],
+        )
+        for i, x in enumerate(X)
+    ]
 
 
 def _quality_arrays(quality: list[dict]) -> dict:
@@ -214,8 +246,11 @@ def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w" if path.suffix.lower() == ".csv" else "wb",
-                       **({"newline": ""} if path.suffix.lower() == ".csv" else {})) as fh:
+        with os.fdopen(
+            fd,
+            "w" if path.suffix.lower() == ".csv" else "wb",
+            **({"newline": ""} if path.suffix.lower() == ".csv" else {}),
+        ) as fh:
             write(fh)
         os.replace(tmp, path)
     except BaseException:
@@ -230,18 +265,22 @@ def write_predictions(path, result: PredictResult, data: Gait2HipData) -> None:
     one row per (trial, frame), the per-cycle quality repeated on each row."""
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        arrays = {"y": result.y, "out_cols": np.array(result.out_cols, dtype=str),
-                  "unit": np.array(result.unit), "model": np.array(result.model_name),
-                  "model_sha256": np.array(result.model_sha256),
-                  "backend": np.array(result.backend),
-                  "synthetic": np.array(result.synthetic)}
+        arrays = {
+            "y": result.y,
+            "out_cols": np.array(result.out_cols, dtype=str),
+            "unit": np.array(result.unit),
+            "model": np.array(result.model_name),
+            "model_sha256": np.array(result.model_sha256),
+            "backend": np.array(result.backend),
+            "synthetic": np.array(result.synthetic),
+        }
         if result.y_raw is not None:
             arrays["y_raw"] = result.y_raw
             arrays["raw_unit"] = np.array(result.raw_unit)
         for key in ("subject_id", "speed_label"):
             if getattr(data, key) is not None:
                 arrays[key] = np.asarray(getattr(data, key), dtype=str)
-        if result.cycles is not None:   # trial input: which hip and when
+        if result.cycles is not None:  # trial input: which hip and when
             arrays["side"] = np.array(result.cycles.side, dtype=str)
             arrays["t_start"] = result.cycles.t_start
             arrays["t_end"] = result.cycles.t_end

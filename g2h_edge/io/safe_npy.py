@@ -6,6 +6,7 @@ Gait2Hip reference files may hold their column names and subject ids that way. I
 parses the ``.npy`` header itself and unpickles the payload with :class:`StringArrayUnpickler`,
 whose ``find_class`` admits only what an object ndarray of str/bytes/int/float needs.
 """
+
 from __future__ import annotations
 
 import io
@@ -46,7 +47,8 @@ class StringArrayUnpickler(pickle.Unpickler):
                 f"refused to unpickle {module}.{name}: the file's object array asks for code "
                 f"that a plain array of strings/numbers never needs (possibly tampered); "
                 f"re-save the array as a plain unicode array (np.array(..., dtype=str))",
-                reason="unsafe_pickle") from None
+                reason="unsafe_pickle",
+            ) from None
 
     def persistent_load(self, pid):
         raise DataError("refused a pickle with persistent ids", reason="unsafe_pickle")
@@ -57,7 +59,9 @@ def _check_elements(arr: np.ndarray, label: str) -> None:
         if not isinstance(item, ALLOWED_ELEMENT_TYPES):
             raise DataError(
                 f"{label}: element {i} has type {type(item).__name__}; only str, bytes, int "
-                f"and float are accepted in object arrays", reason="unsafe_pickle")
+                f"and float are accepted in object arrays",
+                reason="unsafe_pickle",
+            )
 
 
 def load_object_member(zf: zipfile.ZipFile, key: str, label: str) -> np.ndarray:
@@ -79,20 +83,19 @@ def load_object_member(zf: zipfile.ZipFile, key: str, label: str) -> np.ndarray:
     except ValueError as exc:
         raise DataError(f"{label}: bad .npy header: {exc}", reason="bad_npy") from exc
     if not dtype.hasobject:
-        raise DataError(f"{label}: expected an object array, header says {dtype}",
-                        reason="bad_npy")
+        raise DataError(f"{label}: expected an object array, header says {dtype}", reason="bad_npy")
     try:
         arr = StringArrayUnpickler(buf).load()
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 — any failure of a foreign pickle is bad data
-        raise DataError(f"{label}: cannot unpickle the object array: {exc}",
-                        reason="bad_npy") from exc
+        raise DataError(f"{label}: cannot unpickle the object array: {exc}", reason="bad_npy") from exc
     if not isinstance(arr, np.ndarray) or arr.dtype != object:
-        raise DataError(f"{label}: pickle did not hold an object ndarray "
-                        f"(got {type(arr).__name__})", reason="unsafe_pickle")
+        raise DataError(
+            f"{label}: pickle did not hold an object ndarray (got {type(arr).__name__})",
+            reason="unsafe_pickle",
+        )
     if tuple(arr.shape) != tuple(shape):
-        raise DataError(f"{label}: shape {arr.shape} differs from the header's {shape}",
-                        reason="bad_npy")
+        raise DataError(f"{label}: shape {arr.shape} differs from the header's {shape}", reason="bad_npy")
     _check_elements(arr, label)
     return arr

@@ -8,6 +8,7 @@ non-increasing time raise :class:`DataError` naming the row and column. Non-fini
 are marker dropouts: filled linearly up to ``max_gap_s``, otherwise kept as NaN rows that
 publishers leave out and count (``Trial.dropout_frames``).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,16 @@ from g2h_edge.io.mapping import (
 from g2h_edge.io.tables import Table, parse_rows, read_mot_table, read_text_table
 from g2h_edge.schema import IN_COLS, N_IN
 
-__all__ = ["Trial", "read_trial", "read_events", "read_events_file", "write_trial_csv",
-           "write_events_json", "events_path_for", "parse_table"]
+__all__ = [
+    "Trial",
+    "read_trial",
+    "read_events",
+    "read_events_file",
+    "write_trial_csv",
+    "write_events_json",
+    "events_path_for",
+    "parse_table",
+]
 
 _TIME_NAMES = ("time", "time_s")
 _FRAME_NAMES = ("frame", "item")
@@ -41,10 +50,10 @@ _FRAME_NAMES = ("frame", "item")
 class Trial:
     """A continuous recording: ``t`` (n,) s, ``q`` (n, 10) deg in IN_COLS order."""
 
-    t: np.ndarray                                   # (n,) float64 s, strictly increasing
-    q: np.ndarray                                   # (n, 10) float32 deg
+    t: np.ndarray  # (n,) float64 s, strictly increasing
+    q: np.ndarray  # (n, 10) float32 deg
     rate_hz: float
-    events: dict[str, np.ndarray] = field(default_factory=dict)   # {"R": (m,), "L": (m,)} s
+    events: dict[str, np.ndarray] = field(default_factory=dict)  # {"R": (m,), "L": (m,)} s
     body_mass_kg: float | None = None
     source: str = ""
     #: frames whose angles are still non-finite (dropouts longer than max_gap_s)
@@ -78,8 +87,9 @@ def _time_axis(tab: Table, cfg: MappingConfig, label: str) -> np.ndarray:
     def col(name: str, what: str) -> int:
         i = lookup.get(normalise_label(name))
         if i is None:
-            raise DataError(f"{label}: no {what} column {name!r} among {tab.labels[:6]}...",
-                            reason="missing_column")
+            raise DataError(
+                f"{label}: no {what} column {name!r} among {tab.labels[:6]}...", reason="missing_column"
+            )
         return i
 
     if cfg.time_column:
@@ -91,21 +101,28 @@ def _time_axis(tab: Table, cfg: MappingConfig, label: str) -> np.ndarray:
     fname = cfg.frame_column or next((n for n in _FRAME_NAMES if n in lookup), None)
     if fname is not None:
         if rate is None:
-            raise DataError(f"{label}: frames are numbered in column {fname!r} but the rate "
-                            "is unknown: pass --rate-hz", reason="no_rate")
+            raise DataError(
+                f"{label}: frames are numbered in column {fname!r} but the rate is unknown: pass --rate-hz",
+                reason="no_rate",
+            )
         return (tab.data[:, col(fname, "frame")] - 1.0) / float(rate)
     if cfg.rate_hz is not None:
         return np.arange(tab.data.shape[0], dtype=np.float64) / float(cfg.rate_hz)
-    raise DataError(f"{label}: no time column (named 'time' or 'time_s') in the header "
-                    f"{tab.labels[:4]}...; name one with --time-column, or give "
-                    "--frame-column and/or --rate-hz", reason="missing_column")
+    raise DataError(
+        f"{label}: no time column (named 'time' or 'time_s') in the header "
+        f"{tab.labels[:4]}...; name one with --time-column, or give "
+        "--frame-column and/or --rate-hz",
+        reason="missing_column",
+    )
 
 
 def _from_table(tab: Table, cfg: MappingConfig, label: str):
     """(t, q deg with NaN dropouts, GapReport, mapping description) from a Table."""
     if tab.data.shape[1] != len(tab.labels):
-        raise DataError(f"{label}: the header names {len(tab.labels)} columns but rows have "
-                        f"{tab.data.shape[1]}", reason="column_count")
+        raise DataError(
+            f"{label}: the header names {len(tab.labels)} columns but rows have {tab.data.shape[1]}",
+            reason="column_count",
+        )
     try:
         plan = resolve_channels(tab.labels, cfg, what=label)
     except ConfigError as exc:
@@ -113,21 +130,28 @@ def _from_table(tab: Table, cfg: MappingConfig, label: str):
     t = np.asarray(_time_axis(tab, cfg, label), dtype=np.float64)
     if not np.isfinite(t).all():
         r = int(np.argmax(~np.isfinite(t)))
-        raise DataError(f"{label}: non-finite value at line {tab.first_line + r}, column "
-                        "'time'", reason="nan")
+        raise DataError(
+            f"{label}: non-finite value at line {tab.first_line + r}, column 'time'", reason="nan"
+        )
     if t.size < 2:
         raise DataError(f"{label}: needs at least 2 rows, got {t.size}", reason="empty")
     dt = np.diff(t)
     if (dt <= 0).any():
         r = int(np.argmax(dt <= 0)) + 1
-        raise DataError(f"{label}: time is not strictly increasing at line "
-                        f"{tab.first_line + r} (t={t[r]:g} after {t[r - 1]:g})",
-                        reason="time_not_monotonic")
+        raise DataError(
+            f"{label}: time is not strictly increasing at line "
+            f"{tab.first_line + r} (t={t[r]:g} after {t[r - 1]:g})",
+            reason="time_not_monotonic",
+        )
     if cfg.units is not None:
         rad = np.full(len(IN_COLS), cfg.units == "rad")
     else:
-        rad = np.array([unit_word(tab.unit_of(i)) == "rad" or
-                        normalise_label(tab.labels[i]).endswith("_rad") for i in plan.index])
+        rad = np.array(
+            [
+                unit_word(tab.unit_of(i)) == "rad" or normalise_label(tab.labels[i]).endswith("_rad")
+                for i in plan.index
+            ]
+        )
     q = plan.apply(tab.data, rad)
     q, gaps = fill_gaps(t, q, cfg.max_gap_s)
     return t, q.astype(np.float32), gaps, plan.described
@@ -154,7 +178,7 @@ def _read_c3d(path: Path, cfg: MappingConfig):
 def events_path_for(path) -> Path:
     """``<dir>/<stem without _angles>_events.json`` next to a trial file."""
     path = Path(path)
-    stem = path.stem[:-len("_angles")] if path.stem.endswith("_angles") else path.stem
+    stem = path.stem[: -len("_angles")] if path.stem.endswith("_angles") else path.stem
     return path.with_name(stem + "_events.json")
 
 
@@ -177,14 +201,16 @@ def read_events(path) -> tuple[dict[str, np.ndarray], float | None]:
         except (TypeError, ValueError):
             raise DataError(f"{path}: {key} must be a list of times in s", reason="bad_events") from None
         if not np.isfinite(ev).all() or (np.diff(ev) <= 0).any():
-            raise DataError(f"{path}: {key} must be finite and strictly increasing: "
-                            f"{ev.tolist()}", reason="bad_events")
+            raise DataError(
+                f"{path}: {key} must be finite and strictly increasing: {ev.tolist()}", reason="bad_events"
+            )
         events[side] = ev
     mass = doc.get("body_mass_kg")
     if mass is not None:
         if not isinstance(mass, (int, float)) or not 30.0 <= float(mass) <= 200.0:
-            raise DataError(f"{path}: body_mass_kg={mass!r} is not a plausible mass in kg",
-                            reason="bad_events")
+            raise DataError(
+                f"{path}: body_mass_kg={mass!r} is not a plausible mass in kg", reason="bad_events"
+            )
         mass = float(mass)
     return events, mass
 
@@ -203,8 +229,9 @@ def read_events_file(path) -> tuple[dict[str, np.ndarray], float | None]:
     return read_events(path)
 
 
-def read_trial(path, *, convert_gait2354: bool = False, check: bool = True,
-               mapping: MappingConfig | None = None) -> Trial:
+def read_trial(
+    path, *, convert_gait2354: bool = False, check: bool = True, mapping: MappingConfig | None = None
+) -> Trial:
     """Read a trial (.mot/.sto/.csv/.c3d) and its events when present.
 
     Columns are found by ``mapping`` (default: :func:`current_mapping`, i.e. what the
@@ -219,15 +246,18 @@ def read_trial(path, *, convert_gait2354: bool = False, check: bool = True,
     cfg = mapping if mapping is not None else current_mapping()
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unknown trial format {path.suffix!r}; use "
-                        f"{sorted(_READERS)}", reason="unsupported_format")
+        raise DataError(
+            f"{path}: unknown trial format {path.suffix!r}; use {sorted(_READERS)}",
+            reason="unsupported_format",
+        )
     if not path.is_file():
         raise DataError(f"{path}: no such file", reason="not_found")
     t, q, gaps, described = reader(path, cfg)
     finite = np.isfinite(q).all(axis=1)
     if np.count_nonzero(finite) < 2:
-        raise DataError(f"{path}: fewer than 2 frames have all ten angles (the rest are "
-                        "dropouts)", reason="nan")
+        raise DataError(
+            f"{path}: fewer than 2 frames have all ten angles (the rest are dropouts)", reason="nan"
+        )
     if convert_gait2354:
         q = _flip_knees(q).astype(np.float32)
     if check:
@@ -238,9 +268,17 @@ def read_trial(path, *, convert_gait2354: bool = False, check: bool = True,
             raise
     events, mass = _events_for(path, cfg)
     rate = round(float(1.0 / np.median(np.diff(t))), 6)
-    return Trial(t=t, q=q, rate_hz=rate, events=events, body_mass_kg=mass, source=str(path),
-                 dropout_frames=gaps.dropout_frames, filled_frames=gaps.filled_frames,
-                 mapping=described)
+    return Trial(
+        t=t,
+        q=q,
+        rate_hz=rate,
+        events=events,
+        body_mass_kg=mass,
+        source=str(path),
+        dropout_frames=gaps.dropout_frames,
+        filled_frames=gaps.filled_frames,
+        mapping=described,
+    )
 
 
 def _events_for(path: Path, cfg: MappingConfig):
@@ -258,8 +296,7 @@ def write_trial_csv(path, trial: Trial) -> None:
     """Write ``time_s`` + the ten ``<name>_deg`` columns (the shared/data CSV layout)."""
     header = "time_s," + ",".join(c + "_deg" for c in IN_COLS)
     table = np.column_stack([trial.t, trial.q.astype(np.float64)])
-    np.savetxt(path, table, delimiter=",", header=header, comments="",
-               fmt=["%.6f"] + ["%.6f"] * N_IN)
+    np.savetxt(path, table, delimiter=",", header=header, comments="", fmt=["%.6f"] + ["%.6f"] * N_IN)
 
 
 def write_events_json(path, trial: Trial, extra: dict | None = None) -> None:

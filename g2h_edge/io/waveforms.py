@@ -9,28 +9,78 @@ minimum just before IC; hip flexion maximal in late swing near IC, extension ~-1
 ~52 %; ankle plantar-flexion after IC, dorsiflexion in mid stance, push-off ~62 %).
 Left channels use the same templates shifted by half a cycle.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-__all__ = ["N_HARMONICS", "KEY_POINTS", "template_coefficients", "eval_template",
-           "phase_warp", "warp_for_stance"]
+__all__ = [
+    "N_HARMONICS",
+    "KEY_POINTS",
+    "template_coefficients",
+    "eval_template",
+    "phase_warp",
+    "warp_for_stance",
+]
 
 N_HARMONICS = 8
 
 #: joint -> ((percent, degrees), ...) of one cycle from right IC (0 %) to the next (100 %)
 KEY_POINTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "hip_flexion": ((0, 25), (10, 20), (25, 8), (40, -7), (52, -13), (60, -8), (70, 8),
-                    (85, 24), (93, 27), (100, 25)),
-    "hip_adduction": ((0, -2), (10, 3), (20, 6), (40, 5), (50, 3), (60, -6), (70, -11),
-                      (80, -8), (90, -4), (100, -2)),
-    "hip_rotation": ((0, -4), (15, -5), (40, -1), (55, 0), (65, -5), (75, -3), (88, -8),
-                     (100, -4)),
-    "knee_angle": ((0, 7), (5, 11), (13, 19), (22, 16), (35, 8), (45, 7), (55, 17), (62, 38),
-                   (72, 62), (82, 48), (92, 17), (97.5, 5), (100, 7)),
-    "ankle_angle": ((0, 0), (6, -5), (15, 2), (30, 6), (45, 10), (52, 10), (62, -13),
-                    (68, -10), (80, 2), (90, 2), (100, 0)),
+    "hip_flexion": (
+        (0, 25),
+        (10, 20),
+        (25, 8),
+        (40, -7),
+        (52, -13),
+        (60, -8),
+        (70, 8),
+        (85, 24),
+        (93, 27),
+        (100, 25),
+    ),
+    "hip_adduction": (
+        (0, -2),
+        (10, 3),
+        (20, 6),
+        (40, 5),
+        (50, 3),
+        (60, -6),
+        (70, -11),
+        (80, -8),
+        (90, -4),
+        (100, -2),
+    ),
+    "hip_rotation": ((0, -4), (15, -5), (40, -1), (55, 0), (65, -5), (75, -3), (88, -8), (100, -4)),
+    "knee_angle": (
+        (0, 7),
+        (5, 11),
+        (13, 19),
+        (22, 16),
+        (35, 8),
+        (45, 7),
+        (55, 17),
+        (62, 38),
+        (72, 62),
+        (82, 48),
+        (92, 17),
+        (97.5, 5),
+        (100, 7),
+    ),
+    "ankle_angle": (
+        (0, 0),
+        (6, -5),
+        (15, 2),
+        (30, 6),
+        (45, 10),
+        (52, 10),
+        (62, -13),
+        (68, -10),
+        (80, 2),
+        (90, 2),
+        (100, 0),
+    ),
 }
 
 
@@ -41,10 +91,10 @@ def _fourier_of_keypoints(points) -> np.ndarray:
     spline = CubicSpline(pct, val, bc_type="periodic")
     m = 720
     phi = np.arange(m) / m
-    spec = np.fft.rfft(spline(phi)) / m                    # complex, (m//2+1,)
+    spec = np.fft.rfft(spline(phi)) / m  # complex, (m//2+1,)
     coef = np.zeros(2 * N_HARMONICS + 1)
-    coef[1::2] = 2 * spec[1:N_HARMONICS + 1].real          # cos terms
-    coef[2::2] = -2 * spec[1:N_HARMONICS + 1].imag         # sin terms
+    coef[1::2] = 2 * spec[1 : N_HARMONICS + 1].real  # cos terms
+    coef[2::2] = -2 * spec[1 : N_HARMONICS + 1].imag  # sin terms
     # standardise: zero mean (a0 = 0) and unit RMS over the cycle
     coef /= np.sqrt(0.5 * np.sum(coef[1:] ** 2))
     return coef
@@ -60,11 +110,10 @@ def template_coefficients(joint: str) -> np.ndarray:
 
 def eval_template(coef: np.ndarray, phase: np.ndarray) -> np.ndarray:
     """Evaluate a Fourier series (17,) or (..., 17) at ``phase`` (cycles, any shape)."""
-    h = np.arange(1, N_HARMONICS + 1)                       # (H,)
-    ang = 2 * np.pi * np.asarray(phase)[..., None] * h      # (..., H)
+    h = np.arange(1, N_HARMONICS + 1)  # (H,)
+    ang = 2 * np.pi * np.asarray(phase)[..., None] * h  # (..., H)
     coef = np.asarray(coef)
-    return coef[..., 0] + np.sum(coef[..., 1::2] * np.cos(ang) + coef[..., 2::2] * np.sin(ang),
-                                 axis=-1)
+    return coef[..., 0] + np.sum(coef[..., 1::2] * np.cos(ang) + coef[..., 2::2] * np.sin(ang), axis=-1)
 
 
 def phase_warp(phase: np.ndarray, a) -> np.ndarray:

@@ -3,6 +3,7 @@
 Every model maps STANDARDISED inputs (B, T, 10) to per-kg outputs (B, T, K); the
 standardisation lives in :class:`g2h_edge.models.bundle.StandardizedModel`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,15 @@ from g2h_edge.models.mamba import MambaBlock
 from g2h_edge.schema import N_IN
 from g2h_edge.schema import T as T_CYCLE
 
-__all__ = ["ARCHS", "build_model", "default_hparams", "validate_hparams",
-           "TransformerRegressor", "LSTMRegressor", "MambaRegressor"]
+__all__ = [
+    "ARCHS",
+    "build_model",
+    "default_hparams",
+    "validate_hparams",
+    "TransformerRegressor",
+    "LSTMRegressor",
+    "MambaRegressor",
+]
 
 
 class PositionalEmbedding(nn.Module):
@@ -31,14 +39,13 @@ class PositionalEmbedding(nn.Module):
 class TransformerRegressor(nn.Module):
     """input_proj -> + learned positions -> post-norm ReLU TransformerEncoder -> output_proj."""
 
-    def __init__(self, d_in, d_out, d_model, nhead, num_layers, dim_feedforward, dropout,
-                 max_len):
+    def __init__(self, d_in, d_out, d_model, nhead, num_layers, dim_feedforward, dropout, max_len):
         super().__init__()
         self.input_proj = nn.Linear(d_in, d_model)
         self.pos_encoder = PositionalEmbedding(max_len, d_model)
         layer = nn.TransformerEncoderLayer(
-            d_model, nhead, dim_feedforward, dropout, activation="relu", batch_first=True,
-            norm_first=False)
+            d_model, nhead, dim_feedforward, dropout, activation="relu", batch_first=True, norm_first=False
+        )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.output_proj = nn.Linear(d_model, d_out)
 
@@ -52,8 +59,7 @@ class LSTMRegressor(nn.Module):
 
     def __init__(self, d_in, d_out, hidden, layers, dropout):
         super().__init__()
-        self.lstm = nn.LSTM(d_in, hidden, layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(d_in, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.fc = nn.Linear(hidden, d_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,12 +70,12 @@ class LSTMRegressor(nn.Module):
 class MambaRegressor(nn.Module):
     """input_proj -> residual Mamba blocks (x + dropout(block(x))) -> LayerNorm -> output_proj."""
 
-    def __init__(self, d_in, d_out, d_model, d_state, d_conv, expand, layers, dropout,
-                 dt_rank=None):
+    def __init__(self, d_in, d_out, d_model, d_state, d_conv, expand, layers, dropout, dt_rank=None):
         super().__init__()
         self.input_proj = nn.Linear(d_in, d_model)
         self.blocks = nn.ModuleList(
-            MambaBlock(d_model, d_state, d_conv, expand, dt_rank) for _ in range(layers))
+            MambaBlock(d_model, d_state, d_conv, expand, dt_rank) for _ in range(layers)
+        )
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(d_model)
         self.output_proj = nn.Linear(d_model, d_out)
@@ -83,11 +89,27 @@ class MambaRegressor(nn.Module):
 
 # arch -> (published hyper-parameters without d_out, optional keys)
 _DEFAULTS: dict[str, dict] = {
-    "transformer": {"d_model": 128, "nhead": 4, "num_layers": 2, "dim_feedforward": 256,
-                    "dropout": 0.1, "d_in": N_IN, "T": T_CYCLE, "max_len": 500},
+    "transformer": {
+        "d_model": 128,
+        "nhead": 4,
+        "num_layers": 2,
+        "dim_feedforward": 256,
+        "dropout": 0.1,
+        "d_in": N_IN,
+        "T": T_CYCLE,
+        "max_len": 500,
+    },
     "lstm": {"hidden": 128, "layers": 2, "dropout": 0.1, "d_in": N_IN, "T": T_CYCLE},
-    "mamba": {"d_model": 128, "d_state": 16, "d_conv": 4, "expand": 2, "layers": 2,
-              "dropout": 0.1, "d_in": N_IN, "T": T_CYCLE},
+    "mamba": {
+        "d_model": 128,
+        "d_state": 16,
+        "d_conv": 4,
+        "expand": 2,
+        "layers": 2,
+        "dropout": 0.1,
+        "d_in": N_IN,
+        "T": T_CYCLE,
+    },
 }
 _OPTIONAL: dict[str, set] = {"transformer": set(), "lstm": set(), "mamba": {"dt_rank"}}
 ARCHS: tuple[str, ...] = tuple(_DEFAULTS)
@@ -101,39 +123,43 @@ def default_hparams(arch: str, d_out: int) -> dict:
 
 def _check_arch(arch) -> None:
     if arch not in _DEFAULTS:
-        raise ModelError(f"unknown architecture {arch!r}: use one of {list(ARCHS)}",
-                         reason="unknown_arch")
+        raise ModelError(f"unknown architecture {arch!r}: use one of {list(ARCHS)}", reason="unknown_arch")
 
 
 def validate_hparams(arch: str, hparams: dict) -> dict:
     """Check ``hparams`` has exactly the keys of ``arch`` with positive sizes; returns a copy."""
     _check_arch(arch)
     if not isinstance(hparams, dict):
-        raise ModelError(f"hparams must be a dict, got {type(hparams).__name__}",
-                         reason="bad_hparams")
+        raise ModelError(f"hparams must be a dict, got {type(hparams).__name__}", reason="bad_hparams")
     required = set(_DEFAULTS[arch]) | {"d_out"}
     missing = sorted(required - set(hparams))
     unknown = sorted(set(hparams) - required - _OPTIONAL[arch])
     if missing or unknown:
-        raise ModelError(f"{arch} hparams: missing {missing}, unknown {unknown}; expected "
-                         f"{sorted(required)}", reason="bad_hparams")
+        raise ModelError(
+            f"{arch} hparams: missing {missing}, unknown {unknown}; expected {sorted(required)}",
+            reason="bad_hparams",
+        )
     for key, value in hparams.items():
         if key == "dropout":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and 0.0 <= value < 1.0
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value < 1.0
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
         if not ok:
-            raise ModelError(f"{arch} hparams[{key!r}] = {value!r} is invalid "
-                             f"(sizes are positive ints, dropout a float in [0, 1))",
-                             reason="bad_hparams")
+            raise ModelError(
+                f"{arch} hparams[{key!r}] = {value!r} is invalid "
+                f"(sizes are positive ints, dropout a float in [0, 1))",
+                reason="bad_hparams",
+            )
     if arch == "transformer":
         if hparams["d_model"] % hparams["nhead"]:
-            raise ModelError(f"transformer d_model {hparams['d_model']} is not divisible by "
-                             f"nhead {hparams['nhead']}", reason="bad_hparams")
+            raise ModelError(
+                f"transformer d_model {hparams['d_model']} is not divisible by nhead {hparams['nhead']}",
+                reason="bad_hparams",
+            )
         if hparams["T"] > hparams["max_len"]:
-            raise ModelError(f"transformer T {hparams['T']} exceeds max_len "
-                             f"{hparams['max_len']}", reason="bad_hparams")
+            raise ModelError(
+                f"transformer T {hparams['T']} exceeds max_len {hparams['max_len']}", reason="bad_hparams"
+            )
     return dict(hparams)
 
 
@@ -141,11 +167,26 @@ def build_model(arch: str, hparams: dict) -> nn.Module:
     """Build an (untrained) ``arch`` model: standardised (B, T, d_in) -> (B, T, d_out)."""
     hp = validate_hparams(arch, hparams)
     if arch == "transformer":
-        return TransformerRegressor(hp["d_in"], hp["d_out"], hp["d_model"], hp["nhead"],
-                                    hp["num_layers"], hp["dim_feedforward"], hp["dropout"],
-                                    hp["max_len"])
+        return TransformerRegressor(
+            hp["d_in"],
+            hp["d_out"],
+            hp["d_model"],
+            hp["nhead"],
+            hp["num_layers"],
+            hp["dim_feedforward"],
+            hp["dropout"],
+            hp["max_len"],
+        )
     if arch == "lstm":
-        return LSTMRegressor(hp["d_in"], hp["d_out"], hp["hidden"], hp["layers"],
-                             hp["dropout"])
-    return MambaRegressor(hp["d_in"], hp["d_out"], hp["d_model"], hp["d_state"], hp["d_conv"],
-                          hp["expand"], hp["layers"], hp["dropout"], hp.get("dt_rank"))
+        return LSTMRegressor(hp["d_in"], hp["d_out"], hp["hidden"], hp["layers"], hp["dropout"])
+    return MambaRegressor(
+        hp["d_in"],
+        hp["d_out"],
+        hp["d_model"],
+        hp["d_state"],
+        hp["d_conv"],
+        hp["expand"],
+        hp["layers"],
+        hp["dropout"],
+        hp.get("dt_rank"),
+    )

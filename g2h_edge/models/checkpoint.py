@@ -5,6 +5,7 @@ plain ``torch.load(weights_only=True)`` refuses them. We allow-list exactly the 
 needed to rebuild a plain ndarray and nothing else: a checkpoint that needs any other global
 (a class, ``os.system``...) is refused with a :class:`ModelError` naming that global.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -25,14 +26,11 @@ from g2h_edge.models.bundle import (
 )
 from g2h_edge.schema import TARGET_UNIT, task_for_out_cols
 
-__all__ = ["import_checkpoint", "read_checkpoint", "allowed_numpy_globals",
-           "CHECKPOINT_KEYS"]
+__all__ = ["import_checkpoint", "read_checkpoint", "allowed_numpy_globals", "CHECKPOINT_KEYS"]
 
 #: keys every published checkpoint has (the rest are optional, kept in provenance)
-CHECKPOINT_KEYS = ("model_type", "state_dict", "hparams", "mu_x", "sd_x", "in_cols",
-                   "out_cols")
-_LICENCE = ("Gait2Hip-60 published checkpoint (arXiv 2605.30374), MIT licence, "
-            "Copyright (c) 2026 Jiaqi Zhang")
+CHECKPOINT_KEYS = ("model_type", "state_dict", "hparams", "mu_x", "sd_x", "in_cols", "out_cols")
+_LICENCE = "Gait2Hip-60 published checkpoint (arXiv 2605.30374), MIT licence, Copyright (c) 2026 Jiaqi Zhang"
 
 
 def allowed_numpy_globals() -> list:
@@ -43,10 +41,15 @@ def allowed_numpy_globals() -> list:
     """
     core = getattr(np, "_core", None)
     multiarray = core.multiarray if core is not None else np.core.multiarray
-    dtypes = [getattr(np.dtypes, n) for n in ("Float32DType", "Float64DType")
-              if hasattr(getattr(np, "dtypes", None), n)]  # the classes of float dtypes
+    dtypes = [
+        getattr(np.dtypes, n)
+        for n in ("Float32DType", "Float64DType")
+        if hasattr(getattr(np, "dtypes", None), n)
+    ]  # the classes of float dtypes
     return [
-        np.ndarray, np.dtype, *dtypes,
+        np.ndarray,
+        np.dtype,
+        *dtypes,
         (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
         (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
     ]
@@ -62,17 +65,21 @@ def read_checkpoint(src) -> dict:
             f"checkpoint {src} needs a non-allow-listed global {exc.what} and was refused (only "
             f"tensors, plain containers and numpy arrays are admitted, so no pickle code runs; "
             f"if you trust this file, re-save it as plain tensors/arrays)",
-            reason="unsafe_checkpoint") from exc
+            reason="unsafe_checkpoint",
+        ) from exc
     if not isinstance(obj, dict):
-        raise ModelError(f"checkpoint {src} holds a {type(obj).__name__}, expected the "
-                         f"published dict", reason="bad_checkpoint")
+        raise ModelError(
+            f"checkpoint {src} holds a {type(obj).__name__}, expected the published dict",
+            reason="bad_checkpoint",
+        )
     if obj.get("format") == "g2h-edge-bundle":
-        raise ModelError(f"{src} is already a g2h-edge bundle; use it directly",
-                         reason="already_bundle")
+        raise ModelError(f"{src} is already a g2h-edge bundle; use it directly", reason="already_bundle")
     missing = [k for k in CHECKPOINT_KEYS if k not in obj]
     if missing:
-        raise ModelError(f"checkpoint {src} is missing keys {missing} (expected a published "
-                         f"Gait2Hip-60 checkpoint)", reason="missing_keys")
+        raise ModelError(
+            f"checkpoint {src} is missing keys {missing} (expected a published Gait2Hip-60 checkpoint)",
+            reason="missing_keys",
+        )
     return obj
 
 
@@ -80,15 +87,16 @@ def _strings(value, what: str, src) -> list[str]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, (list, tuple)):
-        raise ModelError(f"checkpoint {src}: {what} must be a list of names, got "
-                         f"{type(value).__name__}", reason="bad_checkpoint")
+        raise ModelError(
+            f"checkpoint {src}: {what} must be a list of names, got {type(value).__name__}",
+            reason="bad_checkpoint",
+        )
     out = []
     for v in value:
         if isinstance(v, bytes):
             v = v.decode("utf-8")
         if not isinstance(v, str):
-            raise ModelError(f"checkpoint {src}: {what} holds {v!r}, not a name",
-                             reason="bad_checkpoint")
+            raise ModelError(f"checkpoint {src}: {what} holds {v!r}, not a name", reason="bad_checkpoint")
         out.append(v)
     return out
 
@@ -98,15 +106,19 @@ def _array(value, what: str, src) -> np.ndarray:
         value = value.numpy()
     arr = np.asarray(value)
     if not np.issubdtype(arr.dtype, np.floating):
-        raise ModelError(f"checkpoint {src}: {what} must be a float array, got dtype "
-                         f"{arr.dtype}", reason="bad_checkpoint")
+        raise ModelError(
+            f"checkpoint {src}: {what} must be a float array, got dtype {arr.dtype}", reason="bad_checkpoint"
+        )
     # some training scripts keep (1, 1, 10) for broadcasting; the bundle checks the size
     return arr.reshape(-1).astype(np.float32)
 
 
 def _provenance(src: Path, obj: dict) -> dict:
-    metrics = {k[len("test_metrics_"):]: v for k, v in obj.items()
-               if k.startswith("test_metrics_") and isinstance(v, dict)}
+    metrics = {
+        k[len("test_metrics_") :]: v
+        for k, v in obj.items()
+        if k.startswith("test_metrics_") and isinstance(v, dict)
+    }
     prov = {
         "source_file": src.name,
         "source_path": str(src.resolve()),
@@ -135,8 +147,9 @@ def import_checkpoint(src, *, name: str | None = None) -> Bundle:
     obj = read_checkpoint(src)
     arch = obj["model_type"]
     if arch not in ARCHS:
-        raise ModelError(f"checkpoint {src}: model_type {arch!r} is not one of {list(ARCHS)}",
-                         reason="unknown_arch")
+        raise ModelError(
+            f"checkpoint {src}: model_type {arch!r} is not one of {list(ARCHS)}", reason="unknown_arch"
+        )
     if not isinstance(obj["hparams"], dict):
         raise ModelError(f"checkpoint {src}: hparams is not a dict", reason="bad_checkpoint")
     in_cols = _strings(obj["in_cols"], "in_cols", src)
@@ -147,14 +160,27 @@ def import_checkpoint(src, *, name: str | None = None) -> Bundle:
         raise ModelError(f"checkpoint {src}: {exc}", reason="bad_columns") from exc
     unit = obj.get("target_unit", TARGET_UNIT[task])
     if unit != TARGET_UNIT[task]:
-        raise ModelError(f"checkpoint {src}: target_unit {unit!r} is not the per-kg unit "
-                         f"{TARGET_UNIT[task]!r} of task {task!r}", reason="bad_checkpoint")
+        raise ModelError(
+            f"checkpoint {src}: target_unit {unit!r} is not the per-kg unit "
+            f"{TARGET_UNIT[task]!r} of task {task!r}",
+            reason="bad_checkpoint",
+        )
     hparams = dict(obj["hparams"])
     try:
         return Bundle(
-            name=name or src.stem, arch=arch, hparams=hparams, state_dict=dict(obj["state_dict"]),
-            in_cols=in_cols, out_cols=out_cols, mean=_array(obj["mu_x"], "mu_x", src),
-            std=_array(obj["sd_x"], "sd_x", src), task=task, unit=unit,
-            T=hparams.get("T"), provenance=_provenance(src, obj), synthetic=False)
+            name=name or src.stem,
+            arch=arch,
+            hparams=hparams,
+            state_dict=dict(obj["state_dict"]),
+            in_cols=in_cols,
+            out_cols=out_cols,
+            mean=_array(obj["mu_x"], "mu_x", src),
+            std=_array(obj["sd_x"], "sd_x", src),
+            task=task,
+            unit=unit,
+            T=hparams.get("T"),
+            provenance=_provenance(src, obj),
+            synthetic=False,
+        )
     except ModelError as exc:
         raise ModelError(f"checkpoint {src}: {exc}", reason=exc.reason) from exc

@@ -19,6 +19,7 @@ torch engine runs).
 so the causal convolution and the scan slice and split with constants (what the ONNX export
 traces; ≈2 % faster in ONNX Runtime than the generic trace of the same scan).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,9 +43,9 @@ def _folded_cls():
             core = std_model.core
             mean = std_model.mean.detach().double()
             std = std_model.std.detach().double()
-            w_in = core.input_proj.weight.detach().double()                 # (D, 10)
-            b_in = core.input_proj.bias.detach().double()                   # (D,)
-            pos = core.pos_encoder.pos_embed.weight.detach().double()[:T]   # (T, D)
+            w_in = core.input_proj.weight.detach().double()  # (D, 10)
+            b_in = core.input_proj.bias.detach().double()  # (D,)
+            pos = core.pos_encoder.pos_embed.weight.detach().double()[:T]  # (T, D)
             self.T, self.D = int(T), int(w_in.shape[0])
             self.register_buffer("w_in", (w_in / std).t().float().contiguous())  # (10, D)
             self.register_buffer("b_in", (b_in - w_in @ (mean / std) + pos).float())  # (T, D)
@@ -57,32 +58,39 @@ def _folded_cls():
             scale = 1.0 / math.sqrt(self.dh)
             for i, layer in enumerate(layers):
                 att = layer.self_attn
-                w_qkv = att.in_proj_weight.detach().double().clone()       # (3D, D)
-                b_qkv = att.in_proj_bias.detach().double().clone()         # (3D,)
+                w_qkv = att.in_proj_weight.detach().double().clone()  # (3D, D)
+                b_qkv = att.in_proj_bias.detach().double().clone()  # (3D,)
                 w_qkv[: self.D] *= scale
                 b_qkv[: self.D] *= scale
                 tensors = {
-                    "w_qkv": w_qkv.t(), "b_qkv": b_qkv,
-                    "w_o": att.out_proj.weight.detach().t(), "b_o": att.out_proj.bias,
-                    "w_1": layer.linear1.weight.detach().t(), "b_1": layer.linear1.bias,
-                    "w_2": layer.linear2.weight.detach().t(), "b_2": layer.linear2.bias,
-                    "g_1": layer.norm1.weight, "be_1": layer.norm1.bias,
-                    "g_2": layer.norm2.weight, "be_2": layer.norm2.bias}
+                    "w_qkv": w_qkv.t(),
+                    "b_qkv": b_qkv,
+                    "w_o": att.out_proj.weight.detach().t(),
+                    "b_o": att.out_proj.bias,
+                    "w_1": layer.linear1.weight.detach().t(),
+                    "b_1": layer.linear1.bias,
+                    "w_2": layer.linear2.weight.detach().t(),
+                    "b_2": layer.linear2.bias,
+                    "g_1": layer.norm1.weight,
+                    "be_1": layer.norm1.bias,
+                    "g_2": layer.norm2.weight,
+                    "be_2": layer.norm2.bias,
+                }
                 for key, value in tensors.items():
-                    self.register_buffer(f"l{i}_{key}",
-                                         value.detach().float().contiguous().clone())
-            self.register_buffer("w_out", core.output_proj.weight.detach().t().contiguous()
-                                 .clone())                                   # (D, K)
+                    self.register_buffer(f"l{i}_{key}", value.detach().float().contiguous().clone())
+            self.register_buffer("w_out", core.output_proj.weight.detach().t().contiguous().clone())  # (D, K)
             self.register_buffer("b_out", core.output_proj.bias.detach().clone())  # (K,)
 
         def forward(self, x):
             T, D, H, dh = self.T, self.D, self.H, self.dh
-            h = x @ self.w_in + self.b_in                                   # (B, T, D)
+            h = x @ self.w_in + self.b_in  # (B, T, D)
             for i in range(self.n_layers):
+
                 def p(key, i=i):
                     return getattr(self, f"l{i}_{key}")
+
                 qkv = (h @ p("w_qkv") + p("b_qkv")).reshape(-1, T, 3, H, dh)
-                qkv = qkv.permute(2, 0, 3, 1, 4)                            # (3, B, H, T, dh)
+                qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, T, dh)
                 q, k, v = qkv[0], qkv[1], qkv[2]
                 if self.sdpa:  # fused (flash) attention kernel; the scale is in w_qkv
                     a = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, H, T, dh)
@@ -92,7 +100,7 @@ def _folded_cls():
                 h = F.layer_norm(h + a, (D,), p("g_1"), p("be_1"), self.eps[i])
                 f = torch.relu(h @ p("w_1") + p("b_1")) @ p("w_2") + p("b_2")
                 h = F.layer_norm(h + f, (D,), p("g_2"), p("be_2"), self.eps2[i])
-            return h @ self.w_out + self.b_out                              # (B, T, K)
+            return h @ self.w_out + self.b_out  # (B, T, K)
 
     return _FoldedTransformer
 
@@ -101,16 +109,18 @@ def FoldedTransformer(std_model, T: int, attention: str = "matmul"):
     """``std_model`` (a Transformer :class:`~g2h_edge.models.StandardizedModel`) with its
     constants folded (see module doc); the input must have exactly T frames."""
     if attention not in ATTENTION_FORMS:
-        raise ModelError(f"attention {attention!r} is not one of {list(ATTENTION_FORMS)}",
-                         reason="bad_argument")
+        raise ModelError(
+            f"attention {attention!r} is not one of {list(ATTENTION_FORMS)}", reason="bad_argument"
+        )
     core = getattr(std_model, "core", None)
     enc = getattr(core, "encoder", None)
     if enc is None or not hasattr(core, "input_proj"):
         raise ModelError("the folded form needs a Transformer bundle", reason="bad_argument")
     for layer in enc.layers:
         if getattr(layer, "norm_first", False) or layer.activation_relu_or_gelu != 1:
-            raise ModelError("the folded form supports post-norm ReLU encoder layers only",
-                             reason="bad_argument")
+            raise ModelError(
+                "the folded form supports post-norm ReLU encoder layers only", reason="bad_argument"
+            )
     return _folded_cls()(std_model, T, attention).eval()
 
 
@@ -126,14 +136,18 @@ def FoldedMamba(std_model, T: int):
     from g2h_edge.models.mamba import MambaBlock
 
     core = getattr(std_model, "core", None)
-    if core is None or not hasattr(core, "blocks") or not hasattr(core, "input_proj") or \
-            not all(isinstance(block, MambaBlock) for block in core.blocks):
+    if (
+        core is None
+        or not hasattr(core, "blocks")
+        or not hasattr(core, "input_proj")
+        or not all(isinstance(block, MambaBlock) for block in core.blocks)
+    ):
         raise ModelError("the folded Mamba form needs a Mamba bundle", reason="bad_argument")
     folded = copy.deepcopy(core).eval()
     mean = std_model.mean.detach().double()
     std = std_model.std.detach().double()
-    w = core.input_proj.weight.detach().double()                            # (D, 10)
-    b = core.input_proj.bias.detach().double()                              # (D,)
+    w = core.input_proj.weight.detach().double()  # (D, 10)
+    b = core.input_proj.bias.detach().double()  # (D,)
     with torch.no_grad():
         folded.input_proj.weight.copy_((w / std).float())
         folded.input_proj.bias.copy_((b - w @ (mean / std)).float())

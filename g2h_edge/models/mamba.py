@@ -33,6 +33,7 @@ form.
 On CUDA, when ``mamba_ssm`` (and optionally ``causal_conv1d``) are importable, the block uses
 their fused kernels instead (same parameters, same maths).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,9 +44,19 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "MambaBlock", "SCANS", "selective_scan_chunked", "selective_scan_parallel",
-    "selective_scan_sequential", "associative_scan", "scan_levels", "default_chunk",
-    "selective_scan_unrolled", "cuda_kernels_available", "exporting", "auto_scan", "set_scan",
+    "MambaBlock",
+    "SCANS",
+    "selective_scan_chunked",
+    "selective_scan_parallel",
+    "selective_scan_sequential",
+    "associative_scan",
+    "scan_levels",
+    "default_chunk",
+    "selective_scan_unrolled",
+    "cuda_kernels_available",
+    "exporting",
+    "auto_scan",
+    "set_scan",
     "softplus",
 ]
 
@@ -62,8 +73,7 @@ def _shift_right(t: torch.Tensor, s: int, fill: float, length: int) -> torch.Ten
     return F.pad(t[:, : length - s], pad, value=fill)  # (B, L, ...)
 
 
-def associative_scan(a: torch.Tensor, b: torch.Tensor, length: int | None = None
-                     ) -> torch.Tensor:
+def associative_scan(a: torch.Tensor, b: torch.Tensor, length: int | None = None) -> torch.Tensor:
     """Solve h_t = a_t * h_{t-1} + b_t (h_{-1} = 0) along dim 1 in ceil(log2 L) levels.
 
     a, b: (B, L, ...). Pairs compose as (a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2); after the
@@ -108,8 +118,7 @@ def default_chunk(length: int) -> int:
     return min(near, key=lambda d: abs(d - root)) if near else math.ceil(root)
 
 
-def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None,
-                           length: int | None = None):
+def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None, length: int | None = None):
     """Selective scan, two-level form (same arguments and result as the others).
 
     The L steps are cut into nc chunks of ``chunk`` steps, and all chunks are processed
@@ -136,9 +145,15 @@ def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None,
     At = A.t()  # (N, E)
     delta = delta.reshape(b, nc, c, 1, e)  # (B, nc, c, 1, E)
     # per-step slices keep their size-1 step axis: one Split node each, no Gather/Squeeze
-    dts, dus, Bs, Cs = (torch.split(t, 1, dim=2) for t in (
-        delta, du.reshape(b, nc, c, 1, e), B.reshape(b, nc, c, n, 1),  # (B, nc, 1, N, 1)
-        C.reshape(b, nc, c, 1, n)))  # (B, nc, 1, 1, N)
+    dts, dus, Bs, Cs = (
+        torch.split(t, 1, dim=2)
+        for t in (
+            delta,
+            du.reshape(b, nc, c, 1, e),
+            B.reshape(b, nc, c, n, 1),  # (B, nc, 1, N, 1)
+            C.reshape(b, nc, c, 1, n),
+        )
+    )  # (B, nc, 1, 1, N)
     h = None
     for j in range(c):  # (1) unrolled: `chunk` steps, all chunks at once, from zero
         drive = dus[j] * Bs[j]  # (B, nc, 1, N, E)
@@ -155,8 +170,7 @@ def selective_scan_chunked(u, delta, A, B, C, D, chunk: int | None = None,
     return (y[:, :length] if pad else y) + u * D  # (B, L, E)
 
 
-def selective_scan_unrolled(u, delta, A, B, C, D, block: int | None = None,
-                            length: int | None = None):
+def selective_scan_unrolled(u, delta, A, B, C, D, block: int | None = None, length: int | None = None):
     """Selective scan, one step at a time, written for export (same arguments and result).
 
     The plain recurrence unrolled over all L steps, in blocks of ``block`` steps (None:
@@ -173,9 +187,15 @@ def selective_scan_unrolled(u, delta, A, B, C, D, block: int | None = None,
     block = block or default_chunk(length)
     sizes = [min(block, length - t0) for t0 in range(0, length, block)]
     At = A.t()  # (N, E): the state is laid out (N, E), E last (contiguous broadcasts)
-    dts, dus, Bs, Cs = (torch.split(t, sizes, dim=1) for t in (
-        delta.unsqueeze(2), (delta * u).unsqueeze(2),  # (B, L, 1, E) each
-        B.unsqueeze(-1), C.unsqueeze(2)))  # (B, L, N, 1), (B, L, 1, N)
+    dts, dus, Bs, Cs = (
+        torch.split(t, sizes, dim=1)
+        for t in (
+            delta.unsqueeze(2),
+            (delta * u).unsqueeze(2),  # (B, L, 1, E) each
+            B.unsqueeze(-1),
+            C.unsqueeze(2),
+        )
+    )  # (B, L, N, 1), (B, L, 1, N)
     h, ys = None, []
     for dt, du, Bk, Ck in zip(dts, dus, Bs, Cs):  # one block of b steps
         decays = torch.split(torch.exp(dt * At), 1, dim=1)  # b x (B, 1, N, E)
@@ -219,9 +239,12 @@ def selective_scan_sequential(u, delta, A, B, C, D, block: int | None = None):
 
 def exporting() -> bool:
     """True while torch traces/exports/compiles the model (ONNX export, torch.export, jit)."""
-    checks = (torch.onnx.is_in_onnx_export, torch.jit.is_tracing,
-              getattr(torch.compiler, "is_exporting", None),
-              getattr(torch.compiler, "is_compiling", None))
+    checks = (
+        torch.onnx.is_in_onnx_export,
+        torch.jit.is_tracing,
+        getattr(torch.compiler, "is_exporting", None),
+        getattr(torch.compiler, "is_compiling", None),
+    )
     return any(check() for check in checks if check is not None)
 
 
@@ -241,8 +264,12 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 #: scan name -> function; all compute the same recurrence
-SCANS = {"chunked": selective_scan_chunked, "parallel": selective_scan_parallel,
-         "sequential": selective_scan_sequential, "unrolled": selective_scan_unrolled}
+SCANS = {
+    "chunked": selective_scan_chunked,
+    "parallel": selective_scan_parallel,
+    "sequential": selective_scan_sequential,
+    "unrolled": selective_scan_unrolled,
+}
 
 
 def set_scan(model: nn.Module, scan: str, chunk: int | None = None) -> nn.Module:
@@ -272,8 +299,9 @@ def cuda_kernels_available() -> bool:
 class MambaBlock(nn.Module):
     """One Mamba block (no residual, no norm: the caller adds those)."""
 
-    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None):
+    def __init__(
+        self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2, dt_rank: int | None = None
+    ):
         super().__init__()
         self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
         self.d_inner = expand * d_model
@@ -300,8 +328,9 @@ class MambaBlock(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u: (B, L, d_model) -> (B, L, d_model)."""
-        if u.is_cuda and self.use_cuda_kernels and not exporting() \
-                and cuda_kernels_available():  # exports always trace the pure-torch path
+        if (
+            u.is_cuda and self.use_cuda_kernels and not exporting() and cuda_kernels_available()
+        ):  # exports always trace the pure-torch path
             return self._forward_cuda(u)
         # (exported as two Slices with computed bounds, even in a static export: constant
         # bounds, which ONNX Runtime fuses into one Split, measured 4-6 % slower overall)
@@ -333,14 +362,15 @@ class MambaBlock(nn.Module):
         length, k = self.static_len or x.shape[1], self.d_conv
         w = self.conv1d.weight.squeeze(1).t()  # (d_conv, E)
         xp = F.pad(x, (0, 0, k - 1, 0))  # (B, L + k - 1, E)
-        y = self.conv1d.bias + xp[:, k - 1:] * w[k - 1]  # (B, L, E): tap on x_t
+        y = self.conv1d.bias + xp[:, k - 1 :] * w[k - 1]  # (B, L, E): tap on x_t
         for i in range(k - 1):  # tap i sees x_{t - (k - 1 - i)}
-            y = torch.addcmul(y, xp[:, i:i + length], w[i])
+            y = torch.addcmul(y, xp[:, i : i + length], w[i])
         return y
 
     def _forward_cuda(self, u: torch.Tensor) -> torch.Tensor:
         """The same computation through mamba_ssm's fused kernels (channels-first layout)."""
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
         length = u.shape[1]
         xz = self.in_proj(u).transpose(1, 2)  # (B, 2E, L)
         x, z = xz.chunk(2, dim=1)  # (B, E, L) each
@@ -357,9 +387,14 @@ class MambaBlock(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], -1)
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2).contiguous()  # (B, E, L), no bias
         y = selective_scan_fn(
-            x.contiguous(), dt, -torch.exp(self.A_log.float()),
-            B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(),  # (B, N, L)
-            self.D.float(), z=z.contiguous(), delta_bias=self.dt_proj.bias.float(),
+            x.contiguous(),
+            dt,
+            -torch.exp(self.A_log.float()),
+            B.transpose(1, 2).contiguous(),
+            C.transpose(1, 2).contiguous(),  # (B, N, L)
+            self.D.float(),
+            z=z.contiguous(),
+            delta_bias=self.dt_proj.bias.float(),
             delta_softplus=True,
         )  # (B, E, L)
         return self.out_proj(y.transpose(1, 2))  # (B, L, d_model)

@@ -6,10 +6,21 @@
   that keeps every output (demo, benchmarks, tests);
 - :class:`RecordWriter` / :func:`read_record`: the ``--record`` file format.
 """
+
 from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH, ServerConfig, server_config
 from g2h_edge.runtime.local import LocalServer, OutputCollector
 from g2h_edge.runtime.record import RecordWriter, read_record
 from g2h_edge.runtime.server import Server, serve
 
-__all__ = ["ServerConfig", "server_config", "DEFAULT_LISTEN", "DEFAULT_PUBLISH", "Server",
-           "serve", "LocalServer", "OutputCollector", "RecordWriter", "read_record"]
+__all__ = [
+    "ServerConfig",
+    "server_config",
+    "DEFAULT_LISTEN",
+    "DEFAULT_PUBLISH",
+    "Server",
+    "serve",
+    "LocalServer",
+    "OutputCollector",
+    "RecordWriter",
+    "read_record",
+]

@@ -1,4 +1,5 @@
 """The server's one frozen configuration (units in the field names)."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ from g2h_edge.gait.config import CycleConfig, ICDetectorConfig
 from g2h_edge.schema import SIDES
 from g2h_edge.wire import MAX_BODY_MASS_KG, MAX_RATE_HZ, MIN_BODY_MASS_KG, MIN_RATE_HZ
 
-__all__ = ["ServerConfig", "DEFAULT_LISTEN", "DEFAULT_PUBLISH", "server_config",
-           "MEMORY_BUDGET_BYTES", "STREAM_BYTES_MAX", "OUTPUT_MESSAGE_BYTES_MAX"]
+__all__ = [
+    "ServerConfig",
+    "DEFAULT_LISTEN",
+    "DEFAULT_PUBLISH",
+    "server_config",
+    "MEMORY_BUDGET_BYTES",
+    "STREAM_BYTES_MAX",
+    "OUTPUT_MESSAGE_BYTES_MAX",
+]
 
 #: default addresses: loopback only (nothing is exposed to the network unless asked)
 DEFAULT_LISTEN = "tcp://127.0.0.1:5555"
@@ -35,8 +43,7 @@ def _num(obj, name, lo, hi, *, optional=False):
     v = getattr(obj, name)
     if v is None and optional:
         return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-            or not lo <= v <= hi:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
         raise ConfigError(f"ServerConfig.{name} = {v!r} must be a number in [{lo}, {hi}]")
     object.__setattr__(obj, name, float(v))
 
@@ -129,21 +136,31 @@ class ServerConfig:
 
     def __post_init__(self):
         engines = self.engines
-        if isinstance(engines, str) or not isinstance(engines, (tuple, list)) or not engines \
-                or not all(isinstance(e, str) and e for e in engines):
-            raise ConfigError(f"ServerConfig.engines = {engines!r} must be a non-empty list "
-                              "of engine file paths (.pt, .onnx, .plan)")
+        if (
+            isinstance(engines, str)
+            or not isinstance(engines, (tuple, list))
+            or not engines
+            or not all(isinstance(e, str) and e for e in engines)
+        ):
+            raise ConfigError(
+                f"ServerConfig.engines = {engines!r} must be a non-empty list "
+                "of engine file paths (.pt, .onnx, .plan)"
+            )
         object.__setattr__(self, "engines", tuple(engines))
         connect = (self.connect,) if isinstance(self.connect, str) else tuple(self.connect)
         object.__setattr__(self, "connect", connect)
         if bool(self.listen) == bool(connect):
-            raise ConfigError("give exactly one of ServerConfig.listen (bind) and "
-                              f"ServerConfig.connect (connect), got {self.listen!r} and "
-                              f"{connect!r}")
+            raise ConfigError(
+                "give exactly one of ServerConfig.listen (bind) and "
+                f"ServerConfig.connect (connect), got {self.listen!r} and "
+                f"{connect!r}"
+            )
         for addr in (self.listen, self.publish, *connect):
             if addr is not None and (not isinstance(addr, str) or "://" not in addr):
-                raise ConfigError(f"address {addr!r} is not a ZeroMQ endpoint such as "
-                                  "tcp://127.0.0.1:5555 or ipc:///tmp/g2h.sock")
+                raise ConfigError(
+                    f"address {addr!r} is not a ZeroMQ endpoint such as "
+                    "tcp://127.0.0.1:5555 or ipc:///tmp/g2h.sock"
+                )
         sides = tuple(self.sides)
         if not sides or len(set(sides)) != len(sides) or not set(sides) <= set(SIDES):
             raise ConfigError(f"ServerConfig.sides = {self.sides!r} must be R, L or R,L")
@@ -163,22 +180,24 @@ class ServerConfig:
         _int(self, "snd_hwm", 0, 2**31 - 1)
         if self.engine_threads is not None:
             _int(self, "engine_threads", 1, 256)
-        for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll",
-                     "trust_native"):
+        for name in ("allow_synthetic", "check_convention", "cpu_timing", "busy_poll", "trust_native"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ServerConfig.{name} must be true or false")
         if self.torch_precision not in (None, *TORCH_PRECISIONS):
-            raise ConfigError(f"ServerConfig.torch_precision = {self.torch_precision!r} must "
-                              f"be one of {list(TORCH_PRECISIONS)}")
+            raise ConfigError(
+                f"ServerConfig.torch_precision = {self.torch_precision!r} must "
+                f"be one of {list(TORCH_PRECISIONS)}"
+            )
         if self.torch_compile not in (None, *COMPILE_MODES):
-            raise ConfigError(f"ServerConfig.torch_compile = {self.torch_compile!r} must be "
-                              f"one of {list(COMPILE_MODES)}")
+            raise ConfigError(
+                f"ServerConfig.torch_compile = {self.torch_compile!r} must be one of {list(COMPILE_MODES)}"
+            )
         if self.record_path is not None and not isinstance(self.record_path, str):
             raise ConfigError(f"ServerConfig.record_path = {self.record_path!r} must be a path")
-        if not isinstance(self.cycle, CycleConfig) or not isinstance(self.detector,
-                                                                        ICDetectorConfig):
-            raise ConfigError("ServerConfig.cycle / .detector must be CycleConfig / "
-                              "ICDetectorConfig instances")
+        if not isinstance(self.cycle, CycleConfig) or not isinstance(self.detector, ICDetectorConfig):
+            raise ConfigError(
+                "ServerConfig.cycle / .detector must be CycleConfig / ICDetectorConfig instances"
+            )
         _check_security_and_shard(self)
 
 
@@ -193,8 +212,13 @@ def _check_security_and_shard(cfg: ServerConfig) -> None:
         check_server_keys(cfg.curve_keys)
     if not isinstance(cfg.insecure_public_bind, bool):
         raise ConfigError("ServerConfig.insecure_public_bind must be true or false")
-    check_exposure((cfg.listen, cfg.publish), cfg.connect, curve_keys=cfg.curve_keys,
-                   allow_insecure=cfg.insecure_public_bind, what="g2h-edge serve")
+    check_exposure(
+        (cfg.listen, cfg.publish),
+        cfg.connect,
+        curve_keys=cfg.curve_keys,
+        allow_insecure=cfg.insecure_public_bind,
+        what="g2h-edge serve",
+    )
 
 
 def server_config(values: Mapping[str, Any]) -> ServerConfig:

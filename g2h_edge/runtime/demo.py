@@ -5,6 +5,7 @@ replay of the bundled SYNTHETIC example trial over loopback ZeroMQ + a live tabl
 published cycle + a PNG of the predicted waveforms. The bundled models are trained on the
 project's synthetic cohort: their numbers are NOT physiology, and the demo says so.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,22 +19,23 @@ from g2h_edge.errors import ConfigError, ModelError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.local import LocalServer, OutputCollector
 
-__all__ = ["DemoConfig", "run_demo", "demo_bundles", "demo_engine_paths", "cycle_row",
-           "SYNTHETIC_NOTE"]
+__all__ = ["DemoConfig", "run_demo", "demo_bundles", "demo_engine_paths", "cycle_row", "SYNTHETIC_NOTE"]
 
-SYNTHETIC_NOTE = ("NOTE: the bundled demo models were trained on SYNTHETIC data and the "
-                  "example trial is synthetic too: the numbers below are NOT physiology. "
-                  "Use the published checkpoints (g2h-edge models import) for real use.")
+SYNTHETIC_NOTE = (
+    "NOTE: the bundled demo models were trained on SYNTHETIC data and the "
+    "example trial is synthetic too: the numbers below are NOT physiology. "
+    "Use the published checkpoints (g2h-edge models import) for real use."
+)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     out_dir: str = "g2h_demo"
     speed: float = 2.0
-    backend: str = "auto"          # auto | onnx | torch
+    backend: str = "auto"  # auto | onnx | torch
     plot: bool = True
-    with_events: bool = False      # use the trial's IC events instead of online detection
-    cache_dir: str | None = None   # where ONNX exports are cached
+    with_events: bool = False  # use the trial's IC events instead of online detection
+    cache_dir: str | None = None  # where ONNX exports are cached
     #: model bundles (.pt) to serve instead of the bundled demo models
     models: tuple[str, ...] = ()
 
@@ -49,8 +51,11 @@ def demo_bundles() -> list[Path]:
     data = Path(__file__).resolve().parents[1] / "data"
     found = sorted(data.glob("demo_*.pt"))
     if not found:
-        raise ModelError(f"no bundled demo models (demo_*.pt) in {data}; reinstall g2h-edge "
-                         "or pass your own model to g2h-edge serve --engine", reason="no_demo")
+        raise ModelError(
+            f"no bundled demo models (demo_*.pt) in {data}; reinstall g2h-edge "
+            "or pass your own model to g2h-edge serve --engine",
+            reason="no_demo",
+        )
     return found
 
 
@@ -94,19 +99,21 @@ def _short(name: str) -> str:
 
 def cycle_row(msg: dict) -> str:
     """One line of the live table for a cycle message."""
-    peaks = " ".join(f"{_short(c)}={v:.2f}" for c, v in zip(msg["outputs"],
-                                                            msg["y"].max(axis=0)))
+    peaks = " ".join(f"{_short(c)}={v:.2f}" for c, v in zip(msg["outputs"], msg["y"].max(axis=0)))
     dur = msg["t_end"] - msg["t_start"]
     q = msg.get("quality") or {}
     ood = q.get("ood_phase_z", q.get("ood_z"))
     flags = ",".join(q.get("flags") or []) or "-"
-    return (f"{msg['stream']:<8} {msg['side']}  {msg['cycle']:>3}  {dur:5.2f}s  "
-            f"{msg['model'][:22]:<22} {msg['latency_ms']:7.2f}  "
-            f"{'' if ood is None else f'{ood:5.2f}':>5} {flags:<14} [{msg['unit']}] {peaks}")
+    return (
+        f"{msg['stream']:<8} {msg['side']}  {msg['cycle']:>3}  {dur:5.2f}s  "
+        f"{msg['model'][:22]:<22} {msg['latency_ms']:7.2f}  "
+        f"{'' if ood is None else f'{ood:5.2f}':>5} {flags:<14} [{msg['unit']}] {peaks}"
+    )
 
 
-HEADER = (f"{'stream':<8} side cyc  dur     {'model':<22} {'lat ms':>7}  {'ood':>5} "
-          f"{'flags':<14} peak per output")
+HEADER = (
+    f"{'stream':<8} side cyc  dur     {'model':<22} {'lat ms':>7}  {'ood':>5} {'flags':<14} peak per output"
+)
 
 
 def _printer(echo):
@@ -115,6 +122,7 @@ def _printer(echo):
             echo(cycle_row(msg))
         elif msg["type"] == "reject":
             echo(f"{msg.get('stream') or '?':<8} reject {msg['reason']}: {msg['detail'][:100]}")
+
     return on_message
 
 
@@ -132,28 +140,44 @@ def run_demo(cfg: DemoConfig, echo=print) -> dict:
         record.unlink()
     engines = demo_engine_paths(cfg, echo)
     trial = read_trial(example_trial_path())
-    scfg = ServerConfig(engines=tuple(engines), listen="tcp://127.0.0.1:*",
-                        publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                        record_path=str(record), status_interval_s=0.25,
-                        engine_threads=1)
+    scfg = ServerConfig(
+        engines=tuple(engines),
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        record_path=str(record),
+        status_interval_s=0.25,
+        engine_threads=1,
+    )
     with LocalServer(scfg) as srv:
         names = ", ".join(f"{e.name} ({e.backend})" for e in srv.server.engines)
         echo(f"server: {srv.endpoints['listen']} -> {srv.endpoints['publish']}; {names}")
-        echo(f"replaying {example_trial_path().name} ({trial.duration_s:.0f} s at "
-             f"{trial.rate_hz:g} Hz, speed x{cfg.speed:g}, ICs "
-             f"{'from the trial events' if cfg.with_events else 'detected online'})")
+        echo(
+            f"replaying {example_trial_path().name} ({trial.duration_s:.0f} s at "
+            f"{trial.rate_hz:g} Hz, speed x{cfg.speed:g}, ICs "
+            f"{'from the trial events' if cfg.with_events else 'detected online'})"
+        )
         echo(HEADER)
         with OutputCollector(srv.endpoints["publish"], on_message=_printer(echo)) as col:
             if not col.wait_ready(30):
                 raise ConfigError("the demo's subscriber did not connect", reason="no_status")
-            replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="example",
-                                       speed=cfg.speed, with_events=cfg.with_events))
+            replay(
+                trial,
+                ReplayConfig(
+                    address=srv.endpoints["listen"],
+                    stream="example",
+                    speed=cfg.speed,
+                    with_events=cfg.with_events,
+                ),
+            )
             ended = col.wait_ended("example", 60)
             cycles, rejects = col.of_type("cycle"), col.of_type("reject")
     summary = _summary(cycles, rejects, ended, record)
-    echo(f"{summary['cycles']} cycle messages, rejects {summary['rejects'] or 'none'}; "
-         f"latency p50 {summary['latency_p50_ms']:.2f} ms, p99 {summary['latency_p99_ms']:.2f}"
-         f" ms (closing frame arrival -> publish); record: {record}")
+    echo(
+        f"{summary['cycles']} cycle messages, rejects {summary['rejects'] or 'none'}; "
+        f"latency p50 {summary['latency_p50_ms']:.2f} ms, p99 {summary['latency_p99_ms']:.2f}"
+        f" ms (closing frame arrival -> publish); record: {record}"
+    )
     if cfg.plot and cycles:
         summary["plots"] = plot_cycles(cycles, out_dir, echo)
     echo(SYNTHETIC_NOTE.replace("numbers below", "numbers above"))
@@ -165,10 +189,15 @@ def _summary(cycles, rejects, ended, record) -> dict:
     reasons: dict = {}
     for r in rejects:
         reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-    return {"cycles": len(cycles), "rejects": reasons, "ended": ended,
-            "latency_p50_ms": float(np.percentile(lat, 50)),
-            "latency_p99_ms": float(np.percentile(lat, 99)), "record": str(record),
-            "plots": []}
+    return {
+        "cycles": len(cycles),
+        "rejects": reasons,
+        "ended": ended,
+        "latency_p50_ms": float(np.percentile(lat, 50)),
+        "latency_p99_ms": float(np.percentile(lat, 99)),
+        "record": str(record),
+        "plots": [],
+    }
 
 
 def plot_cycles(cycles: list, out_dir: Path, echo=print) -> list[str]:
@@ -176,6 +205,7 @@ def plot_cycles(cycles: list, out_dir: Path, echo=print) -> list[str]:
     L dashed), 0-100 % of the gait cycle."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -192,15 +222,22 @@ def plot_cycles(cycles: list, out_dir: Path, echo=print) -> list[str]:
         for k, col in enumerate(cols):
             ax = axes[k // ncol][k % ncol]
             for c in mine:
-                ax.plot(pct, c["y"][:, k], "-" if c["side"] == "R" else "--", lw=0.8,
-                        color="tab:blue" if c["side"] == "R" else "tab:orange")
+                ax.plot(
+                    pct,
+                    c["y"][:, k],
+                    "-" if c["side"] == "R" else "--",
+                    lw=0.8,
+                    color="tab:blue" if c["side"] == "R" else "tab:orange",
+                )
             ax.set_title(col, fontsize=8)
             ax.set_xlabel("% gait cycle", fontsize=7)
             ax.tick_params(labelsize=6)
         for k in range(len(cols), nrow * ncol):
             axes[k // ncol][k % ncol].axis("off")
-        fig.suptitle(f"{model} [{mine[0]['unit']}], R solid / L dashed -- SYNTHETIC model "
-                     "and data, not physiology", fontsize=9)
+        fig.suptitle(
+            f"{model} [{mine[0]['unit']}], R solid / L dashed -- SYNTHETIC model and data, not physiology",
+            fontsize=9,
+        )
         fig.tight_layout()
         path = out_dir / (f"{model}.png" if model.startswith("demo") else f"demo_{model}.png")
         fig.savefig(path, dpi=90)

@@ -1,4 +1,5 @@
 """Engines as the server uses them: loading, the checks that refuse a model, latency stats."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,11 +17,16 @@ def load_engines(config: ServerConfig) -> list:
 
     engines = []
     try:
-        for path in config.engines:   # a file, an ensemble manifest or "A.pt,B.pt"
-            engines.append(load_any(path, threads=config.engine_threads,
-                                       torch_precision=config.torch_precision,
-                                       torch_compile=config.torch_compile,
-                                       trust_native=config.trust_native))
+        for path in config.engines:  # a file, an ensemble manifest or "A.pt,B.pt"
+            engines.append(
+                load_any(
+                    path,
+                    threads=config.engine_threads,
+                    torch_precision=config.torch_precision,
+                    torch_compile=config.torch_compile,
+                    trust_native=config.trust_native,
+                )
+            )
             check_engine(engines[-1], path, config.allow_synthetic)
     except BaseException:
         for eng in engines:
@@ -32,15 +38,22 @@ def load_engines(config: ServerConfig) -> list:
 def check_engine(eng, path: str, allow_synthetic: bool) -> None:
     """Refuse engines the runtime cannot serve (wrong inputs or length, synthetic)."""
     if tuple(eng.in_cols) != IN_COLS:
-        raise ModelError(f"engine {path} expects inputs {list(eng.in_cols)}, the runtime "
-                         f"feeds {list(IN_COLS)}", reason="bad_inputs")
+        raise ModelError(
+            f"engine {path} expects inputs {list(eng.in_cols)}, the runtime feeds {list(IN_COLS)}",
+            reason="bad_inputs",
+        )
     if int(eng.T) != T:
-        raise ModelError(f"engine {path} expects {eng.T} frames per cycle, the runtime "
-                         f"resamples to {T}", reason="bad_length")
+        raise ModelError(
+            f"engine {path} expects {eng.T} frames per cycle, the runtime resamples to {T}",
+            reason="bad_length",
+        )
     if eng.synthetic and not allow_synthetic:
-        raise ConfigError(f"engine {path} ({eng.name}) was trained on SYNTHETIC data: its "
-                          "outputs are not physiology. Pass --allow-synthetic to serve it "
-                          "anyway (demos, tests).", reason="synthetic_model")
+        raise ConfigError(
+            f"engine {path} ({eng.name}) was trained on SYNTHETIC data: its "
+            "outputs are not physiology. Pass --allow-synthetic to serve it "
+            "anyway (demos, tests).",
+            reason="synthetic_model",
+        )
 
 
 def latency_summary(lat: np.ndarray) -> dict:
@@ -48,5 +61,9 @@ def latency_summary(lat: np.ndarray) -> dict:
     if lat.size == 0:
         return {"n": 0}
     p50, p99 = np.percentile(lat, [50, 99])
-    return {"n": int(lat.size), "p50": round(float(p50), 4), "p99": round(float(p99), 4),
-            "max": round(float(lat.max()), 4)}
+    return {
+        "n": int(lat.size),
+        "p50": round(float(p50), 4),
+        "p99": round(float(p99), 4),
+        "max": round(float(lat.max()), 4),
+    }

@@ -3,6 +3,7 @@
 Used by ``g2h-edge demo``, the end-to-end benchmark and the tests; everything goes through
 real ZeroMQ sockets (ports picked by the OS when the config says ``tcp://127.0.0.1:*``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -78,10 +79,10 @@ class OutputCollector:
 
     def __init__(self, endpoint: str, *, on_message=None, curve_keys: str | None = None):
         self.endpoint = endpoint
-        self.curve_keys = curve_keys        # CURVE client keys (g2h_edge/security.py)
+        self.curve_keys = curve_keys  # CURVE client keys (g2h_edge/security.py)
         self.on_message = on_message
         self.messages: list[dict] = []
-        self.ended_: set[str] = set()      # streams a status reported as ended
+        self.ended_: set[str] = set()  # streams a status reported as ended
         self.statuses_ = 0
         self.lock = threading.Lock()
         self.cond_ = threading.Condition(self.lock)
@@ -99,6 +100,7 @@ class OutputCollector:
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         from g2h_edge.security import client_curve
+
         client_curve(sub, self.curve_keys)
         sub.connect(self.endpoint)
         try:
@@ -117,8 +119,9 @@ class OutputCollector:
                         self.messages.append(msg)
                         if msg["type"] == "status":
                             self.statuses_ += 1
-                            self.ended_.update(k for k, v in msg.get("retired", {}).items()
-                                               if v.get("state") == "ended")
+                            self.ended_.update(
+                                k for k, v in msg.get("retired", {}).items() if v.get("state") == "ended"
+                            )
                         self.cond_.notify_all()
         finally:
             sub.close(0)
@@ -145,8 +148,11 @@ class OutputCollector:
 
     def of_type(self, kind: str, stream: str | None = None) -> list[dict]:
         with self.lock:
-            return [m for m in self.messages if m["type"] == kind
-                    and (stream is None or m.get("stream") == stream)]
+            return [
+                m
+                for m in self.messages
+                if m["type"] == kind and (stream is None or m.get("stream") == stream)
+            ]
 
     def stop(self) -> None:
         self.stop_.set()

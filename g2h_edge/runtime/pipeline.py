@@ -8,6 +8,7 @@ rejects to publish. :class:`RejectLog` is the one place where rejects are counte
 The server (:mod:`g2h_edge.runtime.server`) only moves bytes: it decodes, calls the
 pipeline, batches ready cycles into engine calls and publishes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,9 +31,9 @@ class RejectLog:
     publication. ``add`` is the only way a reject enters the system."""
 
     def __init__(self):
-        self.by_reason: Counter = Counter()          # every reject since start
-        self.unattached: Counter = Counter()         # rejects of no live stream
-        self.by_stream: dict[str, Counter] = {}      # live streams' rejects
+        self.by_reason: Counter = Counter()  # every reject since start
+        self.unattached: Counter = Counter()  # rejects of no live stream
+        self.by_stream: dict[str, Counter] = {}  # live streams' rejects
         self.pending_: list[Reject] = []
 
     def add(self, rej: Reject, attached: bool = True) -> None:
@@ -40,8 +41,9 @@ class RejectLog:
         self.count(rej.stream, rej.reason, attached)
         self.pending_.append(rej)
 
-    def count(self, stream: str | None, reason: str, attached: bool = True,
-              retired: dict | None = None) -> None:
+    def count(
+        self, stream: str | None, reason: str, attached: bool = True, retired: dict | None = None
+    ) -> None:
         """Count a reject that its caller publishes itself (``retired``: the reject counts
         of a stream retired meanwhile, reported in its retired entry)."""
         self.by_reason[reason] += 1
@@ -78,10 +80,10 @@ class ConventionGate:
         self.window_s = window_s
         self.enabled = enabled
         self.monitor_ = ConventionMonitor() if enabled else None
-        self.ok_ = not enabled             # decided "ok": windows are no longer judged
+        self.ok_ = not enabled  # decided "ok": windows are no longer judged
         self.blocked_: ConventionError | None = None
-        self.next_t_ = np.inf              # next time the window is judged
-        self.done_t_ = -np.inf             # frames up to here were judged already
+        self.next_t_ = np.inf  # next time the window is judged
+        self.done_t_ = -np.inf  # frames up to here were judged already
 
     def start(self, t_first: float) -> None:
         """The stream's first frame time: the first window ends ``window_s`` later."""
@@ -91,8 +93,7 @@ class ConventionGate:
         """Whether the frames up to ``t_last`` complete a window to judge."""
         return not self.ok_ and self.blocked_ is None and t_last >= self.next_t_
 
-    def judge_window(self, t: np.ndarray, q: np.ndarray, t_last: float
-                     ) -> ConventionError | None:
+    def judge_window(self, t: np.ndarray, q: np.ndarray, t_last: float) -> ConventionError | None:
         """Judge the buffered frames ``t``, ``q`` not judged yet (once per window: it is
         not free); returns the error when this window blocks the stream."""
         new = q[t > self.done_t_]
@@ -152,9 +153,9 @@ class Pipeline:
         self.config = config
         self.log = RejectLog()
         self.streams_: dict[str, StreamState] = {}
-        self.totals_ = Counter()             # counters of retired streams
-        self.retired_: dict[str, dict] = {}   # ended/expired since the last status
-        self.sources_: dict[str, dict] = {}   # source counters, also of unknown streams
+        self.totals_ = Counter()  # counters of retired streams
+        self.retired_: dict[str, dict] = {}  # ended/expired since the last status
+        self.sources_: dict[str, dict] = {}  # source counters, also of unknown streams
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg, arrival: float) -> tuple[list[ReadyCycle], list[Reject]]:
@@ -164,8 +165,10 @@ class Pipeline:
             ready = self._apply(msg, arrival)
         except Exception as exc:  # a bug must not take down the other streams
             traceback.print_exc(file=sys.stderr)
-            self.log.add(Reject(msg.stream, "internal_error", f"{type(exc).__name__}: {exc}"),
-                         attached=msg.stream in self.streams_)
+            self.log.add(
+                Reject(msg.stream, "internal_error", f"{type(exc).__name__}: {exc}"),
+                attached=msg.stream in self.streams_,
+            )
         return ready, self.log.take()
 
     def _apply(self, msg, arrival: float) -> list[ReadyCycle]:
@@ -173,15 +176,23 @@ class Pipeline:
         if isinstance(msg, Frames):
             ready: list[ReadyCycle] = []
             if st is not None and st.new_session(msg):
-                ready = st.finish(arrival)           # what the old session can still close
+                ready = st.finish(arrival)  # what the old session can still close
                 meta = st.next_meta
                 self._retire(st, "restarted", arrival)
                 st = self._admit(msg.stream, meta, arrival, ready)
             elif st is None:
                 if self.config.default_rate_hz is None:
-                    self.log.add(Reject(msg.stream, "no_meta", "frames before any meta for "
-                                        "this stream: send a meta first (or start the server"
-                                        " with --rate-hz)", seq=msg.seq), attached=False)
+                    self.log.add(
+                        Reject(
+                            msg.stream,
+                            "no_meta",
+                            "frames before any meta for "
+                            "this stream: send a meta first (or start the server"
+                            " with --rate-hz)",
+                            seq=msg.seq,
+                        ),
+                        attached=False,
+                    )
                     return []
                 st = self._admit(msg.stream, None, arrival, ready)
             return ready + st.on_frames(msg, arrival) if st is not None else ready
@@ -191,10 +202,15 @@ class Pipeline:
                 self._admit(msg.stream, msg, arrival, ready)
             elif changes := st.meta_changes(msg):
                 st.hold_meta(msg, arrival)
-                self.log.add(Reject(msg.stream, "meta_changed", "meta refused, it changes "
-                                    + ", ".join(changes) + ": a stream keeps its meta; send "
-                                    "'end' first (or restart the publisher: meta, then seq "
-                                    "from 0) to change it"))
+                self.log.add(
+                    Reject(
+                        msg.stream,
+                        "meta_changed",
+                        "meta refused, it changes " + ", ".join(changes) + ": a stream keeps its meta; send "
+                        "'end' first (or restart the publisher: meta, then seq "
+                        "from 0) to change it",
+                    )
+                )
             else:
                 st.set_meta(msg, arrival)
             return ready
@@ -212,13 +228,19 @@ class Pipeline:
     def _source_status(self, msg: SourceStatus, st: StreamState | None, arrival: float):
         known = self.sources_.get(msg.stream)
         if known is None and st is None and len(self.sources_) >= self.config.max_streams:
-            return              # counters of unknown streams: bounded, reported once
+            return  # counters of unknown streams: bounded, reported once
         known = self.sources_.setdefault(msg.stream, {})
         if msg.source not in known and len(known) >= MAX_SOURCES_PER_STREAM:
-            self.log.add(Reject(msg.stream, "too_many_sources", f"source {msg.source!r} "
-                                f"refused: stream {msg.stream!r} already has "
-                                f"{MAX_SOURCES_PER_STREAM} sources (MAX_SOURCES_PER_STREAM)"),
-                         attached=st is not None)
+            self.log.add(
+                Reject(
+                    msg.stream,
+                    "too_many_sources",
+                    f"source {msg.source!r} "
+                    f"refused: stream {msg.stream!r} already has "
+                    f"{MAX_SOURCES_PER_STREAM} sources (MAX_SOURCES_PER_STREAM)",
+                ),
+                attached=st is not None,
+            )
             return
         known[msg.source] = dict(msg.counters)
         if st is not None:
@@ -235,8 +257,9 @@ class Pipeline:
         self.log.add(Reject(stream, exc.reason, str(exc)), attached=stream in self.streams_)
         return self.log.take()
 
-    def _admit(self, stream: str, meta: Meta | None, now: float,
-               ready: list[ReadyCycle]) -> StreamState | None:
+    def _admit(
+        self, stream: str, meta: Meta | None, now: float, ready: list[ReadyCycle]
+    ) -> StreamState | None:
         """A new stream's state; with max_streams held, the stream idle longest (at least
         evict_idle_s) makes room (its last cycles go to ``ready``), else None (refused)."""
         cfg = self.config
@@ -244,19 +267,38 @@ class Pipeline:
             idlest = min(self.streams_.values(), key=lambda s: s.last_seen_)
             idle_s = now - idlest.last_seen_
             if idle_s < cfg.evict_idle_s:
-                self.log.add(Reject(stream, "too_many_streams", f"the server holds "
-                                    f"{cfg.max_streams} streams (max_streams), all active "
-                                    f"within {cfg.evict_idle_s:g} s; end or pause other "
-                                    "streams"), attached=False)
+                self.log.add(
+                    Reject(
+                        stream,
+                        "too_many_streams",
+                        f"the server holds "
+                        f"{cfg.max_streams} streams (max_streams), all active "
+                        f"within {cfg.evict_idle_s:g} s; end or pause other "
+                        "streams",
+                    ),
+                    attached=False,
+                )
                 return None
             ready += idlest.finish(now)
-            self.log.add(Reject(idlest.stream, "stream_evicted", f"silent for {idle_s:.1f} s "
-                                f"while the server held max_streams ({cfg.max_streams}): "
-                                f"state dropped to admit {stream!r}; send again to resume "
-                                "as a new stream"))
+            self.log.add(
+                Reject(
+                    idlest.stream,
+                    "stream_evicted",
+                    f"silent for {idle_s:.1f} s "
+                    f"while the server held max_streams ({cfg.max_streams}): "
+                    f"state dropped to admit {stream!r}; send again to resume "
+                    "as a new stream",
+                )
+            )
             self._retire(idlest, "evicted", now)
-        st = StreamState(stream, meta, cfg, now, self.log.add,
-                         ConventionGate(cfg.convention_window_s, cfg.check_convention))
+        st = StreamState(
+            stream,
+            meta,
+            cfg,
+            now,
+            self.log.add,
+            ConventionGate(cfg.convention_window_s, cfg.check_convention),
+        )
         self.streams_[stream] = st
         return st
 
@@ -275,16 +317,21 @@ class Pipeline:
         ready: list[ReadyCycle] = []
         for st in [s for s in self.streams_.values() if now - s.last_seen_ > timeout]:
             ready += st.finish(now)
-            self.log.add(Reject(st.stream, "stream_expired", f"no message for {timeout:g} s: "
-                                "stream state dropped (send 'end' to close a stream cleanly)"))
+            self.log.add(
+                Reject(
+                    st.stream,
+                    "stream_expired",
+                    f"no message for {timeout:g} s: "
+                    "stream state dropped (send 'end' to close a stream cleanly)",
+                )
+            )
             self._retire(st, "expired", now)
         return ready, self.log.take()
 
     # ------------------------------------------------------------------ outputs
     def reject_cycle(self, r: ReadyCycle, reason: str, detail: str) -> Reject:
         """A ready cycle the engines could not serve (counted like every reject)."""
-        rej = Reject(r.stream, reason, detail, side=r.side, cycle=r.index,
-                     t_start=r.t_start, t_end=r.t_end)
+        rej = Reject(r.stream, reason, detail, side=r.side, cycle=r.index, t_start=r.t_start, t_end=r.t_end)
         retired = self.retired_.get(r.stream)
         if r.stream not in self.streams_ and retired is not None:
             # the stream ended while its last cycles were in flight: its retired counts
@@ -303,11 +350,14 @@ class Pipeline:
             snap["rejects"] = self.log.of_stream(sid)
             streams[sid] = snap
             totals.update(st.counters)
-        return {"streams": streams, "retired": dict(self.retired_),
-                "totals": dict(totals, live_streams=len(self.streams_)),
-                "rejects": dict(self.log.by_reason),
-                "unattached_rejects": dict(self.log.unattached),
-                "sources": {k: dict(v) for k, v in self.sources_.items()}}
+        return {
+            "streams": streams,
+            "retired": dict(self.retired_),
+            "totals": dict(totals, live_streams=len(self.streams_)),
+            "rejects": dict(self.log.by_reason),
+            "unattached_rejects": dict(self.log.unattached),
+            "sources": {k: dict(v) for k, v in self.sources_.items()},
+        }
 
     def status_sent(self) -> None:
         """After a status went out: retired streams and source counters of streams that are

@@ -14,6 +14,7 @@ follow whole ones. :func:`read_record` reports a truncated tail and reads past t
 the middle of a file (files written before that recovery existed): it resumes at the next
 offset where a whole record starts.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ import msgpack
 
 from g2h_edge.errors import DataError
 
-__all__ = ["RECORD_MAGIC", "RecordWriter", "RecordContents", "read_record", "iter_record",
-           "print_record", "export_cycles", "whole_records_end"]
+__all__ = [
+    "RECORD_MAGIC",
+    "RecordWriter",
+    "RecordContents",
+    "read_record",
+    "iter_record",
+    "print_record",
+    "export_cycles",
+    "whole_records_end",
+]
 
 RECORD_MAGIC = b"G2HREC1\n"
 _LEN = struct.Struct("<I")
@@ -44,11 +53,15 @@ def _record_at(data, pos: int):
     if n == 0 or n > _MAX_RECORD or end > len(data) or data[pos + 4] != 0x93:  # fixarray 3
         return None
     try:
-        t, topic, body = msgpack.unpackb(data[pos + 4:end], raw=False)
+        t, topic, body = msgpack.unpackb(data[pos + 4 : end], raw=False)
     except Exception:  # noqa: BLE001 - any decoding failure: not a record here
         return None
-    if isinstance(t, bool) or not isinstance(t, (int, float)) \
-            or not isinstance(topic, bytes) or not isinstance(body, bytes):
+    if (
+        isinstance(t, bool)
+        or not isinstance(t, (int, float))
+        or not isinstance(topic, bytes)
+        or not isinstance(body, bytes)
+    ):
         return None
     return (t, [topic, body]), end
 
@@ -62,8 +75,12 @@ def _segments(data):
     pos = len(RECORD_MAGIC)
     while pos < len(data):
         found = _record_at(data, pos)
-        if found is not None and found[1] < len(data) and _record_at(data, found[1]) is None \
-                and _resync(data, pos + 1) < found[1]:
+        if (
+            found is not None
+            and found[1] < len(data)
+            and _record_at(data, found[1]) is None
+            and _resync(data, pos + 1) < found[1]
+        ):
             found = None
         if found is None:
             nxt = _resync(data, pos + 1)
@@ -104,18 +121,24 @@ class RecordWriter:
             with open(self.path, "rb") as f:
                 head = f.read(len(RECORD_MAGIC))
             if size < len(RECORD_MAGIC) and RECORD_MAGIC.startswith(head):
-                new, keep = True, 0               # killed while writing the magic
+                new, keep = True, 0  # killed while writing the magic
             elif head != RECORD_MAGIC:
-                raise DataError(f"{self.path} exists and is not a g2h-edge record file; "
-                                "choose another --record path", reason="bad_record")
+                raise DataError(
+                    f"{self.path} exists and is not a g2h-edge record file; choose another --record path",
+                    reason="bad_record",
+                )
             else:
                 keep = whole_records_end(self.path)
-            if keep < size:                       # a torn tail: new records follow whole ones
+            if keep < size:  # a torn tail: new records follow whole ones
                 os.truncate(self.path, keep)
                 self.torn_bytes_ = size - keep
-                warnings.warn(f"{self.path}: cut a torn tail of {size - keep} bytes (a record "
-                              "half-written when the last writer was killed); appending after "
-                              "the last whole record", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"{self.path}: cut a torn tail of {size - keep} bytes (a record "
+                    "half-written when the last writer was killed); appending after "
+                    "the last whole record",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         self.file_ = open(self.path, "ab", buffering=0)
         if new:
             self.file_.write(RECORD_MAGIC)
@@ -142,7 +165,8 @@ class RecordContents:
     """What :func:`read_record` found: the whole records, whether the file ends in a
     truncated tail (``truncated_bytes`` long), and the torn stretches skipped before
     whole records (``torn_segments`` of ``torn_bytes`` in all)."""
-    records: list          # [(wall_time_s, [topic, body])]
+
+    records: list  # [(wall_time_s, [topic, body])]
     truncated: bool
     truncated_bytes: int
     torn_segments: int = 0
@@ -155,9 +179,8 @@ def iter_record(path: str):
     at the next offset where a whole record starts."""
     with open(path, "rb") as f:
         data = f.read()
-    if data[:len(RECORD_MAGIC)] != RECORD_MAGIC:
-        raise DataError(f"{path} is not a g2h-edge record file (bad magic)",
-                        reason="bad_record")
+    if data[: len(RECORD_MAGIC)] != RECORD_MAGIC:
+        raise DataError(f"{path} is not a g2h-edge record file (bad magic)", reason="bad_record")
     for start, end, rec in _segments(data):
         yield ((float(rec[0]), rec[1]), 0) if rec is not None else (None, end - start)
 
@@ -165,7 +188,7 @@ def iter_record(path: str):
 def _resync(data, pos: int) -> int:
     """The first offset >= ``pos`` where a whole record starts (len(data) when none)."""
     while True:
-        mark = data.find(b"\x93", pos + 4)       # every record body starts with fixarray 3
+        mark = data.find(b"\x93", pos + 4)  # every record body starts with fixarray 3
         if mark < 0:
             return len(data)
         if _record_at(data, mark - 4) is not None:
@@ -183,12 +206,13 @@ def read_record(path: str) -> RecordContents:
         else:
             records.append(rec)
         last_torn = rec is None
-    tail = torn.pop() if last_torn else 0    # torn bytes at the very end: the truncated tail
+    tail = torn.pop() if last_torn else 0  # torn bytes at the very end: the truncated tail
     return RecordContents(records, bool(tail), tail, len(torn), sum(torn))
 
 
 def _jsonable(o):
     import numpy as np
+
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, bytes):
@@ -200,16 +224,19 @@ def _summary_line(wall: float, msg: dict) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(wall)) + f".{int(wall * 1000) % 1000:03d}"
     kind = msg.get("type")
     if kind == "cycle":
-        peaks = " ".join(f"{c}={v:.3g}" for c, v in zip(msg["outputs"],
-                                                         msg["y"].max(axis=0)))
-        return (f"{stamp} cycle  {msg['stream']} {msg['side']} #{msg['cycle']} "
-                f"{msg['t_start']:.3f}-{msg['t_end']:.3f}s {msg['model']} "
-                f"[{msg['unit']}] peak {peaks} latency {msg['latency_ms']:.2f} ms")
+        peaks = " ".join(f"{c}={v:.3g}" for c, v in zip(msg["outputs"], msg["y"].max(axis=0)))
+        return (
+            f"{stamp} cycle  {msg['stream']} {msg['side']} #{msg['cycle']} "
+            f"{msg['t_start']:.3f}-{msg['t_end']:.3f}s {msg['model']} "
+            f"[{msg['unit']}] peak {peaks} latency {msg['latency_ms']:.2f} ms"
+        )
     if kind == "reject":
         return f"{stamp} reject {msg.get('stream') or '?'} {msg['reason']}: {msg['detail']}"
     tot = msg.get("totals", {})
-    return (f"{stamp} status streams={tot.get('live_streams', 0)} frames={tot.get('frames', 0)}"
-            f" cycles={tot.get('cycles', 0)} rejects={sum(msg.get('rejects', {}).values())}")
+    return (
+        f"{stamp} status streams={tot.get('live_streams', 0)} frames={tot.get('frames', 0)}"
+        f" cycles={tot.get('cycles', 0)} rejects={sum(msg.get('rejects', {}).values())}"
+    )
 
 
 def print_record(path: str, *, as_json: bool = False, echo=print) -> list:
@@ -227,13 +254,20 @@ def print_record(path: str, *, as_json: bool = False, echo=print) -> list:
         out.append(msg)
         echo(json.dumps(msg, default=_jsonable) if as_json else _summary_line(wall, msg))
     kinds = {k: sum(m["type"] == k for m in out) for k in ("cycle", "reject", "status")}
-    tail = (f"; truncated tail of {contents.truncated_bytes} bytes ignored (the writer "
-            "stopped mid-record)" if contents.truncated else "")
+    tail = (
+        f"; truncated tail of {contents.truncated_bytes} bytes ignored (the writer stopped mid-record)"
+        if contents.truncated
+        else ""
+    )
     if contents.torn_segments:
-        tail += (f"; {contents.torn_segments} torn record(s) of {contents.torn_bytes} bytes "
-                 "skipped (a writer killed mid-record, then restarted)")
-    echo(f"# {len(out)} messages: {kinds['cycle']} cycles, {kinds['reject']} rejects, "
-         f"{kinds['status']} status{tail}")
+        tail += (
+            f"; {contents.torn_segments} torn record(s) of {contents.torn_bytes} bytes "
+            "skipped (a writer killed mid-record, then restarted)"
+        )
+    echo(
+        f"# {len(out)} messages: {kinds['cycle']} cycles, {kinds['reject']} rejects, "
+        f"{kinds['status']} status{tail}"
+    )
     return out
 
 
@@ -255,16 +289,23 @@ def export_cycles(messages: list, path: str) -> list[tuple[str, str, int]]:
         models.setdefault((m["model"], m.get("sha256", ""), tuple(m["outputs"])), []).append(m)
     out, base = [], Path(path)
     for (name, _sha, cols), group in models.items():
-        target = base if len(models) == 1 else base.with_name(
-            f"{base.stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}{base.suffix or '.npz'}")
-        np.savez(target, y=np.stack([m["y"] for m in group]).astype(np.float32),
-                 out_cols=np.array(cols), unit=np.array(group[0]["unit"]),
-                 stream=np.array([m["stream"] for m in group]),
-                 side=np.array([m["side"] for m in group]),
-                 cycle=np.array([m["cycle"] for m in group]),
-                 t_start=np.array([m["t_start"] for m in group]),
-                 t_end=np.array([m["t_end"] for m in group]),
-                 model=np.array([m["model"] for m in group]),
-                 latency_ms=np.array([m["latency_ms"] for m in group]))
+        target = (
+            base
+            if len(models) == 1
+            else base.with_name(f"{base.stem}_{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}{base.suffix or '.npz'}")
+        )
+        np.savez(
+            target,
+            y=np.stack([m["y"] for m in group]).astype(np.float32),
+            out_cols=np.array(cols),
+            unit=np.array(group[0]["unit"]),
+            stream=np.array([m["stream"] for m in group]),
+            side=np.array([m["side"] for m in group]),
+            cycle=np.array([m["cycle"] for m in group]),
+            t_start=np.array([m["t_start"] for m in group]),
+            t_end=np.array([m["t_end"] for m in group]),
+            model=np.array([m["model"] for m in group]),
+            latency_ms=np.array([m["latency_ms"] for m in group]),
+        )
         out.append((str(target), name, len(group)))
     return out

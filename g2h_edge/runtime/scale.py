@@ -8,6 +8,7 @@ ZeroMQ subscriptions filter by prefix only, which cannot express a hash, hence t
 after receive. Each input message is therefore handled (accepted or rejected) by exactly
 one server. The proxy is ``zmq.proxy_steerable`` (libzmq's zmq_proxy): no home-made broker.
 """
+
 from __future__ import annotations
 
 import threading
@@ -39,12 +40,12 @@ def parse_shard(value) -> tuple[int, int] | None:
             i, n = int(a), int(b)
         else:
             i, n = value
-        if isinstance(i, bool) or isinstance(n, bool) or not (isinstance(i, int) and
-                                                              isinstance(n, int)):
+        if isinstance(i, bool) or isinstance(n, bool) or not (isinstance(i, int) and isinstance(n, int)):
             raise ValueError
     except (ValueError, TypeError):
-        raise ConfigError(f"shard {value!r} must be I/N, e.g. 0/4 (this server takes the "
-                          "streams with crc32(id) % N == I)") from None
+        raise ConfigError(
+            f"shard {value!r} must be I/N, e.g. 0/4 (this server takes the streams with crc32(id) % N == I)"
+        ) from None
     if not (1 <= n <= 4096 and 0 <= i < n):
         raise ConfigError(f"shard {value!r}: need 1 <= N <= 4096 and 0 <= I < N")
     return i, n
@@ -62,6 +63,7 @@ def in_shard(parts, shard: tuple[int, int]) -> bool:
 @dataclass(frozen=True)
 class ProxyConfig:
     """``frontend``: bound XSUB for publishers; ``backend``: bound XPUB for servers."""
+
     frontend: str = "tcp://127.0.0.1:5550"
     backend: str = "tcp://127.0.0.1:5555"
     curve_keys: str | None = None
@@ -80,8 +82,12 @@ class ProxyConfig:
             raise ConfigError(f"ProxyConfig.hwm = {self.hwm!r} must be an integer >= 0")
         if self.curve_keys is not None:
             check_server_keys(self.curve_keys)
-        check_exposure((self.frontend, self.backend), curve_keys=self.curve_keys,
-                       allow_insecure=self.insecure_public_bind, what="g2h-edge proxy")
+        check_exposure(
+            (self.frontend, self.backend),
+            curve_keys=self.curve_keys,
+            allow_insecure=self.insecure_public_bind,
+            what="g2h-edge proxy",
+        )
 
 
 class Proxy:
@@ -115,14 +121,19 @@ class Proxy:
             for s in (front, back, ctl):
                 s.close(0)
             self._term()
-            raise ConfigError(f"proxy cannot bind ({exc}): frontend={cfg.frontend} "
-                              f"backend={cfg.backend}", reason="address_in_use") from None
-        self.endpoints = {"frontend": front.getsockopt_string(zmq.LAST_ENDPOINT),
-                          "backend": back.getsockopt_string(zmq.LAST_ENDPOINT)}
-        self.ctl_peer_ = self.ctx_.socket(zmq.PAIR)    # steering: sends TERMINATE
+            raise ConfigError(
+                f"proxy cannot bind ({exc}): frontend={cfg.frontend} backend={cfg.backend}",
+                reason="address_in_use",
+            ) from None
+        self.endpoints = {
+            "frontend": front.getsockopt_string(zmq.LAST_ENDPOINT),
+            "backend": back.getsockopt_string(zmq.LAST_ENDPOINT),
+        }
+        self.ctl_peer_ = self.ctx_.socket(zmq.PAIR)  # steering: sends TERMINATE
         self.ctl_peer_.connect(f"inproc://g2h-proxy-{id(self)}")
-        self.thread_ = threading.Thread(target=self._main, args=(front, back, ctl),
-                                        name="g2h-proxy", daemon=True)
+        self.thread_ = threading.Thread(
+            target=self._main, args=(front, back, ctl), name="g2h-proxy", daemon=True
+        )
         self.thread_.start()
         return self
 

@@ -6,6 +6,7 @@ one engine call per engine (micro-batching across streams) and publish. Status o
 ``status_interval_s``; silent streams expire. Nothing a publisher sends can stop the loop:
 every refused input or cycle is published as a ``reject`` and counted.
 """
+
 from __future__ import annotations
 
 import gc
@@ -52,12 +53,12 @@ class Server:
         if not isinstance(config, ServerConfig):
             raise ConfigError(f"Server needs a ServerConfig, got {type(config).__name__}")
         self.config = config
-        self.on_status = on_status          # called with each status map (logging)
+        self.on_status = on_status  # called with each status map (logging)
         self.engines = engines
-        self.owns_engines_ = engines is None     # close only the engines loaded here
+        self.owns_engines_ = engines is None  # close only the engines loaded here
         self.pipeline = Pipeline(config)
         self.ready_: list[ReadyCycle] = []  # ready cycles of this drain (batched together)
-        self.rejects_: list[Reject] = []    # rejects to publish
+        self.rejects_: list[Reject] = []  # rejects to publish
         self.stop_event = threading.Event()
         self.started = threading.Event()
         self.endpoints: dict[str, str] = {}
@@ -67,11 +68,11 @@ class Server:
         self.published_ = 0
         self.record_errors_ = 0
         self.loop_errors_ = 0
-        self.shard_skipped_ = 0             # messages of other shards' streams (--shard)
+        self.shard_skipped_ = 0  # messages of other shards' streams (--shard)
         self.record_: RecordWriter | None = None
-        self.last_infer_ = time.perf_counter()   # last engine call (keep_warm_ms)
+        self.last_infer_ = time.perf_counter()  # last engine call (keep_warm_ms)
         self.warm_calls_ = 0
-        self.warm_x_ = np.zeros((1, T, N_IN), np.float32)   # (1, 180, 10) dummy cycle
+        self.warm_x_ = np.zeros((1, T, N_IN), np.float32)  # (1, 180, 10) dummy cycle
         self.ctx_ = self.sub_ = self.pub_ = self.auth_ = None
         self.t0_ = time.perf_counter()
 
@@ -92,9 +93,11 @@ class Server:
             self.sub_, self.pub_, self.auth_ = _open_sockets(self.ctx_, cfg)
         except zmq.ZMQError as exc:
             self.close()
-            raise ConfigError(f"cannot bind/connect ({exc}); is another server using the "
-                              f"address? listen={cfg.listen} publish={cfg.publish}",
-                              reason="address_in_use") from None
+            raise ConfigError(
+                f"cannot bind/connect ({exc}); is another server using the "
+                f"address? listen={cfg.listen} publish={cfg.publish}",
+                reason="address_in_use",
+            ) from None
         if cfg.listen:
             self.endpoints["listen"] = self.sub_.getsockopt_string(zmq.LAST_ENDPOINT)
         self.endpoints["publish"] = self.pub_.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -142,8 +145,7 @@ class Server:
         warm_s = None if cfg.keep_warm_ms is None else cfg.keep_warm_ms / 1e3
         self.last_infer_ = time.perf_counter()
         while not self.stop_event.is_set():
-            wake = next_status if warm_s is None else min(next_status,
-                                                          self.last_infer_ + warm_s)
+            wake = next_status if warm_s is None else min(next_status, self.last_infer_ + warm_s)
             wait = 0.0 if cfg.busy_poll else max(0.0, min(wake - time.perf_counter(), 0.1))
             if poller.poll(int(wait * 1000) or (1 if wait > 0 else 0)):
                 self._safe(self._drain)
@@ -200,11 +202,11 @@ class Server:
         # thread CPU time at arrival (bench): the processing cost without the waiting
         cpu0 = time.thread_time() if self.config.cpu_timing else None
         if self.config.shard is not None and not in_shard(parts, self.config.shard):
-            self.shard_skipped_ += 1     # another shard's stream (runtime/scale.py)
+            self.shard_skipped_ += 1  # another shard's stream (runtime/scale.py)
             return
         try:
             msg = decode_input(parts)
-        except WireError as exc:        # (whatever the bytes, decode_input raises only that)
+        except WireError as exc:  # (whatever the bytes, decode_input raises only that)
             self.rejects_ += self.pipeline.refuse(parts, exc)
             return
         ready, rejects = self.pipeline.handle(msg, arrival)
@@ -232,9 +234,11 @@ class Server:
             except OSError as exc:  # a full disk must not stop the predictions
                 self.record_errors_ += 1
                 if self.record_errors_ == 1:
-                    print(f"g2h-edge serve: cannot write the record file "
-                          f"{self.config.record_path}: {exc} (counted as record_errors)",
-                          file=sys.stderr)
+                    print(
+                        f"g2h-edge serve: cannot write the record file "
+                        f"{self.config.record_path}: {exc} (counted as record_errors)",
+                        file=sys.stderr,
+                    )
 
     def _flush(self) -> None:
         """Publish queued rejects, infer all ready cycles in batches, publish them."""
@@ -247,16 +251,16 @@ class Server:
         ready, self.ready_ = self.ready_, []
         step = self.config.max_batch
         for i in range(0, len(ready), step):
-            self._infer_publish(ready[i:i + step])
+            self._infer_publish(ready[i : i + step])
 
     def _infer_publish(self, batch: list) -> None:
-        x = np.stack([r.x for r in batch])                 # (B, 180, 10) float32 deg
+        x = np.stack([r.x for r in batch])  # (B, 180, 10) float32 deg
         self.last_infer_ = time.perf_counter()
         self.batches_ += 1
         self.batched_cycles_ += len(batch)
         for eng in self.engines:
             try:
-                y, y_sd = infer_with_spread(eng, x)        # (B, 180, K) per kg; sd or None
+                y, y_sd = infer_with_spread(eng, x)  # (B, 180, K) per kg; sd or None
                 if y.shape[:2] != (len(batch), T) or y.shape[2] != len(eng.out_cols):
                     raise EngineError(f"engine returned shape {y.shape}")
             except Exception as exc:  # one failing engine call rejects its cycles only
@@ -266,8 +270,7 @@ class Server:
             for j, (r, yi) in enumerate(zip(batch, y)):
                 sd = None if y_sd is None else y_sd[j]
                 lat = (time.perf_counter() - r.arrival) * 1e3
-                cpu = None if r.arrival_cpu is None else (time.thread_time() -
-                                                          r.arrival_cpu) * 1e3
+                cpu = None if r.arrival_cpu is None else (time.thread_time() - r.arrival_cpu) * 1e3
                 try:
                     parts = cycle_message(r, eng, yi, lat, cpu, y_sd=sd)
                 except Exception as exc:  # never lose a cycle silently
@@ -284,18 +287,31 @@ class Server:
         """The current status map (what the next status message will carry)."""
         now = time.perf_counter() if now is None else now
         part = self.pipeline.status(now)
-        part["totals"].update(published=self.published_, batches=self.batches_,
-                              record_errors=self.record_errors_,
-                              loop_errors=self.loop_errors_,
-                              batched_cycles=self.batched_cycles_,
-                              shard_skipped=self.shard_skipped_)
+        part["totals"].update(
+            published=self.published_,
+            batches=self.batches_,
+            record_errors=self.record_errors_,
+            loop_errors=self.loop_errors_,
+            batched_cycles=self.batched_cycles_,
+            shard_skipped=self.shard_skipped_,
+        )
         lat = np.asarray(self.latencies_, dtype=np.float64)
         return {
-            "time": time.time(), "uptime_s": round(now - self.t0_, 3), **part,
+            "time": time.time(),
+            "uptime_s": round(now - self.t0_, 3),
+            **part,
             "latency_ms": latency_summary(lat),
-            "engines": [{"name": e.name, "sha256": e.sha256, "backend": e.backend,
-                         "task": e.task, "unit": e.unit, "synthetic": bool(e.synthetic)}
-                        for e in self.engines or []],
+            "engines": [
+                {
+                    "name": e.name,
+                    "sha256": e.sha256,
+                    "backend": e.backend,
+                    "task": e.task,
+                    "unit": e.unit,
+                    "synthetic": bool(e.synthetic),
+                }
+                for e in self.engines or []
+            ],
         }
 
     def _publish_status(self, now: float) -> None:
@@ -309,20 +325,38 @@ class Server:
             self.pipeline.status_sent()
 
 
-def cycle_message(r: ReadyCycle, eng, y: np.ndarray, latency_ms: float,
-                  cpu_ms: float | None = None, y_sd: np.ndarray | None = None) -> list[bytes]:
+def cycle_message(
+    r: ReadyCycle,
+    eng,
+    y: np.ndarray,
+    latency_ms: float,
+    cpu_ms: float | None = None,
+    y_sd: np.ndarray | None = None,
+) -> list[bytes]:
     """The ``cycle`` message of ready cycle ``r`` from engine ``eng``'s output ``y``
     (180, K) per kg, with the ensemble spread ``y_sd`` (180, K) when the engine is an
     ensemble (the one place a cycle message is built). Its ``quality`` adds the input
     checks and scores of :func:`g2h_edge.gait.quality.cycle_quality`."""
-    quality = cycle_quality(eng.metadata, r.x, r.quality, y_sd=y_sd,
-                            neighbour_durations_s=r.neighbours_s)
-    return encode_cycle(stream=r.stream, side=r.side, cycle=r.index, t_start=r.t_start,
-                        t_end=r.t_end, model=eng.name, sha256=eng.sha256,
-                        backend=eng.backend, outputs=eng.out_cols, unit=eng.unit, y=y,
-                        quality=quality, latency_ms=latency_ms,
-                        synthetic=bool(eng.synthetic), body_mass_kg=r.body_mass_kg,
-                        cpu_ms=cpu_ms, y_sd=y_sd)
+    quality = cycle_quality(eng.metadata, r.x, r.quality, y_sd=y_sd, neighbour_durations_s=r.neighbours_s)
+    return encode_cycle(
+        stream=r.stream,
+        side=r.side,
+        cycle=r.index,
+        t_start=r.t_start,
+        t_end=r.t_end,
+        model=eng.name,
+        sha256=eng.sha256,
+        backend=eng.backend,
+        outputs=eng.out_cols,
+        unit=eng.unit,
+        y=y,
+        quality=quality,
+        latency_ms=latency_ms,
+        synthetic=bool(eng.synthetic),
+        body_mass_kg=r.body_mass_kg,
+        cpu_ms=cpu_ms,
+        y_sd=y_sd,
+    )
 
 
 def _open_sockets(ctx, cfg: ServerConfig):
@@ -341,8 +375,7 @@ def _open_sockets(ctx, cfg: ServerConfig):
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         pub.setsockopt(zmq.SNDHWM, cfg.snd_hwm)
         pub.setsockopt(zmq.LINGER, 2000)
-        auth = server_curve(ctx, (sub, pub), cfg.curve_keys,
-                            clients=() if cfg.listen else (sub,))
+        auth = server_curve(ctx, (sub, pub), cfg.curve_keys, clients=() if cfg.listen else (sub,))
         if cfg.listen:
             sub.bind(cfg.listen)
         for addr in cfg.connect:
@@ -357,8 +390,14 @@ def _open_sockets(ctx, cfg: ServerConfig):
     return sub, pub, auth
 
 
-def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
-          on_status=None, install_signals: bool = True) -> int:
+def serve(
+    config: ServerConfig,
+    *,
+    engines: list | None = None,
+    on_ready=None,
+    on_status=None,
+    install_signals: bool = True,
+) -> int:
     """Run a server until SIGINT/SIGTERM (or ``Server.stop``); returns the exit status 0.
 
     On a signal: stop taking new work, handle what is queued, publish in-flight cycles,
@@ -369,7 +408,7 @@ def serve(config: ServerConfig, *, engines: list | None = None, on_ready=None,
     previous = {}
 
     def on_signal(signum, frame):
-        if server.stop_event.is_set():      # a second Ctrl-C: stop now, without draining
+        if server.stop_event.is_set():  # a second Ctrl-C: stop now, without draining
             raise KeyboardInterrupt
         server.stop()
 

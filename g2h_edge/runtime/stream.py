@@ -5,6 +5,7 @@ A :class:`StreamState` turns the validated input messages of one stream into rea
 (the pipeline's reject log) as a :class:`Reject`. It does no I/O and never touches another
 object's state; :class:`g2h_edge.runtime.pipeline.Pipeline` owns the streams.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -19,8 +20,7 @@ from g2h_edge.gait import CycleAssembler
 from g2h_edge.schema import mirror_sides
 from g2h_edge.wire import Frames, Meta, frames_in_schema_order
 
-__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES",
-           "MAX_PENDING_IC"]
+__all__ = ["StreamState", "ReadyCycle", "Reject", "make_detector", "PUSH_FRAMES", "MAX_PENDING_IC"]
 
 #: frames collected before they are pushed into the ring buffer (unless a cycle closes)
 PUSH_FRAMES = 256
@@ -31,23 +31,25 @@ MAX_PENDING_IC = 128
 @dataclass
 class ReadyCycle:
     """A checked, resampled cycle waiting for inference."""
+
     stream: str
     side: str
     index: int
     t_start: float
     t_end: float
-    x: np.ndarray            # (180, 10) float32 deg, model input (mirrored for "L")
+    x: np.ndarray  # (180, 10) float32 deg, model input (mirrored for "L")
     quality: dict
-    arrival: float           # perf_counter() when the closing frame's message arrived
+    arrival: float  # perf_counter() when the closing frame's message arrived
     body_mass_kg: float | None
-    arrival_cpu: float | None = None   # thread_time() then (only with cpu_timing)
-    neighbours_s: tuple = ()           # durations of this side's previous cycles (quality)
+    arrival_cpu: float | None = None  # thread_time() then (only with cpu_timing)
+    neighbours_s: tuple = ()  # durations of this side's previous cycles (quality)
 
 
 @dataclass(frozen=True)
 class Reject:
     """Something refused: reason code, human detail and the typed context of a refused
     frames message (``seq``) or cycle (``side``, ``cycle``, ``t_start``, ``t_end``)."""
+
     stream: str | None
     reason: str
     detail: str
@@ -56,27 +58,41 @@ class Reject:
     cycle: int | None = None
     t_start: float | None = None
     t_end: float | None = None
-    count: int | None = None          # how many items one reject stands for (ICs)
+    count: int | None = None  # how many items one reject stands for (ICs)
 
     def context(self) -> dict:
         """The context fields that are set (extra fields of the ``reject`` message)."""
-        return {k: v for k, v in (("seq", self.seq), ("side", self.side),
-                                  ("cycle", self.cycle), ("t_start", self.t_start),
-                                  ("t_end", self.t_end), ("count", self.count))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("seq", self.seq),
+                ("side", self.side),
+                ("cycle", self.cycle),
+                ("t_start", self.t_start),
+                ("t_end", self.t_end),
+                ("count", self.count),
+            )
+            if v is not None
+        }
 
     @classmethod
     def of_gait_error(cls, stream: str, exc: GaitError, side: str) -> Reject:
         """A refused cycle from the assembler's error (its typed cycle context)."""
-        return cls(stream, exc.reason, str(exc), side=exc.side or side,
-                   cycle=None if exc.index is None else int(exc.index),
-                   t_start=None if exc.t_start is None else float(exc.t_start),
-                   t_end=None if exc.t_end is None else float(exc.t_end))
+        return cls(
+            stream,
+            exc.reason,
+            str(exc),
+            side=exc.side or side,
+            cycle=None if exc.index is None else int(exc.index),
+            t_start=None if exc.t_start is None else float(exc.t_start),
+            t_end=None if exc.t_end is None else float(exc.t_end),
+        )
 
 
 def make_detector(config, rate_hz: float):
     """Online IC detector of one stream (g2h_edge.gait.OnlineICDetector)."""
     from g2h_edge.gait import OnlineICDetector
+
     return OnlineICDetector(config, rate_hz)
 
 
@@ -89,40 +105,50 @@ class StreamState:
     every :class:`Reject` of this stream; ``gate`` judges its convention.
     """
 
-    def __init__(self, stream: str, meta: Meta | None, server_cfg, now: float,
-                 reject: Callable[[Reject], None], gate):
+    def __init__(
+        self, stream: str, meta: Meta | None, server_cfg, now: float, reject: Callable[[Reject], None], gate
+    ):
         self.stream = stream
         self.cfg = server_cfg
         self.reject = reject
         self.meta_: Meta | None = meta
         self.rate_hz_: float = meta.rate_hz if meta else server_cfg.default_rate_hz
         self.assembler_ = CycleAssembler(server_cfg.cycle)
-        self.detector_ = None          # created lazily (detection-driven streams only)
-        self.external_ = False         # external ICs seen: detection off
-        self.pending_ic_: list[tuple[float, str]] = []   # external ICs beyond the data
-        self.gate_ = gate               # its ConventionGate (g2h_edge.runtime.pipeline)
+        self.detector_ = None  # created lazily (detection-driven streams only)
+        self.external_ = False  # external ICs seen: detection off
+        self.pending_ic_: list[tuple[float, str]] = []  # external ICs beyond the data
+        self.gate_ = gate  # its ConventionGate (g2h_edge.runtime.pipeline)
         self.t_first_: float | None = None
         self.t_last_: float | None = None
-        self.pend_: list = []               # (t, q) chunks not pushed to the assembler yet
+        self.pend_: list = []  # (t, q) chunks not pushed to the assembler yet
         self.pend_n_ = 0
         self.last_seq_: int | None = None
-        self.meta_since_frames_ = False     # a meta came after the last accepted frames
+        self.meta_since_frames_ = False  # a meta came after the last accepted frames
         self.held_meta_: Meta | None = None  # a changed meta, refused (meta_changed)
-        self.ic_backlog_told_ = False       # the one ic_backlog reject was sent
+        self.ic_backlog_told_ = False  # the one ic_backlog reject was sent
         self.last_seen_ = now
-        self.counters = {"messages": 0, "frames": 0, "cycles": 0, "duplicate_seq": 0,
-                         "dropped_seq": 0, "ics": 0, "ic_dropped": 0}
+        self.counters = {
+            "messages": 0,
+            "frames": 0,
+            "cycles": 0,
+            "duplicate_seq": 0,
+            "dropped_seq": 0,
+            "ics": 0,
+            "ic_dropped": 0,
+        }
         self.source_status_: dict = {}
-        self.durations_: dict = {}          # side -> recent cycle durations (s), quality
+        self.durations_: dict = {}  # side -> recent cycle durations (s), quality
 
     # ------------------------------------------------------------------ inputs
     def meta_changes(self, meta: Meta) -> list[str]:
         """What ``meta`` would change of this stream's meaning: ``channels``, ``units`` or
         ``body_mass_kg`` as "name: old -> new" (empty for a repeated or rate-only meta)."""
         cur = self.meta_ or Meta(self.stream, self.rate_hz_)
-        return [f"{k}: {getattr(cur, k)!r} -> {getattr(meta, k)!r}"
-                for k in ("channels", "units", "body_mass_kg")
-                if getattr(cur, k) != getattr(meta, k)]
+        return [
+            f"{k}: {getattr(cur, k)!r} -> {getattr(meta, k)!r}"
+            for k in ("channels", "units", "body_mass_kg")
+            if getattr(cur, k) != getattr(meta, k)
+        ]
 
     def hold_meta(self, meta: Meta, arrival: float) -> None:
         """A refused, changed meta: kept for a new session of this stream id only."""
@@ -162,8 +188,7 @@ class StreamState:
         """Whether ``msg`` starts a new session of this stream id: its seq is not above the
         last accepted one and a meta came since that frames message (a restarted
         publisher sends its meta first, then counts from 0 again; docs/protocol.md)."""
-        return (self.meta_since_frames_ and self.last_seq_ is not None
-                and msg.seq <= self.last_seq_)
+        return self.meta_since_frames_ and self.last_seq_ is not None and msg.seq <= self.last_seq_
 
     def on_frames(self, msg: Frames, arrival: float) -> list[ReadyCycle]:
         """Ingest one frames message; returns the cycles it made ready. Every check comes
@@ -173,14 +198,20 @@ class StreamState:
         last = self.last_seq_
         if last is not None and msg.seq <= last:
             c["duplicate_seq"] += 1
-            self._reject("duplicate_seq", f"seq {msg.seq} <= last seq {last}: message "
-                         "dropped (a restarted publisher sends a meta first, then seq 0)",
-                         seq=msg.seq)
+            self._reject(
+                "duplicate_seq",
+                f"seq {msg.seq} <= last seq {last}: message "
+                "dropped (a restarted publisher sends a meta first, then seq 0)",
+                seq=msg.seq,
+            )
             return []
         t = msg.t
         if self.t_last_ is not None and not t[0] > self.t_last_:
-            self._reject("time_not_increasing", f"frames start at {t[0]:.6f} s, not after "
-                         f"the stream's last frame ({self.t_last_:.6f} s)", seq=msg.seq)
+            self._reject(
+                "time_not_increasing",
+                f"frames start at {t[0]:.6f} s, not after the stream's last frame ({self.t_last_:.6f} s)",
+                seq=msg.seq,
+            )
             return []
         if last is not None and msg.seq > last + 1:
             c["dropped_seq"] += msg.seq - last - 1
@@ -232,17 +263,22 @@ class StreamState:
                 self._switch_to_external()
             for ev in msg.ic:
                 bisect.insort(self.pending_ic_, ev)
-            if len(self.pending_ic_) > MAX_PENDING_IC:   # events far beyond the data
-                drop, self.pending_ic_ = (self.pending_ic_[MAX_PENDING_IC:],
-                                          self.pending_ic_[:MAX_PENDING_IC])
+            if len(self.pending_ic_) > MAX_PENDING_IC:  # events far beyond the data
+                drop, self.pending_ic_ = (
+                    self.pending_ic_[MAX_PENDING_IC:],
+                    self.pending_ic_[:MAX_PENDING_IC],
+                )
                 self.counters["ic_dropped"] += len(drop)
-                if not self.ic_backlog_told_:   # once per stream; later drops: counted
+                if not self.ic_backlog_told_:  # once per stream; later drops: counted
                     self.ic_backlog_told_ = True
-                    self._reject("ic_backlog", f"{len(drop)} external IC(s) dropped: more "
-                                 f"than {MAX_PENDING_IC} wait for frames (first at "
-                                 f"{drop[0][0]:.3f} s, last frame {self.t_last_:.3f} s); "
-                                 "later drops are counted in status (ic_dropped)",
-                                 count=len(drop))
+                    self._reject(
+                        "ic_backlog",
+                        f"{len(drop)} external IC(s) dropped: more "
+                        f"than {MAX_PENDING_IC} wait for frames (first at "
+                        f"{drop[0][0]:.3f} s, last frame {self.t_last_:.3f} s); "
+                        "later drops are counted in status (ic_dropped)",
+                        count=len(drop),
+                    )
         if not self.external_:
             if self.detector_ is None:
                 self.detector_ = make_detector(self.cfg.detector, self.rate_hz_)
@@ -266,8 +302,7 @@ class StreamState:
     def _close(self, t_ic: float, side: str, arrival: float, ready: list) -> None:
         self.counters["ics"] += 1
         try:
-            cyc = self.assembler_.on_ic(t_ic, side,
-                                        source="external" if self.external_ else "detector")
+            cyc = self.assembler_.on_ic(t_ic, side, source="external" if self.external_ else "detector")
         except GaitError as exc:
             if side in self.cfg.sides:
                 self.reject(self._explain(Reject.of_gait_error(self.stream, exc, side)))
@@ -276,15 +311,27 @@ class StreamState:
             return
         exc = self.gate_.check_cycle(cyc.x)
         if exc is not None:
-            self._reject(exc.reason, str(exc), side=side, cycle=cyc.index,
-                         t_start=cyc.t_start, t_end=cyc.t_end)
+            self._reject(
+                exc.reason, str(exc), side=side, cycle=cyc.index, t_start=cyc.t_start, t_end=cyc.t_end
+            )
             return
         x = cyc.x if side == "R" else mirror_sides(cyc.x)
         self.counters["cycles"] += 1
         nb = self.durations_.setdefault(side, deque(maxlen=5))
-        ready.append(ReadyCycle(self.stream, side, cyc.index, cyc.t_start, cyc.t_end,
-                                np.ascontiguousarray(x, dtype=np.float32), _plain(cyc.quality),
-                                arrival, self.body_mass_kg, neighbours_s=tuple(nb)))
+        ready.append(
+            ReadyCycle(
+                self.stream,
+                side,
+                cyc.index,
+                cyc.t_start,
+                cyc.t_end,
+                np.ascontiguousarray(x, dtype=np.float32),
+                _plain(cyc.quality),
+                arrival,
+                self.body_mass_kg,
+                neighbours_s=tuple(nb),
+            )
+        )
         nb.append(cyc.t_end - cyc.t_start)
 
     def _explain(self, rej: Reject) -> Reject:
@@ -295,8 +342,15 @@ class StreamState:
         conv = self.gate_.explain(q[(t >= rej.t_start) & (t <= rej.t_end)])
         if conv is None:
             return rej
-        return Reject(rej.stream, conv.reason, str(conv), side=rej.side, cycle=rej.cycle,
-                      t_start=rej.t_start, t_end=rej.t_end)
+        return Reject(
+            rej.stream,
+            conv.reason,
+            str(conv),
+            side=rej.side,
+            cycle=rej.cycle,
+            t_start=rej.t_start,
+            t_end=rej.t_end,
+        )
 
     def finish(self, arrival: float) -> list[ReadyCycle]:
         """End of stream: the detector's last confirmed ICs close their cycles; external ICs
@@ -310,11 +364,16 @@ class StreamState:
             except G2HError as exc:
                 self._reject(exc.reason, str(exc))
         late = [(t_ic, side) for t_ic, side in self.pending_ic_ if side in self.cfg.sides]
-        if late:                                # one reject for all of them
-            self._reject("ic_after_data", f"{len(late)} external IC(s) after the stream's "
-                         f"last frame ({self.t_last_} s), from {late[0][1]} at "
-                         f"{late[0][0]:.4f} s to {late[-1][1]} at {late[-1][0]:.4f} s",
-                         side=late[0][1], t_end=late[0][0], count=len(late))
+        if late:  # one reject for all of them
+            self._reject(
+                "ic_after_data",
+                f"{len(late)} external IC(s) after the stream's "
+                f"last frame ({self.t_last_} s), from {late[0][1]} at "
+                f"{late[0][0]:.4f} s to {late[-1][1]} at {late[-1][0]:.4f} s",
+                side=late[0][1],
+                t_end=late[0][0],
+                count=len(late),
+            )
         self.pending_ic_ = []
         return ready
 

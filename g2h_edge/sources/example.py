@@ -5,6 +5,7 @@
 g2h_edge.io.synth.make_stream at 100 Hz, seed 0, cadence 115 steps/min, 0.3 deg sensor
 noise, 70 kg. Synthetic kinematics, not a recording of a person.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,9 +14,11 @@ from pathlib import Path
 __all__ = ["EXAMPLE_TRIAL", "example_trial_path", "write_example_trial"]
 
 EXAMPLE_TRIAL = "example_trial_angles.csv"
-_NOTE = ("SYNTHETIC example trial made by g2h_edge.io.synth.make_stream(duration_s=20, "
-         "rate_hz=100, seed=0, cadence_spm=115, noise_deg=0.3, body_mass_kg=70); not a "
-         "recording of a person")
+_NOTE = (
+    "SYNTHETIC example trial made by g2h_edge.io.synth.make_stream(duration_s=20, "
+    "rate_hz=100, seed=0, cadence_spm=115, noise_deg=0.3, body_mass_kg=70); not a "
+    "recording of a person"
+)
 
 
 def example_trial_path() -> Path:
@@ -28,8 +31,7 @@ def write_example_trial(out_dir) -> Path:
     from g2h_edge.io.synth import make_stream
     from g2h_edge.io.trial import events_path_for, write_events_json, write_trial_csv
 
-    trial = make_stream(20.0, 100.0, seed=0, cadence_spm=115.0, noise_deg=0.3,
-                        body_mass_kg=70.0)
+    trial = make_stream(20.0, 100.0, seed=0, cadence_spm=115.0, noise_deg=0.3, body_mass_kg=70.0)
     path = Path(out_dir) / EXAMPLE_TRIAL
     write_trial_csv(path, trial)
     path.write_text(f"# {_NOTE}\n" + path.read_text())

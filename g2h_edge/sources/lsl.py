@@ -23,6 +23,7 @@ time does not increase, or whose 10 angles are not all finite, are left out and 
 the counters go to the server every ``status_interval_s`` as a source ``status`` message
 (``source: "lsl"``), so they appear in the server's status next to the stream's counters.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,18 @@ from g2h_edge.wire import (
     encode_source_status,
 )
 
-__all__ = ["LslConfig", "LslStats", "map_channels", "channel_plan", "units_from_lsl", "open_inlet",
-           "stream_labels", "LslAdapter", "run_lsl", "SOURCE_NAME"]
+__all__ = [
+    "LslConfig",
+    "LslStats",
+    "map_channels",
+    "channel_plan",
+    "units_from_lsl",
+    "open_inlet",
+    "stream_labels",
+    "LslAdapter",
+    "run_lsl",
+    "SOURCE_NAME",
+]
 
 SOURCE_NAME = "lsl"
 _DEG = {"deg", "degree", "degrees", "°"}
@@ -60,14 +71,17 @@ def _pylsl():
     try:
         import pylsl
     except Exception as exc:  # ImportError, or liblsl missing on this platform
-        raise ConfigError(f"the LSL adapter needs pylsl ({exc}); install it with "
-                          "pip install 'g2h-edge[lsl]'", reason="missing_dependency") from None
+        raise ConfigError(
+            f"the LSL adapter needs pylsl ({exc}); install it with pip install 'g2h-edge[lsl]'",
+            reason="missing_dependency",
+        ) from None
     return pylsl
 
 
 @dataclass(frozen=True)
 class LslConfig:
     """Which LSL stream to read and where to publish it (see module doc)."""
+
     #: resolve by any of these LSL properties (at least one)
     name: str | None = None
     type: str | None = None
@@ -101,73 +115,90 @@ class LslConfig:
 
     def __post_init__(self):
         if not (self.name or self.type or self.source_id):
-            raise ConfigError("say which LSL stream to read: a name, a type or a source_id",
-                              reason="bad_option")
+            raise ConfigError(
+                "say which LSL stream to read: a name, a type or a source_id", reason="bad_option"
+            )
         for key in ("name", "type", "source_id"):
             v = getattr(self, key)
             if v is not None and (not isinstance(v, str) or "'" in v):
-                raise ConfigError(f"LSL {key} {v!r} must be a string without single quotes",
-                                  reason="bad_option")
+                raise ConfigError(
+                    f"LSL {key} {v!r} must be a string without single quotes", reason="bad_option"
+                )
         if self.stream is not None:
             try:
                 check_stream_id(self.stream)
             except Exception as exc:  # WireError: say it as a configuration error
                 raise ConfigError(str(exc), reason="bad_option") from None
         if not isinstance(self.address, str) or "://" not in self.address:
-            raise ConfigError(f"LslConfig.address {self.address!r} is not a ZeroMQ endpoint",
-                              reason="bad_option")
+            raise ConfigError(
+                f"LslConfig.address {self.address!r} is not a ZeroMQ endpoint", reason="bad_option"
+            )
         if self.units is not None and self.units not in ("deg", "rad"):
-            raise ConfigError(f"units {self.units!r} must be 'deg' or 'rad'",
-                              reason="bad_option")
+            raise ConfigError(f"units {self.units!r} must be 'deg' or 'rad'", reason="bad_option")
         MappingConfig(mapping=self.mapping, preset=self.preset, offsets_deg=self.offsets_deg)
         if self.rate_hz is not None and not (
-                isinstance(self.rate_hz, (int, float)) and MIN_RATE_HZ <= self.rate_hz
-                <= MAX_RATE_HZ):
-            raise ConfigError(f"rate_hz {self.rate_hz!r} must be within [{MIN_RATE_HZ}, "
-                              f"{MAX_RATE_HZ}] Hz", reason="bad_option")
+            isinstance(self.rate_hz, (int, float)) and MIN_RATE_HZ <= self.rate_hz <= MAX_RATE_HZ
+        ):
+            raise ConfigError(
+                f"rate_hz {self.rate_hz!r} must be within [{MIN_RATE_HZ}, {MAX_RATE_HZ}] Hz",
+                reason="bad_option",
+            )
         if self.body_mass_kg is not None and not (
-                isinstance(self.body_mass_kg, (int, float))
-                and MIN_BODY_MASS_KG <= self.body_mass_kg <= MAX_BODY_MASS_KG):
-            raise ConfigError(f"body_mass_kg {self.body_mass_kg!r} must be within "
-                              f"[{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
-                              reason="bad_option")
+            isinstance(self.body_mass_kg, (int, float))
+            and MIN_BODY_MASS_KG <= self.body_mass_kg <= MAX_BODY_MASS_KG
+        ):
+            raise ConfigError(
+                f"body_mass_kg {self.body_mass_kg!r} must be within "
+                f"[{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
+                reason="bad_option",
+            )
         fpm = self.frames_per_message
-        if isinstance(fpm, bool) or not isinstance(fpm, int) or \
-                not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
-            raise ConfigError(f"frames_per_message {fpm!r} must be an integer in "
-                              f"1..{MAX_FRAMES_PER_MESSAGE}", reason="bad_option")
-        for key in ("meta_interval_s", "status_interval_s", "resolve_timeout_s",
-                    "wait_subscriber_s", "linger_s"):
+        if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
+            raise ConfigError(
+                f"frames_per_message {fpm!r} must be an integer in 1..{MAX_FRAMES_PER_MESSAGE}",
+                reason="bad_option",
+            )
+        for key in (
+            "meta_interval_s",
+            "status_interval_s",
+            "resolve_timeout_s",
+            "wait_subscriber_s",
+            "linger_s",
+        ):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ConfigError(f"LslConfig.{key} = {v!r} must be > 0", reason="bad_option")
         if self.duration_s is not None and not self.duration_s > 0:
-            raise ConfigError(f"duration_s {self.duration_s!r} must be > 0",
-                              reason="bad_option")
+            raise ConfigError(f"duration_s {self.duration_s!r} must be > 0", reason="bad_option")
 
 
 @dataclass
 class LslStats:
     """What the adapter did (also sent to the server as source counters)."""
-    samples: int = 0                 # samples pulled from LSL
-    frames: int = 0                  # frames published
-    messages: int = 0                # frames messages published
-    dropped_nonfinite: int = 0       # samples with a NaN/inf among the 10 angles
-    dropped_time: int = 0            # samples whose time did not increase
+
+    samples: int = 0  # samples pulled from LSL
+    frames: int = 0  # frames published
+    messages: int = 0  # frames messages published
+    dropped_nonfinite: int = 0  # samples with a NaN/inf among the 10 angles
+    dropped_time: int = 0  # samples whose time did not increase
     wall_s: float = 0.0
 
     def counters(self) -> dict:
-        return {"samples": self.samples, "frames": self.frames, "messages": self.messages,
-                "dropped_nonfinite": self.dropped_nonfinite,
-                "dropped_time": self.dropped_time}
+        return {
+            "samples": self.samples,
+            "frames": self.frames,
+            "messages": self.messages,
+            "dropped_nonfinite": self.dropped_nonfinite,
+            "dropped_time": self.dropped_time,
+        }
 
 
-def channel_plan(labels, mapping: dict | None = None, *, preset: str | None = None,
-                 offsets_deg: dict | None = None) -> ChannelPlan:
+def channel_plan(
+    labels, mapping: dict | None = None, *, preset: str | None = None, offsets_deg: dict | None = None
+) -> ChannelPlan:
     """Where the 10 IN_COLS channels are in the LSL sample, with signs and offsets
     (:func:`g2h_edge.io.mapping.resolve_channels`, the mapping layer every source uses)."""
-    cfg = MappingConfig(mapping=dict(mapping or {}), preset=preset,
-                        offsets_deg=dict(offsets_deg or {}))
+    cfg = MappingConfig(mapping=dict(mapping or {}), preset=preset, offsets_deg=dict(offsets_deg or {}))
     return resolve_channels(labels, cfg, what="the LSL stream")
 
 
@@ -187,10 +218,13 @@ def units_from_lsl(units, override: str | None = None) -> str:
     if kinds == {"deg"} or kinds == {"rad"}:
         return kinds.pop()
     if kinds == {""}:
-        raise ConfigError("the LSL stream does not say its angle units: pass --units deg "
-                          "or --units rad", reason="no_units")
-    raise ConfigError(f"the LSL channels' units are mixed or unknown ({sorted(units)}): pass "
-                      "--units deg or --units rad", reason="bad_units")
+        raise ConfigError(
+            "the LSL stream does not say its angle units: pass --units deg or --units rad", reason="no_units"
+        )
+    raise ConfigError(
+        f"the LSL channels' units are mixed or unknown ({sorted(units)}): pass --units deg or --units rad",
+        reason="bad_units",
+    )
 
 
 def stream_labels(info) -> tuple[list[str], list[str]]:
@@ -211,13 +245,15 @@ def stream_labels(info) -> tuple[list[str], list[str]]:
 def open_inlet(cfg: LslConfig):
     """Resolve the configured LSL stream and open an inlet on it: (inlet, StreamInfo)."""
     pylsl = _pylsl()
-    props = [(k, v) for k, v in (("name", cfg.name), ("type", cfg.type),
-                                  ("source_id", cfg.source_id)) if v]
+    props = [(k, v) for k, v in (("name", cfg.name), ("type", cfg.type), ("source_id", cfg.source_id)) if v]
     pred = " and ".join(f"{k}='{v}'" for k, v in props)
     found = pylsl.resolve_bypred(pred, 1, cfg.resolve_timeout_s)
     if not found:
-        raise DataError(f"no LSL stream with {pred} appeared within {cfg.resolve_timeout_s:g}"
-                        " s; is the sender running on this network?", reason="no_lsl_stream")
+        raise DataError(
+            f"no LSL stream with {pred} appeared within {cfg.resolve_timeout_s:g}"
+            " s; is the sender running on this network?",
+            reason="no_lsl_stream",
+        )
     flags = pylsl.proc_clocksync | pylsl.proc_dejitter | pylsl.proc_monotonize
     inlet = pylsl.StreamInlet(found[0], max_buflen=60, recover=True, processing_flags=flags)
     info = inlet.info(timeout=cfg.resolve_timeout_s)  # the full info, with its description
@@ -227,8 +263,7 @@ def open_inlet(cfg: LslConfig):
 def _stream_id(cfg: LslConfig, info) -> str:
     if cfg.stream is not None:
         return cfg.stream
-    sid = "".join(c if c.isascii() and (c.isalnum() or c in "_.:/-") else "_"
-                  for c in info.name())
+    sid = "".join(c if c.isascii() and (c.isalnum() or c in "_.:/-") else "_" for c in info.name())
     sid = sid.lstrip("_.:/-")[:64] or "lsl"
     return check_stream_id(sid)
 
@@ -242,33 +277,39 @@ class LslAdapter:
         n_ch = info.channel_count()
         pylsl = _pylsl()
         if info.channel_format() in (pylsl.cf_string, getattr(pylsl, "cf_undefined", 0)):
-            raise ConfigError(f"LSL stream {info.name()!r} carries strings, not numbers",
-                              reason="bad_format")
+            raise ConfigError(f"LSL stream {info.name()!r} carries strings, not numbers", reason="bad_format")
         labels, units = stream_labels(info)
         if cfg.labels is not None:
             if len(cfg.labels) != n_ch:
-                raise ConfigError(f"--labels lists {len(cfg.labels)} names but the LSL stream "
-                                  f"has {n_ch} channels", reason="bad_labels")
+                raise ConfigError(
+                    f"--labels lists {len(cfg.labels)} names but the LSL stream has {n_ch} channels",
+                    reason="bad_labels",
+                )
             labels = list(cfg.labels)
-        self.plan_ = channel_plan(labels, cfg.mapping, preset=cfg.preset,
-                                  offsets_deg=cfg.offsets_deg)
-        self.cols_ = list(self.plan_.index)                             # (10,) indices
+        self.plan_ = channel_plan(labels, cfg.mapping, preset=cfg.preset, offsets_deg=cfg.offsets_deg)
+        self.cols_ = list(self.plan_.index)  # (10,) indices
         self.units = units_from_lsl([units[i] for i in self.cols_], cfg.units)
         if self.units == "rad" and self.plan_.offset_deg.any():
-            raise ConfigError("offsets are in degrees: with a radian stream, leave them out "
-                              "or convert the stream", reason="bad_option")
+            raise ConfigError(
+                "offsets are in degrees: with a radian stream, leave them out or convert the stream",
+                reason="bad_option",
+            )
         rate = float(info.nominal_srate())
         if rate <= 0:
             if cfg.rate_hz is None:
-                raise ConfigError("the LSL stream has an irregular rate (nominal 0 Hz): pass "
-                                  "--rate-hz with its approximate frame rate",
-                                  reason="no_rate")
+                raise ConfigError(
+                    "the LSL stream has an irregular rate (nominal 0 Hz): pass "
+                    "--rate-hz with its approximate frame rate",
+                    reason="no_rate",
+                )
             rate = float(cfg.rate_hz)
         elif cfg.rate_hz is not None:
             rate = float(cfg.rate_hz)
         if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
-            raise ConfigError(f"the LSL stream's rate {rate:g} Hz is outside [{MIN_RATE_HZ}, "
-                              f"{MAX_RATE_HZ}] Hz", reason="bad_rate")
+            raise ConfigError(
+                f"the LSL stream's rate {rate:g} Hz is outside [{MIN_RATE_HZ}, {MAX_RATE_HZ}] Hz",
+                reason="bad_rate",
+            )
         self.rate_hz = rate
         self.stream = _stream_id(cfg, info)
         self.n_channels = n_ch
@@ -284,19 +325,24 @@ class LslAdapter:
     def open(self) -> LslAdapter:
         from g2h_edge.sources.replay import ReplayConfig, open_publisher, wait_for_subscriber
 
-        self.sock_ = open_publisher(self.ctx_, ReplayConfig(
-            address=self.cfg.address, bind=self.cfg.bind, linger_s=self.cfg.linger_s,
-            curve_keys=self.cfg.curve_keys))
+        self.sock_ = open_publisher(
+            self.ctx_,
+            ReplayConfig(
+                address=self.cfg.address,
+                bind=self.cfg.bind,
+                linger_s=self.cfg.linger_s,
+                curve_keys=self.cfg.curve_keys,
+            ),
+        )
         wait_for_subscriber(self.sock_, self.cfg.wait_subscriber_s)
         self._send_meta()
         return self
 
     def _send(self, parts) -> None:
-        self.sock_.send_multipart(parts)       # XPUB_NODROP: blocks rather than drops
+        self.sock_.send_multipart(parts)  # XPUB_NODROP: blocks rather than drops
 
     def _send_meta(self) -> None:
-        self._send(encode_meta(self.stream, self.rate_hz, IN_COLS, self.units,
-                               self.cfg.body_mass_kg))
+        self._send(encode_meta(self.stream, self.rate_hz, IN_COLS, self.units, self.cfg.body_mass_kg))
 
     def _send_status(self) -> None:
         self._send(encode_source_status(self.stream, SOURCE_NAME, self.stats.counters()))
@@ -316,7 +362,7 @@ class LslAdapter:
         n = t.shape[0]
         step = self.cfg.frames_per_message
         for i in range(0, n, step):
-            self._send(encode_frames(self.stream, self.seq_, t[i:i + step], q[i:i + step]))
+            self._send(encode_frames(self.stream, self.seq_, t[i : i + step], q[i : i + step]))
             self.seq_ += 1
             st.messages += 1
         if n:
@@ -340,11 +386,9 @@ class LslAdapter:
                 if cfg.duration_s is not None and now - start >= cfg.duration_s:
                     break
                 # returns as soon as one sample is there (min_samples=1): no added latency
-                x, ts = self.inlet.pull_chunk(timeout=0.01, max_samples=1024, min_samples=1,
-                                              as_numpy=True)
+                x, ts = self.inlet.pull_chunk(timeout=0.01, max_samples=1024, min_samples=1, as_numpy=True)
                 if len(ts):
-                    self.publish(np.asarray(ts, np.float64),
-                                 np.asarray(x, np.float64).reshape(len(ts), -1))
+                    self.publish(np.asarray(ts, np.float64), np.asarray(x, np.float64).reshape(len(ts), -1))
                 if now >= next_meta:
                     self._send_meta()
                     next_meta = now + cfg.meta_interval_s
@@ -364,7 +408,7 @@ class LslAdapter:
                     self._send_status()
                     self._send(encode_end(self.stream))
             finally:
-                self.sock_.close()               # lingers until delivered
+                self.sock_.close()  # lingers until delivered
                 self.sock_ = None
         try:
             self.inlet.close_stream()

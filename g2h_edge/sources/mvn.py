@@ -16,6 +16,7 @@ ten inputs (preset ``mvn`` by default, see :data:`g2h_edge.io.mapping.MVN_TO_RAJ
 Time: the header's time code (ms) / 1000. Other message types, other characters and
 malformed datagrams are counted and skipped.
 """
+
 from __future__ import annotations
 
 import socket
@@ -29,16 +30,34 @@ from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.mapping import MappingConfig, resolve_channels
 from g2h_edge.sources.publisher import FramePublisher, PublisherConfig
 
-__all__ = ["MvnConfig", "MvnHeader", "parse_header", "parse_joint_angles", "joint_labels",
-           "encode_joint_angles", "MvnAdapter", "SOURCE_NAME", "JOINT_NAMES", "HEADER"]
+__all__ = [
+    "MvnConfig",
+    "MvnHeader",
+    "parse_header",
+    "parse_joint_angles",
+    "joint_labels",
+    "encode_joint_angles",
+    "MvnAdapter",
+    "SOURCE_NAME",
+    "JOINT_NAMES",
+    "HEADER",
+]
 
 SOURCE_NAME = "mvn"
-HEADER = struct.Struct(">6sIBBIBBBB2sH")                  # 24 bytes
-JOINT = struct.Struct(">ii3f")                             # 20 bytes
+HEADER = struct.Struct(">6sIBBIBBBB2sH")  # 24 bytes
+JOINT = struct.Struct(">ii3f")  # 20 bytes
 #: (parent segment id, child segment id) -> MVN joint name (segment ids of the spec, 2.5.9)
-JOINT_NAMES = {(1, 2): "jL5S1", (1, 16): "jRightHip", (16, 17): "jRightKnee",
-               (17, 18): "jRightAnkle", (18, 19): "jRightBallFoot", (1, 20): "jLeftHip",
-               (20, 21): "jLeftKnee", (21, 22): "jLeftAnkle", (22, 23): "jLeftBallFoot"}
+JOINT_NAMES = {
+    (1, 2): "jL5S1",
+    (1, 16): "jRightHip",
+    (16, 17): "jRightKnee",
+    (17, 18): "jRightAnkle",
+    (18, 19): "jRightBallFoot",
+    (1, 20): "jLeftHip",
+    (20, 21): "jLeftKnee",
+    (21, 22): "jLeftAnkle",
+    (22, 23): "jLeftBallFoot",
+}
 
 
 @dataclass(frozen=True)
@@ -56,25 +75,30 @@ class MvnHeader:
 def parse_header(datagram: bytes) -> MvnHeader:
     """The 24-byte header; DataError for anything that is not an MVN datagram."""
     if len(datagram) < HEADER.size:
-        raise DataError(f"datagram of {len(datagram)} bytes is shorter than the 24-byte MVN "
-                        "header", reason="bad_packet")
-    ident, sample, dgram, items, tc, char, _seg, _props, _fingers, _res, size = \
-        HEADER.unpack_from(datagram, 0)
+        raise DataError(
+            f"datagram of {len(datagram)} bytes is shorter than the 24-byte MVN header", reason="bad_packet"
+        )
+    ident, sample, dgram, items, tc, char, _seg, _props, _fingers, _res, size = HEADER.unpack_from(
+        datagram, 0
+    )
     if ident[:4] != b"MXTP" or not ident[4:].isdigit():
         raise DataError(f"datagram id {ident!r} is not MXTPnn", reason="bad_packet")
     if size != len(datagram) - HEADER.size:
-        raise DataError(f"header says {size} payload bytes, the datagram has "
-                        f"{len(datagram) - HEADER.size}", reason="bad_packet")
-    return MvnHeader(int(ident[4:]), sample, dgram & 0x7F, bool(dgram & 0x80), items, tc,
-                     char, size)
+        raise DataError(
+            f"header says {size} payload bytes, the datagram has {len(datagram) - HEADER.size}",
+            reason="bad_packet",
+        )
+    return MvnHeader(int(ident[4:]), sample, dgram & 0x7F, bool(dgram & 0x80), items, tc, char, size)
 
 
-def parse_joint_angles(payload: bytes, n_items: int) -> list[tuple[int, int, float, float,
-                                                                      float]]:
+def parse_joint_angles(payload: bytes, n_items: int) -> list[tuple[int, int, float, float, float]]:
     """Type-20 payload -> [(parent point id, child point id, x, y, z deg), ...]."""
     if len(payload) != n_items * JOINT.size:
-        raise DataError(f"joint-angle payload of {len(payload)} bytes for {n_items} joints "
-                        f"(expected {n_items * JOINT.size})", reason="bad_packet")
+        raise DataError(
+            f"joint-angle payload of {len(payload)} bytes for {n_items} joints "
+            f"(expected {n_items * JOINT.size})",
+            reason="bad_packet",
+        )
     return [JOINT.unpack_from(payload, i * JOINT.size) for i in range(n_items)]
 
 
@@ -88,18 +112,21 @@ def joint_labels(joints) -> list[str]:
     return [f"{joint_name(p, c)}_{ax}" for p, c, *_ in joints for ax in "xyz"]
 
 
-def encode_joint_angles(sample: int, time_code_ms: int, joints, *, character_id: int = 0,
-                        datagram: int = 0x80) -> bytes:
+def encode_joint_angles(
+    sample: int, time_code_ms: int, joints, *, character_id: int = 0, datagram: int = 0x80
+) -> bytes:
     """One type-20 datagram (what MVN sends; for tests and simulators)."""
     payload = b"".join(JOINT.pack(p, c, x, y, z) for p, c, x, y, z in joints)
-    head = HEADER.pack(b"MXTP20", sample, datagram, len(joints), time_code_ms, character_id,
-                       23, 0, 0, b"\0\0", len(payload))
+    head = HEADER.pack(
+        b"MXTP20", sample, datagram, len(joints), time_code_ms, character_id, 23, 0, 0, b"\0\0", len(payload)
+    )
     return head + payload
 
 
 @dataclass(frozen=True)
 class MvnConfig:
     """Where to listen for MVN datagrams and how to map them (see module doc)."""
+
     host: str = "0.0.0.0"
     port: int = 9763
     character_id: int = 0
@@ -112,11 +139,9 @@ class MvnConfig:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port!r} must be 0..65535", reason="bad_option")
         if not isinstance(self.character_id, int) or not 0 <= self.character_id <= 255:
-            raise ConfigError(f"character_id {self.character_id!r} must be 0..255",
-                              reason="bad_option")
+            raise ConfigError(f"character_id {self.character_id!r} must be 0..255", reason="bad_option")
         if self.duration_s is not None and not self.duration_s > 0:
-            raise ConfigError(f"duration_s {self.duration_s!r} must be > 0",
-                              reason="bad_option")
+            raise ConfigError(f"duration_s {self.duration_s!r} must be > 0", reason="bad_option")
 
 
 class MvnAdapter:
@@ -132,8 +157,8 @@ class MvnAdapter:
         self.pub = FramePublisher(cfg.publish, SOURCE_NAME, units, context=context)
         self.plan_ = None
         self.labels_: list[str] | None = None
-        self.parts_: dict[int, list] = {}     # sample counter -> joints so far (split samples)
-        self.times_: list[float] = []         # first sample times, for the rate estimate
+        self.parts_: dict[int, list] = {}  # sample counter -> joints so far (split samples)
+        self.times_: list[float] = []  # first sample times, for the rate estimate
         self.held_: list[tuple[float, np.ndarray]] = []
         self.sock_ = None
         self.stop_ = False
@@ -163,7 +188,7 @@ class MvnAdapter:
             head = parse_header(datagram)
             if head.message_type != 20 or head.character_id != self.cfg.character_id:
                 return 0
-            joints = parse_joint_angles(datagram[HEADER.size:], head.n_items)
+            joints = parse_joint_angles(datagram[HEADER.size :], head.n_items)
         except DataError:
             st.bad_packets += 1
             return 0
@@ -173,16 +198,16 @@ class MvnAdapter:
             return 0
         joints = self.parts_.pop(head.sample_counter)
         for k in [k for k in self.parts_ if k < head.sample_counter]:
-            del self.parts_[k]                    # incomplete older samples: lost datagrams
+            del self.parts_[k]  # incomplete older samples: lost datagrams
         return self._sample(head.time_code_ms / 1000.0, joints)
 
     def _sample(self, t: float, joints) -> int:
         labels = joint_labels(joints)
-        if labels != self.labels_:                # first sample, or MVN changed its joints
+        if labels != self.labels_:  # first sample, or MVN changed its joints
             self.plan_ = resolve_channels(labels, self.cfg.mapping, what="the MVN stream")
             self.labels_ = labels
         values = np.array([v for *_, x, y, z in joints for v in (x, y, z)], np.float64)
-        q = self.plan_.apply(values[None, :], self.cfg.mapping.units == "rad")   # (1, 10)
+        q = self.plan_.apply(values[None, :], self.cfg.mapping.units == "rad")  # (1, 10)
         if self.pub.rate_hz is None:
             return self._hold(t, q)
         return self.pub.publish(np.array([t]), q)
@@ -200,8 +225,7 @@ class MvnAdapter:
             return 0
         self.pub.set_rate(rate)
         held, self.held_ = self.held_, []
-        return self.pub.publish(np.array([h[0] for h in held]),
-                                np.concatenate([h[1] for h in held]))
+        return self.pub.publish(np.array([h[0] for h in held]), np.concatenate([h[1] for h in held]))
 
     def stop(self) -> None:
         self.stop_ = True
@@ -211,8 +235,7 @@ class MvnAdapter:
         start = time.monotonic()
         try:
             while not self.stop_:
-                if self.cfg.duration_s is not None and \
-                        time.monotonic() - start >= self.cfg.duration_s:
+                if self.cfg.duration_s is not None and time.monotonic() - start >= self.cfg.duration_s:
                     break
                 try:
                     data = self.sock_.recv(65536)

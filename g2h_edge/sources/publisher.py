@@ -8,6 +8,7 @@ increase, sends the counters as a source ``status`` every ``status_interval_s`` 
 close, and ``end`` last. The adapters only decode their vendor's packets into
 ``(t seconds, q (n, 10) degrees)`` through the mapping layer.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,6 +39,7 @@ __all__ = ["PublisherConfig", "SourceStats", "FramePublisher"]
 @dataclass(frozen=True)
 class PublisherConfig:
     """Where and how a live adapter publishes (see module doc)."""
+
     stream: str = "live"
     address: str = "tcp://127.0.0.1:5555"
     bind: bool = False
@@ -54,18 +56,19 @@ class PublisherConfig:
         except Exception as exc:  # WireError: say it as a configuration error
             raise ConfigError(str(exc), reason="bad_option") from None
         if not isinstance(self.address, str) or "://" not in self.address:
-            raise ConfigError(f"address {self.address!r} is not a ZeroMQ endpoint",
-                              reason="bad_option")
+            raise ConfigError(f"address {self.address!r} is not a ZeroMQ endpoint", reason="bad_option")
         m = self.body_mass_kg
-        if m is not None and not (isinstance(m, (int, float)) and
-                                  MIN_BODY_MASS_KG <= m <= MAX_BODY_MASS_KG):
-            raise ConfigError(f"body_mass_kg {m!r} must be within [{MIN_BODY_MASS_KG}, "
-                              f"{MAX_BODY_MASS_KG}] kg", reason="bad_option")
+        if m is not None and not (isinstance(m, (int, float)) and MIN_BODY_MASS_KG <= m <= MAX_BODY_MASS_KG):
+            raise ConfigError(
+                f"body_mass_kg {m!r} must be within [{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
+                reason="bad_option",
+            )
         fpm = self.frames_per_message
-        if isinstance(fpm, bool) or not isinstance(fpm, int) or \
-                not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
-            raise ConfigError(f"frames_per_message {fpm!r} must be an integer in "
-                              f"1..{MAX_FRAMES_PER_MESSAGE}", reason="bad_option")
+        if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
+            raise ConfigError(
+                f"frames_per_message {fpm!r} must be an integer in 1..{MAX_FRAMES_PER_MESSAGE}",
+                reason="bad_option",
+            )
         for key in ("meta_interval_s", "status_interval_s", "wait_subscriber_s", "linger_s"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
@@ -75,27 +78,36 @@ class PublisherConfig:
 @dataclass
 class SourceStats:
     """What a live adapter did (also sent to the server as source counters)."""
-    packets: int = 0                 # vendor packets/datagrams received
-    bad_packets: int = 0             # refused as malformed (not this protocol, wrong sizes)
-    samples: int = 0                 # angle samples decoded
-    frames: int = 0                  # frames published
-    messages: int = 0                # frames messages published
-    dropped_nonfinite: int = 0       # samples with a NaN/inf among the 10 angles
-    dropped_time: int = 0            # samples whose time did not increase
+
+    packets: int = 0  # vendor packets/datagrams received
+    bad_packets: int = 0  # refused as malformed (not this protocol, wrong sizes)
+    samples: int = 0  # angle samples decoded
+    frames: int = 0  # frames published
+    messages: int = 0  # frames messages published
+    dropped_nonfinite: int = 0  # samples with a NaN/inf among the 10 angles
+    dropped_time: int = 0  # samples whose time did not increase
     wall_s: float = 0.0
 
     def counters(self) -> dict:
-        return {k: int(getattr(self, k)) for k in (
-            "packets", "bad_packets", "samples", "frames", "messages", "dropped_nonfinite",
-            "dropped_time")}
+        return {
+            k: int(getattr(self, k))
+            for k in (
+                "packets",
+                "bad_packets",
+                "samples",
+                "frames",
+                "messages",
+                "dropped_nonfinite",
+                "dropped_time",
+            )
+        }
 
 
 class FramePublisher:
     """Publishes decoded frames of one stream (see module doc). ``open()`` blocks until
     the server subscribes; ``close()`` sends the counters and ``end``."""
 
-    def __init__(self, cfg: PublisherConfig, source: str, units: str = "deg", *,
-                 context=None):
+    def __init__(self, cfg: PublisherConfig, source: str, units: str = "deg", *, context=None):
         if units not in ("deg", "rad"):
             raise ConfigError(f"units {units!r} must be 'deg' or 'rad'", reason="bad_option")
         self.cfg = cfg
@@ -114,27 +126,30 @@ class FramePublisher:
     def open(self) -> FramePublisher:
         from g2h_edge.sources.replay import ReplayConfig, open_publisher, wait_for_subscriber
 
-        self.sock_ = open_publisher(self.ctx_, ReplayConfig(
-            address=self.cfg.address, bind=self.cfg.bind, linger_s=self.cfg.linger_s))
+        self.sock_ = open_publisher(
+            self.ctx_, ReplayConfig(address=self.cfg.address, bind=self.cfg.bind, linger_s=self.cfg.linger_s)
+        )
         wait_for_subscriber(self.sock_, self.cfg.wait_subscriber_s)
         return self
 
     def set_rate(self, rate_hz: float) -> None:
         """The stream's frame rate (sent in every meta); the first call sends the meta."""
         if not (math.isfinite(rate_hz) and MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):
-            raise ConfigError(f"the source's rate {rate_hz:g} Hz is outside [{MIN_RATE_HZ}, "
-                              f"{MAX_RATE_HZ}] Hz: pass --rate-hz", reason="bad_rate")
+            raise ConfigError(
+                f"the source's rate {rate_hz:g} Hz is outside [{MIN_RATE_HZ}, "
+                f"{MAX_RATE_HZ}] Hz: pass --rate-hz",
+                reason="bad_rate",
+            )
         first = self.rate_hz is None
         self.rate_hz = float(rate_hz)
         if first:
             self._send_meta()
 
     def _send(self, parts) -> None:
-        self.sock_.send_multipart(parts)          # XPUB_NODROP: blocks rather than drops
+        self.sock_.send_multipart(parts)  # XPUB_NODROP: blocks rather than drops
 
     def _send_meta(self) -> None:
-        self._send(encode_meta(self.cfg.stream, self.rate_hz, IN_COLS, self.units,
-                               self.cfg.body_mass_kg))
+        self._send(encode_meta(self.cfg.stream, self.rate_hz, IN_COLS, self.units, self.cfg.body_mass_kg))
         self.next_meta_ = time.monotonic() + self.cfg.meta_interval_s
 
     def send_status(self) -> None:
@@ -158,7 +173,7 @@ class FramePublisher:
         ok = np.isfinite(q).all(axis=1) & np.isfinite(t)
         st.dropped_nonfinite += int(np.count_nonzero(~ok))
         t, q = t[ok], q[ok]
-        if t.shape[0]:                  # strictly increasing, also across calls
+        if t.shape[0]:  # strictly increasing, also across calls
             keep = t > np.maximum.accumulate(np.concatenate([[self.t_last_], t[:-1]]))
             st.dropped_time += int(np.count_nonzero(~keep))
             t, q = t[keep], q[keep]
@@ -167,7 +182,7 @@ class FramePublisher:
             raise ConfigError("set_rate() before publishing frames", reason="no_rate")
         step = self.cfg.frames_per_message
         for i in range(0, n, step):
-            self._send(encode_frames(self.cfg.stream, self.seq_, t[i:i + step], q[i:i + step]))
+            self._send(encode_frames(self.cfg.stream, self.seq_, t[i : i + step], q[i : i + step]))
             self.seq_ += 1
             st.messages += 1
         if n:
@@ -182,7 +197,7 @@ class FramePublisher:
                     self.send_status()
                     self._send(encode_end(self.cfg.stream))
             finally:
-                self.sock_.close()                 # lingers until delivered
+                self.sock_.close()  # lingers until delivered
                 self.sock_ = None
         if self.own_ctx_:
             self.ctx_.term()

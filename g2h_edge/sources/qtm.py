@@ -12,6 +12,7 @@ default, ``--map`` otherwise), streams ``StreamFrames AllFrames Analog`` and pub
 frame per analog sample at ``t = sample_number / Frequency``. Skeleton segment poses
 (joint angles computed here) are not implemented.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,7 @@ from g2h_edge.errors import ConfigError, DataError, require
 from g2h_edge.io.mapping import MappingConfig, resolve_channels, unit_word
 from g2h_edge.sources.publisher import FramePublisher, PublisherConfig
 
-__all__ = ["QtmConfig", "AnalogDevice", "parse_analog_parameters", "pick_device",
-           "QtmAdapter", "SOURCE_NAME"]
+__all__ = ["QtmConfig", "AnalogDevice", "parse_analog_parameters", "pick_device", "QtmAdapter", "SOURCE_NAME"]
 
 SOURCE_NAME = "qtm"
 
@@ -50,20 +50,23 @@ def parse_analog_parameters(xml) -> list[AnalogDevice]:
     try:
         root = ET.fromstring(xml if isinstance(xml, (bytes, str)) else bytes(xml))
     except ET.ParseError as exc:
-        raise DataError(f"QTM sent analog parameters that are not XML ({exc})",
-                        reason="bad_parameters") from None
+        raise DataError(
+            f"QTM sent analog parameters that are not XML ({exc})", reason="bad_parameters"
+        ) from None
     out = []
     for dev in root.iter("Device"):
         chans = dev.findall("Channel")
         labels = tuple(_text(c, "Label") for c in chans) or tuple(
-            (lab.text or "").strip() for lab in dev.findall("Label"))
+            (lab.text or "").strip() for lab in dev.findall("Label")
+        )
         units = tuple(_text(c, "Unit") for c in chans) or ("",) * len(labels)
         try:
             dev_id = int(_text(dev, "Device_ID"))
             rate = float(_text(dev, "Frequency")) if _text(dev, "Frequency") else None
         except ValueError:
-            raise DataError("QTM analog parameters: Device_ID/Frequency are not numbers",
-                            reason="bad_parameters") from None
+            raise DataError(
+                "QTM analog parameters: Device_ID/Frequency are not numbers", reason="bad_parameters"
+            ) from None
         out.append(AnalogDevice(dev_id, _text(dev, "Device_Name"), rate, labels, units))
     return out
 
@@ -71,24 +74,31 @@ def parse_analog_parameters(xml) -> list[AnalogDevice]:
 def pick_device(devices: list[AnalogDevice], want: str | None) -> AnalogDevice:
     """The device named (or numbered) ``want``; without it, the only one."""
     if not devices:
-        raise DataError("QTM reports no analog device: add the angle channels to an analog "
-                        "device in QTM's project settings", reason="no_device")
+        raise DataError(
+            "QTM reports no analog device: add the angle channels to an analog "
+            "device in QTM's project settings",
+            reason="no_device",
+        )
     if want is None:
         if len(devices) > 1:
-            raise ConfigError(f"QTM has {len(devices)} analog devices "
-                              f"{[d.name for d in devices]}: choose one with --device",
-                              reason="ambiguous_device")
+            raise ConfigError(
+                f"QTM has {len(devices)} analog devices "
+                f"{[d.name for d in devices]}: choose one with --device",
+                reason="ambiguous_device",
+            )
         return devices[0]
     hits = [d for d in devices if d.name == want or str(d.id) == str(want)]
     if not hits:
-        raise ConfigError(f"no QTM analog device {want!r}; it has "
-                          f"{[(d.id, d.name) for d in devices]}", reason="no_device")
+        raise ConfigError(
+            f"no QTM analog device {want!r}; it has {[(d.id, d.name) for d in devices]}", reason="no_device"
+        )
     return hits[0]
 
 
 @dataclass(frozen=True)
 class QtmConfig:
     """Which QTM to read and how to map its analog channels (see module doc)."""
+
     host: str = "127.0.0.1"
     port: int = 22223
     version: str = "1.22"
@@ -127,17 +137,15 @@ class QtmAdapter:
 
     def _setup(self, xml) -> None:
         dev = pick_device(parse_analog_parameters(xml), self.cfg.device)
-        self.plan_ = resolve_channels(dev.labels, self.cfg.mapping,
-                                      what=f"QTM analog device {dev.name!r}")
-        words = {unit_word(dev.units[i]) if i < len(dev.units) else None
-                 for i in self.plan_.index}
-        units = self.cfg.mapping.units or (words.pop() if len(words) == 1 and None not in words
-                                           else "deg")
+        self.plan_ = resolve_channels(dev.labels, self.cfg.mapping, what=f"QTM analog device {dev.name!r}")
+        words = {unit_word(dev.units[i]) if i < len(dev.units) else None for i in self.plan_.index}
+        units = self.cfg.mapping.units or (words.pop() if len(words) == 1 and None not in words else "deg")
         self.rad_ = units == "rad"
         rate = self.cfg.mapping.rate_hz or dev.rate_hz
         if rate is None:
-            raise ConfigError(f"QTM analog device {dev.name!r} states no Frequency: pass "
-                              "--rate-hz", reason="no_rate")
+            raise ConfigError(
+                f"QTM analog device {dev.name!r} states no Frequency: pass --rate-hz", reason="no_rate"
+            )
         self.device = dev
         self.pub = FramePublisher(self.cfg.publish, SOURCE_NAME, "deg", context=self.context)
         self.pub.open()
@@ -158,7 +166,7 @@ class QtmAdapter:
                 first = sample_number.sample_number
         if not chans:
             return 0
-        x = np.asarray(chans, dtype=np.float64).T                  # (samples, channels)
+        x = np.asarray(chans, dtype=np.float64).T  # (samples, channels)
         if x.shape[1] <= max(self.plan_.index):
             st.bad_packets += 1
             return 0
@@ -168,16 +176,16 @@ class QtmAdapter:
     async def _main(self) -> None:
         qtm_rt = require("qtm_rt", "qtm", "the Qualisys QTM adapter")
         cfg = self.cfg
-        conn = await qtm_rt.connect(cfg.host, port=cfg.port, version=cfg.version,
-                                    timeout=cfg.timeout_s)
+        conn = await qtm_rt.connect(cfg.host, port=cfg.port, version=cfg.version, timeout=cfg.timeout_s)
         if conn is None:
-            raise DataError(f"could not connect to QTM RT at {cfg.host}:{cfg.port} (is QTM "
-                            "running with real-time output on, little-endian port?)",
-                            reason="no_qtm")
+            raise DataError(
+                f"could not connect to QTM RT at {cfg.host}:{cfg.port} (is QTM "
+                "running with real-time output on, little-endian port?)",
+                reason="no_qtm",
+            )
         try:
             self._setup(await conn.get_parameters(parameters=["analog"]))
-            await conn.stream_frames(frames="allframes", components=["analog"],
-                                     on_packet=self.on_packet)
+            await conn.stream_frames(frames="allframes", components=["analog"], on_packet=self.on_packet)
             start = time.monotonic()
             while not self.stop_ and conn.has_transport():
                 if cfg.duration_s is not None and time.monotonic() - start >= cfg.duration_s:

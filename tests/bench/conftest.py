@@ -1,4 +1,5 @@
 """Bench fixtures: a small real model bundle (random weights, flagged synthetic)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """``g2h-edge bench accuracy`` on the shared real trials (skipped when they are absent)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,16 +31,38 @@ def test_bench_accuracy_smoke(data_dir, reference_dir, tmp_path):
     from g2h_edge.bench.accuracy import bench_accuracy_cmd
 
     out = tmp_path / "acc.json"
-    res = CliRunner().invoke(bench_accuracy_cmd, [
-        "--data", str(data_dir), "--reference", str(reference_dir), "--subjects",
-        "2014001,2014004", "--folds", "2", "--epochs", "1", "--adapt", "LSTM",
-        "--json", str(out)], catch_exceptions=False)
+    res = CliRunner().invoke(
+        bench_accuracy_cmd,
+        [
+            "--data",
+            str(data_dir),
+            "--reference",
+            str(reference_dir),
+            "--subjects",
+            "2014001,2014004",
+            "--folds",
+            "2",
+            "--epochs",
+            "1",
+            "--adapt",
+            "LSTM",
+            "--json",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     import json
+
     rep = json.loads(out.read_text())
     names = [r["model"] for r in rep["rows"]]
-    assert {"LSTM_JM60", "Mamba_JM60", "Transformer_JM60", "LSTM_JM60+Mamba_JM60",
-            "LSTM_JM60 adapted"} <= set(names)
+    assert {
+        "LSTM_JM60",
+        "Mamba_JM60",
+        "Transformer_JM60",
+        "LSTM_JM60+Mamba_JM60",
+        "LSTM_JM60 adapted",
+    } <= set(names)
     assert rep["n_cycles"] == 8 and rep["n_subjects"] == 2
     for r in rep["rows"]:
         assert all(np.isfinite(v) for k, v in r.items() if k != "model"), r

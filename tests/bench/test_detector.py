@@ -1,4 +1,5 @@
 """g2h_edge.bench.detector: event matching, pooling and the script entry point."""
+
 from __future__ import annotations
 
 import json
@@ -18,31 +19,50 @@ from g2h_edge.bench.detector import (
 )
 
 
-@pytest.mark.parametrize("true, det, tol, pairs, missed, false", [
-    ([1.0, 2.0], [1.01, 2.05], 0.06, [(0, 0), (1, 1)], [], []),
-    ([1.0, 2.0], [1.01], 0.06, [(0, 0)], [1], []),
-    ([1.0], [0.9, 1.02], 0.06, [(0, 1)], [], [0]),
-    ([1.0, 1.05], [1.04], 0.06, [(1, 0)], [0], []),          # closest pair wins
-    ([1.0], [1.07], 0.06, [], [0], [0]),
-    ([], [0.5], 0.06, [], [], [0]),
-])
+@pytest.mark.parametrize(
+    "true, det, tol, pairs, missed, false",
+    [
+        ([1.0, 2.0], [1.01, 2.05], 0.06, [(0, 0), (1, 1)], [], []),
+        ([1.0, 2.0], [1.01], 0.06, [(0, 0)], [1], []),
+        ([1.0], [0.9, 1.02], 0.06, [(0, 1)], [], [0]),
+        ([1.0, 1.05], [1.04], 0.06, [(1, 0)], [0], []),  # closest pair wins
+        ([1.0], [1.07], 0.06, [], [0], [0]),
+        ([], [0.5], 0.06, [], [], [0]),
+    ],
+)
 def test_match_events(true, det, tol, pairs, missed, false):
     assert match_events(true, det, tol) == (pairs, missed, false)
 
 
 def test_pool_counts_and_percentiles():
-    a = TrialResult("a", 100.0, n_true=2, n_detected=3, n_matched=2, n_false=1,
-                    errors_s=[0.01, -0.02], delays_s=[0.03, 0.04],
-                    matched_true_s=[0.05, 1.0])
-    b = TrialResult("b", 100.0, n_true=2, n_detected=1, n_matched=1,
-                    errors_s=[0.004], delays_s=[0.02], matched_true_s=[0.6])
+    a = TrialResult(
+        "a",
+        100.0,
+        n_true=2,
+        n_detected=3,
+        n_matched=2,
+        n_false=1,
+        errors_s=[0.01, -0.02],
+        delays_s=[0.03, 0.04],
+        matched_true_s=[0.05, 1.0],
+    )
+    b = TrialResult(
+        "b",
+        100.0,
+        n_true=2,
+        n_detected=1,
+        n_matched=1,
+        errors_s=[0.004],
+        delays_s=[0.02],
+        matched_true_s=[0.6],
+    )
     p = pool([a, b])
     assert (p["n_true"], p["n_matched"], p["n_false"]) == (4, 3, 1)
     assert p["detection_rate"] == pytest.approx(0.75)
     assert p["median_abs_err_ms"] == pytest.approx(10.0)
     assert p["bias_ms"] == pytest.approx(4.0)
     assert p["max_delay_ms"] == pytest.approx(40.0)
-    late = pool([a, b], after_start_s=0.1)          # drops a's event at 0.05 s
+    late = pool([a, b], after_start_s=0.1)  # drops a's event at 0.05 s
     assert late["n_timed"] == 2 and late["median_abs_err_ms"] == pytest.approx(12.0)
 
 

@@ -1,4 +1,5 @@
 """`bench e2e` machinery on a tiny load (numbers are not asserted: no timing tests)."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,11 +15,17 @@ def jm_bundle_path(random_bundle):
 
 def test_bench_e2e_small_run_loses_nothing(jm_bundle_path):
     lines: list[str] = []
-    out = run_e2e(E2EConfig(engines=(str(jm_bundle_path),), streams=3, rate_hz=100.0,
-                            seconds=2.0, ics="external"), echo=lines.append)
+    out = run_e2e(
+        E2EConfig(engines=(str(jm_bundle_path),), streams=3, rate_hz=100.0, seconds=2.0, ics="external"),
+        echo=lines.append,
+    )
     assert out["frames_sent"] == 3 * 200 and out["frame_loss"] == 0
     assert out["cycles"] > 0 and out["rejects"] == {}
     text = "\n".join(lines)
-    for key in ("frames/s ingested", "latency closing-frame arrival -> publish",
-                "baseline engine-only infer", "ratio e2e p50 / engine B=1"):
+    for key in (
+        "frames/s ingested",
+        "latency closing-frame arrival -> publish",
+        "baseline engine-only infer",
+        "ratio e2e p50 / engine B=1",
+    ):
         assert key in text

@@ -1,4 +1,5 @@
 """The fuzz bench, small: hostile messages vs a real server with two healthy streams."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -19,8 +20,10 @@ def test_generator_is_seeded_and_covers_every_category():
 
 
 def test_fuzz_small(jm_bundle_path):
-    res = run_fuzz(FuzzConfig(messages=2500, seed=1, engine=str(jm_bundle_path),
-                              healthy_s=15.0, timeout_s=120), echo=lambda *_: None)
+    res = run_fuzz(
+        FuzzConfig(messages=2500, seed=1, engine=str(jm_bundle_path), healthy_s=15.0, timeout_s=120),
+        echo=lambda *_: None,
+    )
     assert res["finished"] and res["server_alive"]
     assert res["loop_errors"] == 0 and res["internal_errors"] == 0
     assert res["healthy_cycles_clean"] >= 20

@@ -1,5 +1,6 @@
 """Engine-test fixtures: a private g2h-edge config dir (the build key of .pt2/.plan
 signatures) so tests never read or create the real ~/.config/g2h-edge/build-key."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ engine or the exporter cannot be imported), ``.pt2`` through ``g2h-edge export a
 compiled for one thread; skipped only without a C++ compiler) and ``.plan`` through
 ``g2h-edge export trt`` (skipped without tensorrt and a CUDA GPU). Every test then runs against every engine file.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,19 +28,30 @@ MEAN = np.linspace(-10.0, 30.0, 10).astype(np.float32)
 STD = np.linspace(5.0, 20.0, 10).astype(np.float32)
 
 
-SMALL = {"transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32,
-                         "max_len": 200},
-         "mamba": {"d_model": 16, "d_state": 4}}
+SMALL = {
+    "transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "max_len": 200},
+    "mamba": {"d_model": 16, "d_state": 4},
+}
 
 
 def _bundle(arch: str = "transformer") -> Bundle:
     torch.manual_seed(0)
     hp = {**default_hparams(arch, len(MF_COLS)), **SMALL[arch]}
-    return Bundle(name="contract-tiny", arch=arch, hparams=hp,
-                  state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS,
-                  out_cols=MF_COLS, mean=MEAN, std=STD, task="mf", unit="N/kg", T=180,
-                  provenance={"note": "random weights, engine contract tests"},
-                  synthetic=True)
+    return Bundle(
+        name="contract-tiny",
+        arch=arch,
+        hparams=hp,
+        state_dict=build_model(arch, hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=MF_COLS,
+        mean=MEAN,
+        std=STD,
+        task="mf",
+        unit="N/kg",
+        T=180,
+        provenance={"note": "random weights, engine contract tests"},
+        synthetic=True,
+    )
 
 
 def _importable(module: str) -> bool:
@@ -52,6 +64,7 @@ def _importable(module: str) -> bool:
 
 def _cli(args: list[str]) -> None:
     from g2h_edge.cli import cli
+
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
 
@@ -86,8 +99,24 @@ def _export_aoti(bundle_file):
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("AOTInductor needs a C++ compiler")
     out = bundle_file.with_suffix(".pt2")
-    _cli(["export", "aoti", "--model", str(bundle_file), "-o", str(out), "--precision",
-          "fp32", "--mode", "default", "--threads", "1", "--max-batch", "8"])
+    _cli(
+        [
+            "export",
+            "aoti",
+            "--model",
+            str(bundle_file),
+            "-o",
+            str(out),
+            "--precision",
+            "fp32",
+            "--mode",
+            "default",
+            "--threads",
+            "1",
+            "--max-batch",
+            "8",
+        ]
+    )
     return out
 
 
@@ -98,8 +127,11 @@ def aoti_file(bundle_file):
 
 @pytest.fixture(scope="module")
 def plan_file(onnx_file):
-    if not torch.cuda.is_available() or not _importable("tensorrt") \
-            or not _importable("g2h_edge.engines.tensorrt_engine"):
+    if (
+        not torch.cuda.is_available()
+        or not _importable("tensorrt")
+        or not _importable("g2h_edge.engines.tensorrt_engine")
+    ):
         pytest.skip("TensorRT needs the tensorrt package and a CUDA GPU")
     out = onnx_file.with_suffix(".plan")
     _cli(["export", "trt", "--onnx", str(onnx_file), "-o", str(out)])
@@ -108,8 +140,9 @@ def plan_file(onnx_file):
 
 @pytest.fixture(params=BACKENDS)
 def engine_file(request):
-    name = {"torch": "bundle_file", "onnxruntime": "onnx_file", "aoti": "aoti_file",
-            "tensorrt": "plan_file"}[request.param]
+    name = {"torch": "bundle_file", "onnxruntime": "onnx_file", "aoti": "aoti_file", "tensorrt": "plan_file"}[
+        request.param
+    ]
     return request.param, request.getfixturevalue(name)
 
 
@@ -156,8 +189,7 @@ def test_infer_matches_the_bundle(engine, cycles, batch):
 def test_rows_are_independent_of_the_batch(engine, cycles):
     together = engine.infer(cycles)
     for i in range(len(cycles)):
-        np.testing.assert_allclose(engine.infer(cycles[i:i + 1])[0], together[i], rtol=0,
-                                   atol=TOL)
+        np.testing.assert_allclose(engine.infer(cycles[i : i + 1])[0], together[i], rtol=0, atol=TOL)
 
 
 def test_inputs_are_coerced(engine, cycles):
@@ -173,6 +205,7 @@ def _with(value, index=(0, 3, 4)):
         x = x.copy()
         x[index] = value
         return x
+
     return make
 
 
@@ -223,8 +256,9 @@ def test_load_engine_errors(tmp_path, bundle_file):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_mamba_engines_match_the_bundle(mamba_files, backend, batch, cycles):
     with load_engine(mamba_files[backend]) as eng:
-        np.testing.assert_allclose(eng.infer(cycles[:batch]), _reference(cycles[:batch], "mamba"),
-                                   rtol=0, atol=TOL)
+        np.testing.assert_allclose(
+            eng.infer(cycles[:batch]), _reference(cycles[:batch], "mamba"), rtol=0, atol=TOL
+        )
 
 
 CPU_BACKENDS = ["torch", "onnxruntime", "aoti"]
@@ -256,14 +290,14 @@ def _option_classes():
     from g2h_edge.engines.aoti_engine import AotiOptions
     from g2h_edge.engines.onnx_engine import OnnxOptions
     from g2h_edge.engines.torch_engine import TorchOptions
+
     return {"torch": TorchOptions, "onnxruntime": OnnxOptions, "aoti": AotiOptions}
 
 
 _OPTION_CLASSES = _option_classes()
 
 
-@pytest.mark.parametrize("options_cls", list(_OPTION_CLASSES.values()),
-                         ids=list(_OPTION_CLASSES))
+@pytest.mark.parametrize("options_cls", list(_OPTION_CLASSES.values()), ids=list(_OPTION_CLASSES))
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
 def test_every_options_class_checks_threads(options_cls, threads):
     with pytest.raises(EngineError, match="threads must be a positive int"):
@@ -277,13 +311,16 @@ def test_options_are_frozen():
         opts.threads = 2
 
 
-@pytest.mark.parametrize("n, max_batch, pad_to, runs", [
-    (5, 8, None, [5]),                          # one chunk, no padding
-    (5, 2, None, [2, 2, 1]),                    # chunks, the last one short
-    (5, 2, lambda n: 2, [2, 2, 2]),             # fixed batch: the last one padded
-    (3, 64, lambda n: 1 << (n - 1).bit_length(), [4]),   # power-of-two bucket
-    (1, 8, lambda n: max(n, 2), [2]),           # a profile's minimum batch
-])
+@pytest.mark.parametrize(
+    "n, max_batch, pad_to, runs",
+    [
+        (5, 8, None, [5]),  # one chunk, no padding
+        (5, 2, None, [2, 2, 1]),  # chunks, the last one short
+        (5, 2, lambda n: 2, [2, 2, 2]),  # fixed batch: the last one padded
+        (3, 64, lambda n: 1 << (n - 1).bit_length(), [4]),  # power-of-two bucket
+        (1, 8, lambda n: max(n, 2), [2]),  # a profile's minimum batch
+    ],
+)
 def test_run_in_chunks(n, max_batch, pad_to, runs):
     from g2h_edge.engines.common import run_in_chunks
 
@@ -293,7 +330,7 @@ def test_run_in_chunks(n, max_batch, pad_to, runs):
     def run_once(chunk):
         seen.append(chunk.shape[0])
         assert chunk.flags["C_CONTIGUOUS"]
-        return chunk[..., :1] * 2.0              # (b, T, 1): rows independent
+        return chunk[..., :1] * 2.0  # (b, T, 1): rows independent
 
     y = run_in_chunks(run_once, x, max_batch=max_batch, pad_to=pad_to)
     assert seen == runs

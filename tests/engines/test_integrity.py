@@ -5,6 +5,7 @@ silently. Each case flips 64 bytes inside the largest weight tensor of a real fi
 loads it through ``load_engine`` as ``serve`` does; the same damage in a file without a
 content hash (as written before) still loads, with a warning, and serves other outputs.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -29,10 +30,21 @@ STD = np.linspace(5.0, 20.0, 10).astype(np.float32)
 def _bundle() -> Bundle:
     torch.manual_seed(3)
     hp = {**default_hparams("lstm", len(MF_COLS)), "hidden": 32}
-    return Bundle(name="integrity-tiny", arch="lstm", hparams=hp,
-                  state_dict=build_model("lstm", hp).state_dict(), in_cols=IN_COLS,
-                  out_cols=MF_COLS, mean=MEAN, std=STD, task="mf", unit="N/kg", T=180,
-                  provenance={"note": "random weights, integrity tests"}, synthetic=True)
+    return Bundle(
+        name="integrity-tiny",
+        arch="lstm",
+        hparams=hp,
+        state_dict=build_model("lstm", hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=MF_COLS,
+        mean=MEAN,
+        std=STD,
+        task="mf",
+        unit="N/kg",
+        T=180,
+        provenance={"note": "random weights, integrity tests"},
+        synthetic=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +52,10 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("integrity")
     pt = save_bundle(_bundle(), d / "tiny.pt")
     from g2h_edge.cli import cli
-    res = CliRunner().invoke(cli, ["export", "onnx", "--model", str(pt), "-o",
-                                   str(d / "tiny.onnx")], catch_exceptions=False)
+
+    res = CliRunner().invoke(
+        cli, ["export", "onnx", "--model", str(pt), "-o", str(d / "tiny.onnx")], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     return {"pt": pt, "onnx": d / "tiny.onnx"}
 
@@ -60,12 +74,12 @@ def _flip_64(data: bytearray, start: int) -> bytearray:
 
 
 def _damaged_bundle(src, dst):
-    with zipfile.ZipFile(src) as z:                # the largest tensor record of the archive
+    with zipfile.ZipFile(src) as z:  # the largest tensor record of the archive
         info = max(z.infolist(), key=lambda i: i.file_size)
     data = bytearray(src.read_bytes())
-    name_len = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
-    extra_len = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
-    body = info.header_offset + 30 + name_len + extra_len   # stored uncompressed by torch
+    name_len = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_len = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    body = info.header_offset + 30 + name_len + extra_len  # stored uncompressed by torch
     dst.write_bytes(_flip_64(data, body + info.file_size // 2))
     return dst
 
@@ -116,7 +130,7 @@ def test_files_without_a_hash_load_with_a_warning(files, tmp_path, x, kind):
         with load_engine(old_good) as good, load_engine(old_bad) as bad:
             diff = float(np.abs(good.infer(x) - bad.infer(x)).max())
     print(f"{kind}: 64 flipped bytes served without a hash, max |dy| = {diff:.3g} N/kg")
-    assert diff > 0                          # damaged weights, served: what the hash stops
+    assert diff > 0  # damaged weights, served: what the hash stops
 
 
 @pytest.mark.parametrize("kind", ["pt", "onnx"])
@@ -128,14 +142,15 @@ def test_good_files_load_without_warnings(files, kind):
 
 def test_hash_covers_the_documented_fields():
     b = _bundle()
-    fields = {k: getattr(b, k) for k in ("arch", "hparams", "in_cols", "out_cols", "mean",
-                                         "std", "T")}
+    fields = {k: getattr(b, k) for k in ("arch", "hparams", "in_cols", "out_cols", "mean", "std", "T")}
     ref = bundle_content_sha256(b.state_dict, fields)
     assert ref == bundle_content_sha256(dict(reversed(list(b.state_dict.items()))), fields)
-    changed = [dict(fields, mean=fields["mean"] + 1e-3),
-               dict(fields, std=fields["std"] * 2),
-               dict(fields, hparams={**fields["hparams"], "hidden": 33}),
-               dict(fields, T=90)]
+    changed = [
+        dict(fields, mean=fields["mean"] + 1e-3),
+        dict(fields, std=fields["std"] * 2),
+        dict(fields, hparams={**fields["hparams"], "hidden": 33}),
+        dict(fields, T=90),
+    ]
     assert all(bundle_content_sha256(b.state_dict, f) != ref for f in changed)
     sd = dict(b.state_dict)
     first = sorted(sd)[0]
@@ -148,8 +163,9 @@ def test_bundle_and_onnx_store_their_hash(files):
     payload = torch.load(files["pt"], weights_only=True)
     b = load_bundle(files["pt"])
     assert payload[CONTENT_KEY] == bundle_content_sha256(
-        b.state_dict, {k: getattr(b, k) for k in ("arch", "hparams", "in_cols", "out_cols",
-                                                  "mean", "std", "T")})
+        b.state_dict,
+        {k: getattr(b, k) for k in ("arch", "hparams", "in_cols", "out_cols", "mean", "std", "T")},
+    )
     model = onnx.load(str(files["onnx"]))
     stored = {p.key: p.value for p in model.metadata_props}[CONTENT_KEY]
     assert stored.strip('"') == onnx_graph_sha256(model)

@@ -1,5 +1,6 @@
 """TensorRT: sidecar checks (everywhere), missing-extra errors (without tensorrt), and a
 real plan build + load + parity (GPU machines only)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,25 +19,41 @@ from g2h_edge.engines.tensorrt_engine import (
 from g2h_edge.errors import EngineError, MissingExtraError
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
-META = {"format": PLAN_FORMAT_TAG, "tensorrt_version": "10.3.0", "gpu_name": "Orin",
-        "compute_capability": "8.7", "precision": "fp16", "min_batch": 1, "opt_batch": 1,
-        "max_batch": 64, "plan_sha256": "ab" * 32, "built_utc": "2026-01-01T00:00:00+00:00"}
+META = {
+    "format": PLAN_FORMAT_TAG,
+    "tensorrt_version": "10.3.0",
+    "gpu_name": "Orin",
+    "compute_capability": "8.7",
+    "precision": "fp16",
+    "min_batch": 1,
+    "opt_batch": 1,
+    "max_batch": 64,
+    "plan_sha256": "ab" * 32,
+    "built_utc": "2026-01-01T00:00:00+00:00",
+}
 
 
 def test_sidecar_path():
     assert sidecar_path("/x/model.plan").name == "model.plan.json"
 
 
-@pytest.mark.parametrize("change,match", [
-    ({"tensorrt_version": "10.3.0"}, None),
-    ({"tensorrt_version": "10.7.0"}, "built with TensorRT 10.3.0, this is 10.7.0.*rebuild it"),
-    ({"gpu_name": "NVIDIA H100"}, "built for Orin.*rebuild it on the\\s+target"),
-    ({"compute_capability": "9.0"}, "sm 8.7.*sm 9.0"),
-    ({"plan_sha256": "cd" * 32}, "does not match its sidecar"),
-])
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"tensorrt_version": "10.3.0"}, None),
+        ({"tensorrt_version": "10.7.0"}, "built with TensorRT 10.3.0, this is 10.7.0.*rebuild it"),
+        ({"gpu_name": "NVIDIA H100"}, "built for Orin.*rebuild it on the\\s+target"),
+        ({"compute_capability": "9.0"}, "sm 8.7.*sm 9.0"),
+        ({"plan_sha256": "cd" * 32}, "does not match its sidecar"),
+    ],
+)
 def test_plan_compat(change, match):
-    here = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7",
-            "plan_sha256": "ab" * 32}
+    here = {
+        "tensorrt_version": "10.3.0",
+        "gpu_name": "Orin",
+        "compute_capability": "8.7",
+        "plan_sha256": "ab" * 32,
+    }
     here.update(change)
     if match is None:
         check_plan_compat(META, **here)
@@ -45,12 +62,15 @@ def test_plan_compat(change, match):
             check_plan_compat(META, **here)
 
 
-@pytest.mark.parametrize("content,match", [
-    (None, "has no sidecar"),
-    ("{not json", "not readable JSON"),
-    (json.dumps({"format": "other"}), "not a g2h-edge TensorRT plan sidecar"),
-    (json.dumps({k: v for k, v in META.items() if k != "gpu_name"}), "missing \\['gpu_name'\\]"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (None, "has no sidecar"),
+        ("{not json", "not readable JSON"),
+        (json.dumps({"format": "other"}), "not a g2h-edge TensorRT plan sidecar"),
+        (json.dumps({k: v for k, v in META.items() if k != "gpu_name"}), "missing \\['gpu_name'\\]"),
+    ],
+)
 def test_bad_sidecars(tmp_path, content, match):
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"plan")
@@ -85,13 +105,33 @@ def test_build_load_and_parity_on_gpu(tmp_path):
     from g2h_edge.models import Bundle, build_model, save_bundle
     from g2h_edge.schema import IN_COLS, JM_COLS, T
 
-    hp = {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "dropout": 0.0,
-          "d_in": 10, "T": T, "max_len": 200, "d_out": 3}
+    hp = {
+        "d_model": 16,
+        "nhead": 2,
+        "num_layers": 1,
+        "dim_feedforward": 32,
+        "dropout": 0.0,
+        "d_in": 10,
+        "T": T,
+        "max_len": 200,
+        "d_out": 3,
+    }
     torch.manual_seed(0)
-    b = Bundle(name="tiny", arch="transformer", hparams=hp,
-               state_dict=build_model("transformer", hp).state_dict(), in_cols=IN_COLS,
-               out_cols=JM_COLS, mean=np.zeros(10, np.float32), std=np.full(10, 10, np.float32),
-               task="jm", unit="Nm/kg", T=T, provenance={}, synthetic=True)
+    b = Bundle(
+        name="tiny",
+        arch="transformer",
+        hparams=hp,
+        state_dict=build_model("transformer", hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=JM_COLS,
+        mean=np.zeros(10, np.float32),
+        std=np.full(10, 10, np.float32),
+        task="jm",
+        unit="Nm/kg",
+        T=T,
+        provenance={},
+        synthetic=True,
+    )
     onnx_path = export_onnx(save_bundle(b, tmp_path / "t.pt"), tmp_path / "t.onnx").path
     rep = build_plan(onnx_path, tmp_path / "t.plan", min_batch=1, opt_batch=4, max_batch=16)
     assert json.loads(rep.sidecar.read_text())["plan_sha256"] == rep.sha256

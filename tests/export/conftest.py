@@ -1,5 +1,6 @@
 """Fixtures for export tests: tiny synthetic bundles of every architecture (always run) and
 the published checkpoints imported into a temp dir (skipped when ../shared is absent)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,15 +11,32 @@ from g2h_edge.models import Bundle, build_model, import_checkpoint, save_bundle
 from g2h_edge.schema import IN_COLS, JM_COLS, T
 
 TINY_HPARAMS = {
-    "transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32,
-                    "dropout": 0.1, "d_in": 10, "T": T, "max_len": 200, "d_out": 3},
+    "transformer": {
+        "d_model": 16,
+        "nhead": 2,
+        "num_layers": 1,
+        "dim_feedforward": 32,
+        "dropout": 0.1,
+        "d_in": 10,
+        "T": T,
+        "max_len": 200,
+        "d_out": 3,
+    },
     "lstm": {"hidden": 16, "layers": 2, "dropout": 0.1, "d_in": 10, "T": T, "d_out": 3},
-    "mamba": {"d_model": 16, "d_state": 4, "d_conv": 4, "expand": 2, "layers": 1,
-              "dropout": 0.1, "d_in": 10, "T": T, "d_out": 3},
+    "mamba": {
+        "d_model": 16,
+        "d_state": 4,
+        "d_conv": 4,
+        "expand": 2,
+        "layers": 1,
+        "dropout": 0.1,
+        "d_in": 10,
+        "T": T,
+        "d_out": 3,
+    },
 }
 ARCHS = tuple(TINY_HPARAMS)
-REFERENCE = ("Transformer_MF60", "Transformer_JM60", "LSTM_MF60", "LSTM_JM60", "Mamba_MF60",
-             "Mamba_JM60")
+REFERENCE = ("Transformer_MF60", "Transformer_JM60", "LSTM_MF60", "LSTM_JM60", "Mamba_MF60", "Mamba_JM60")
 
 
 def tiny_bundle(arch: str, seed: int = 0) -> Bundle:
@@ -26,12 +44,21 @@ def tiny_bundle(arch: str, seed: int = 0) -> Bundle:
     torch.manual_seed(seed)
     hp = dict(TINY_HPARAMS[arch])
     rng = np.random.default_rng(seed)
-    return Bundle(name=f"tiny_{arch}", arch=arch, hparams=hp,
-                  state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS,
-                  out_cols=JM_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
-                  std=rng.uniform(3, 15, 10).astype(np.float32), task="jm", unit="Nm/kg",
-                  T=T, provenance={"source_sha256": "0" * 64, "note": "test"},
-                  synthetic=True)
+    return Bundle(
+        name=f"tiny_{arch}",
+        arch=arch,
+        hparams=hp,
+        state_dict=build_model(arch, hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=JM_COLS,
+        mean=rng.normal(0, 10, 10).astype(np.float32),
+        std=rng.uniform(3, 15, 10).astype(np.float32),
+        task="jm",
+        unit="Nm/kg",
+        T=T,
+        provenance={"source_sha256": "0" * 64, "note": "test"},
+        synthetic=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +86,7 @@ def reference_bundles(reference_dir, tmp_path_factory) -> dict:
     """name -> path of each published checkpoint imported as a bundle (temp dir, never
     committed)."""
     d = tmp_path_factory.mktemp("reference_bundles")
-    return {n: save_bundle(import_checkpoint(reference_dir / f"{n}.pt"), d / f"{n}.pt")
-            for n in REFERENCE}
+    return {n: save_bundle(import_checkpoint(reference_dir / f"{n}.pt"), d / f"{n}.pt") for n in REFERENCE}
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """The static Transformer and Mamba export graphs and the fused int8 rewrite."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,16 +27,27 @@ def _two_layer(arch: str, name: str, seed: int, **hparams) -> Bundle:
     torch.manual_seed(seed)
     hp = {**TINY_HPARAMS[arch], "d_out": len(MF_COLS), **hparams}
     rng = np.random.default_rng(seed)
-    return Bundle(name=name, arch=arch, hparams=hp,
-                  state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS,
-                  out_cols=MF_COLS, mean=rng.normal(0, 10, 10).astype(np.float32),
-                  std=rng.uniform(3, 15, 10).astype(np.float32), task="mf", unit="N/kg",
-                  T=T, provenance={}, synthetic=True)
+    return Bundle(
+        name=name,
+        arch=arch,
+        hparams=hp,
+        state_dict=build_model(arch, hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=MF_COLS,
+        mean=rng.normal(0, 10, 10).astype(np.float32),
+        std=rng.uniform(3, 15, 10).astype(np.float32),
+        task="mf",
+        unit="N/kg",
+        T=T,
+        provenance={},
+        synthetic=True,
+    )
 
 
 def _two_layer_bundle(width: int = 16) -> Bundle:
-    return _two_layer("transformer", "tiny_tf2", 3, num_layers=2, nhead=4, d_model=width,
-                      dim_feedforward=2 * width)
+    return _two_layer(
+        "transformer", "tiny_tf2", 3, num_layers=2, nhead=4, d_model=width, dim_feedforward=2 * width
+    )
 
 
 def _two_layer_mamba() -> Bundle:
@@ -83,8 +95,7 @@ def _static_and_generic_exports(path, tmp_path, seed):
 
 
 def test_static_export_is_smaller_and_keeps_parity(tiny_bundle_paths, tmp_path):
-    static, generic = _static_and_generic_exports(tiny_bundle_paths["transformer"], tmp_path,
-                                                  seed=11)
+    static, generic = _static_and_generic_exports(tiny_bundle_paths["transformer"], tmp_path, seed=11)
     assert not set(static.op_types) & SHAPE_OPS, static.op_types
     assert set(generic.op_types) & SHAPE_OPS  # what the static form removes
 
@@ -102,8 +113,9 @@ def test_static_mamba_computes_the_bundle_model(make):
 def test_static_mamba_export_folds_the_standardisation(tiny_bundle_paths, tmp_path):
     static, generic = _static_and_generic_exports(tiny_bundle_paths["mamba"], tmp_path, seed=12)
     graphs = {rep.graph: onnx.load(str(rep.path)).graph for rep in (static, generic)}
-    first = {form: sorted(n.op_type for n in g.node if g.input[0].name in n.input)
-             for form, g in graphs.items()}
+    first = {
+        form: sorted(n.op_type for n in g.node if g.input[0].name in n.input) for form, g in graphs.items()
+    }
     # the standardisation is folded into input_proj: the degrees go straight into a MatMul
     assert first == {"static": ["MatMul"], "generic": ["Sub"]}
     # only in_proj's split keeps computed bounds (see MambaBlock.forward)
@@ -111,8 +123,7 @@ def test_static_mamba_export_folds_the_standardisation(tiny_bundle_paths, tmp_pa
 
 
 def test_static_request_falls_back_for_other_archs(tiny_bundle_paths, tmp_path):
-    rep = export_onnx(tiny_bundle_paths["lstm"], tmp_path / "l.onnx", graph="static",
-                      verify_batches=(1,))
+    rep = export_onnx(tiny_bundle_paths["lstm"], tmp_path / "l.onnx", graph="static", verify_batches=(1,))
     assert rep.graph == "generic"
 
 
@@ -152,8 +163,13 @@ def _matmul_model(w, b=None, extra_user=False):
     if extra_user:  # the MatMul output is used twice: the bias Add must stay separate
         nodes.append(helper.make_node("Relu", ["mm"], ["r"], name="relu"))
         outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [None, 5, w.shape[0]])], outputs, inits)
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 5, w.shape[0]])],
+        outputs,
+        inits,
+    )
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
@@ -226,9 +242,12 @@ def test_fused_int8_leaves_small_projections_in_fp32():
 
 
 def test_fused_int8_needs_a_weight_matmul():
-    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(ExportError, match="no MatMul with a constant weight"):
         to_int8_fused(model)

@@ -1,5 +1,6 @@
 """Bridge test fixtures: real pseudo-terminals, real ZeroMQ sockets on loopback, a bridge
 running on a thread."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,7 @@ class PtyDevice:
 
     def __init__(self):
         self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)          # until pyserial configures it, keep bytes untouched
+        tty.setraw(self.slave)  # until pyserial configures it, keep bytes untouched
         self.path = os.ttyname(self.slave)
         os.set_blocking(self.master, False)
         self.decoder = LinkDecoder()
@@ -102,8 +103,7 @@ class Bus:
         return False
 
     def of(self, kind, stream=None) -> list:
-        return [m for m in self.messages if isinstance(m, kind)
-                and (stream is None or m.stream == stream)]
+        return [m for m in self.messages if isinstance(m, kind) and (stream is None or m.stream == stream)]
 
     def close(self):
         self.inp.close(0)
@@ -126,6 +126,7 @@ def pty_factory():
     def make() -> PtyDevice:
         made.append(PtyDevice())
         return made[-1]
+
     yield make
     for dev in made:
         with contextlib.suppress(OSError):
@@ -151,8 +152,9 @@ def run_bridge():
         def main():
             try:
                 bridge.run(stop)
-            except BaseException as exc:       # surfaced in the test thread below
+            except BaseException as exc:  # surfaced in the test thread below
                 errors.append(exc)
+
         th = threading.Thread(target=main, daemon=True)
         th.start()
         assert bridge.ready.wait(10)
@@ -163,4 +165,5 @@ def run_bridge():
             th.join(10)
             assert not th.is_alive()
             assert not errors, errors
+
     return _run

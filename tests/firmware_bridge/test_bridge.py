@@ -1,4 +1,5 @@
 """The bridge end to end: pseudo-terminals and UDP on loopback <-> real ZeroMQ sockets."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,7 @@ from g2h_edge.schema import JM_COLS
 
 pytest.importorskip("serial")
 
-FAST = dict(status_interval_s=0.1, meta_interval_s=0.1, reconnect_min_s=0.02,
-            reconnect_max_s=0.1)
+FAST = dict(status_interval_s=0.1, meta_interval_s=0.1, reconnect_min_s=0.02, reconnect_max_s=0.1)
 
 
 def ser(raw):
@@ -29,9 +29,12 @@ def meta_frame(stream=0, t_us=0):
 
 
 def angle_frames(first, n, stream=0, t0_us=0):
-    return [link.pack_angles(np.full(10, k, np.float32), stream=stream, seq=k & 0xFFFF,
-                             t_us=(t0_us + k * 10_000) & 0xFFFFFFFF)
-            for k in range(first, first + n)]
+    return [
+        link.pack_angles(
+            np.full(10, k, np.float32), stream=stream, seq=k & 0xFFFF, t_us=(t0_us + k * 10_000) & 0xFFFFFFFF
+        )
+        for k in range(first, first + n)
+    ]
 
 
 def connect(dev, bus, stream=0, t_us=0):
@@ -44,16 +47,29 @@ def connect(dev, bus, stream=0, t_us=0):
 
 def cycle_msg(stream="mcu0", side="L", cycle=70_000, t_end=12.3456):
     t = np.linspace(0, 1, 180)[:, None]
-    y = (np.sin(2 * np.pi * t) * np.array([0.5, -0.2, 40.0]))    # last channel saturates
-    return wire.encode_cycle(stream=stream, side=side, cycle=cycle, t_start=t_end - 1,
-                             t_end=t_end, model="m", sha256="0" * 64, backend="torch",
-                             outputs=JM_COLS, unit="Nm/kg", y=y, quality={},
-                             latency_ms=2.0, synthetic=True), y
+    y = np.sin(2 * np.pi * t) * np.array([0.5, -0.2, 40.0])  # last channel saturates
+    return wire.encode_cycle(
+        stream=stream,
+        side=side,
+        cycle=cycle,
+        t_start=t_end - 1,
+        t_end=t_end,
+        model="m",
+        sha256="0" * 64,
+        backend="torch",
+        outputs=JM_COLS,
+        unit="Nm/kg",
+        y=y,
+        quality={},
+        latency_ms=2.0,
+        synthetic=True,
+    ), y
 
 
 def test_serial_end_to_end_frames_in_predictions_out(bus, pty_device, run_bridge):
-    cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr,
-                       serial_port=pty_device.path, points=12, **FAST)
+    cfg = BridgeConfig(
+        to_addr=bus.to_addr, from_addr=bus.from_addr, serial_port=pty_device.path, points=12, **FAST
+    )
     with run_bridge(cfg) as bridge:
         connect(pty_device, bus)
         frames = angle_frames(1, 300)
@@ -61,24 +77,26 @@ def test_serial_end_to_end_frames_in_predictions_out(bus, pty_device, run_bridge
         frames.append(ic)
         frames += angle_frames(302, 10)
         blob = b"".join(ser(f) for f in frames)
-        blob = blob[:5000] + b"\x17\x42garbage\x00" + blob[5000:]    # corrupts one frame
+        blob = blob[:5000] + b"\x17\x42garbage\x00" + blob[5000:]  # corrupts one frame
         pty_device.write(blob)
 
         def got_all(ms):
             fr = [m for m in ms if isinstance(m, wire.Frames)]
             return fr and fr[-1].t[-1] >= 3.11 - 1e-9 and any(m.ic for m in fr)
+
         assert bus.wait(got_all)
         fr = bus.of(wire.Frames, "mcu0")
         t = np.concatenate([m.t for m in fr])
         q = np.concatenate([m.q for m in fr])
         assert np.all(np.diff(t) > 0)
         np.testing.assert_allclose(q[:, 0], np.round(t * 100), atol=1e-9)
-        assert 300 <= len(t) < 310                                  # one frame lost to garbage
+        assert 300 <= len(t) < 310  # one frame lost to garbage
         assert [e for m in fr for e in m.ic] == [(1.234, "R")]
         # predictions back to the device (publish until the bridge's SUB is connected)
         parts, y = cycle_msg()
         assert pty_device.wait_frames(
-            lambda fs: any(f.type == link.PREDICTION for f in fs) or bus.out.send_multipart(parts))
+            lambda fs: any(f.type == link.PREDICTION for f in fs) or bus.out.send_multipart(parts)
+        )
         pred_f = next(f for f in pty_device.frames if f.type == link.PREDICTION)
         pred = link.parse_payload(pred_f)
         assert (pred_f.stream, pred.side, pred.kind, pred.cycle) == (0, 1, 1, 70_000 & 0xFFFF)
@@ -88,13 +106,18 @@ def test_serial_end_to_end_frames_in_predictions_out(bus, pty_device, run_bridge
         np.testing.assert_array_equal(pred.values[:2], np.rint(want[:2]))
         assert pred.values[2].max() == 32767 and pred.values[2].min() == -32767
         # counters reach the device (STATUS) and the runtime (source status)
-        assert bus.wait(lambda ms: any(isinstance(m, wire.SourceStatus) and m.stream == "mcu0"
-                                       and m.counters["framing_errors"] >= 1 for m in ms))
+        assert bus.wait(
+            lambda ms: any(
+                isinstance(m, wire.SourceStatus) and m.stream == "mcu0" and m.counters["framing_errors"] >= 1
+                for m in ms
+            )
+        )
         st = [m for m in bus.of(wire.SourceStatus, "mcu0")][-1]
         assert st.source == "firmware_bridge" and st.counters["stream_angles"] >= 300
         assert bus.of(wire.SourceStatus, "mcu-link")
-        assert pty_device.wait_frames(lambda fs: any(
-            f.type == link.STATUS and link.parse_payload(f).framing_errors >= 1 for f in fs))
+        assert pty_device.wait_frames(
+            lambda fs: any(f.type == link.STATUS and link.parse_payload(f).framing_errors >= 1 for f in fs)
+        )
         c = bridge.counters()
         assert c["predictions_out"] >= 1 and c["values_clipped"] > 0
 
@@ -105,8 +128,7 @@ def test_serial_replug_survives(bus, tmp_path, run_bridge, pty_factory):
     dev_path = tmp_path / "ttyG2H0"
     dev1 = pty_factory()
     os.symlink(dev1.path, dev_path)
-    cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr,
-                       serial_port=str(dev_path), **FAST)
+    cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr, serial_port=str(dev_path), **FAST)
     n_frames = lambda ms: sum(len(m.t) for m in ms if isinstance(m, wire.Frames))  # noqa: E731
     with run_bridge(cfg) as bridge:
         connect(dev1, bus, t_us=50_000_000)
@@ -118,7 +140,7 @@ def test_serial_replug_survives(bus, tmp_path, run_bridge, pty_factory):
         deadline = time.monotonic() + 10
         while bridge.counters()["open_failures"] < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert bridge.counters()["open_failures"] >= 2          # retried with backoff
+        assert bridge.counters()["open_failures"] >= 2  # retried with backoff
         dev2 = pty_factory()
         os.symlink(dev2.path, dev_path)
         assert dev2.wait_frames(lambda fr: any(f.type == link.STATUS for f in fr))
@@ -133,8 +155,7 @@ def test_serial_replug_survives(bus, tmp_path, run_bridge, pty_factory):
 
 
 def test_udp_loopback(bus, run_bridge):
-    cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr, udp="127.0.0.1:0",
-                       **FAST)
+    cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr, udp="127.0.0.1:0", **FAST)
     dev = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     dev.bind(("127.0.0.1", 0))
     dev.settimeout(0.05)
@@ -155,8 +176,7 @@ def test_udp_loopback(bus, run_bridge):
             time.sleep(0.01)
         addr = bridge.transport.address
         meta = link.pack_meta(100.0, 0.0, stream=7, seq=0, t_us=0)
-        assert bus.wait(lambda ms: any(isinstance(m, wire.Meta) for m in ms),
-                        pump=lambda: pump_device(meta))
+        assert bus.wait(lambda ms: any(isinstance(m, wire.Meta) for m in ms), pump=lambda: pump_device(meta))
         frames = angle_frames(1, 50, stream=7)
         bad = bytearray(frames[10])
         bad[20] ^= 0xFF
@@ -202,31 +222,30 @@ def test_bad_config(kw, match):
 
 def test_bridge_config_unknown_key():
     with pytest.raises(ConfigError, match=r"unknown BridgeConfig key\(s\) \['speed'\]"):
-        bridge_config({"to_addr": "tcp://a:1", "from_addr": "tcp://a:2", "udp": "h:1",
-                       "speed": 3})
+        bridge_config({"to_addr": "tcp://a:1", "from_addr": "tcp://a:2", "udp": "h:1", "speed": 3})
 
 
 def test_bad_zmq_endpoint_is_a_bridge_error():
     from g2h_edge.errors import BridgeError
     from g2h_edge.firmware_bridge import Bridge
-    cfg = BridgeConfig(to_addr="tcp://127.0.0.1:notaport", from_addr="tcp://127.0.0.1:2",
-                       udp="127.0.0.1:0")
+
+    cfg = BridgeConfig(to_addr="tcp://127.0.0.1:notaport", from_addr="tcp://127.0.0.1:2", udp="127.0.0.1:0")
     with pytest.raises(BridgeError, match="cannot connect to 'tcp://127.0.0.1:notaport'"):
         Bridge(cfg).run(duration_s=1.0)
 
 
 def test_port_held_by_another_reader_is_not_shared(bus, pty_device, run_bridge):
     import serial
+
     holder = serial.Serial(pty_device.path, 115200, timeout=0, exclusive=True)
     try:
-        cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr,
-                           serial_port=pty_device.path, **FAST)
+        cfg = BridgeConfig(to_addr=bus.to_addr, from_addr=bus.from_addr, serial_port=pty_device.path, **FAST)
         with run_bridge(cfg) as bridge:
             deadline = time.monotonic() + 10
             while bridge.counters()["open_failures"] < 2 and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert bridge.counters()["connected"] == 0
-            holder.close()                                   # released: the bridge gets it
+            holder.close()  # released: the bridge gets it
             assert pty_device.wait_frames(lambda fs: any(f.type == link.STATUS for f in fs))
             assert bridge.counters()["connected"] == 1
     finally:

@@ -1,6 +1,7 @@
 """The C reference codec (firmware_bridge/c) against the Python codec, built with the system
 C compiler (skipped when there is none): identical bytes for every frame type, each side
 accepts the other's frames, and garbage never crashes the C decoder (ASan + UBSan)."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,8 +20,16 @@ C_DIR = Path(fb.__file__).resolve().parent / "c"
 SOURCES = [str(C_DIR / "g2h_link.c"), str(C_DIR / "host_test.c")]
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g", "-O1"]
-C_REASON = {-1: "cobs", -2: "truncated", -3: "oversize", -4: "crc", -5: "wrong_version",
-            -6: "bad_length", -7: "unknown_type", -8: "bad_payload"}
+C_REASON = {
+    -1: "cobs",
+    -2: "truncated",
+    -3: "oversize",
+    -4: "crc",
+    -5: "wrong_version",
+    -6: "bad_length",
+    -7: "unknown_type",
+    -8: "bad_payload",
+}
 
 
 def _compiler():
@@ -32,8 +41,7 @@ def _compiler():
 
 def _build(out: Path, extra: list[str]) -> Path | None:
     cc = _compiler()
-    proc = subprocess.run([cc, *STRICT, *extra, "-o", str(out), *SOURCES],
-                          capture_output=True, text=True)
+    proc = subprocess.run([cc, *STRICT, *extra, "-o", str(out), *SOURCES], capture_output=True, text=True)
     if proc.returncode != 0:
         return None if extra else pytest.fail(f"C codec does not compile:\n{proc.stderr}")
     return out
@@ -50,14 +58,14 @@ def host_test_san(tmp_path_factory, host_test):
     exe = _build(tmp_path_factory.mktemp("c_san") / "host_test_san", SAN)
     if exe is None:
         return host_test
-    probe = subprocess.run([str(exe), "lines"], input="crc 00\n", capture_output=True,
-                           text=True)
+    probe = subprocess.run([str(exe), "lines"], input="crc 00\n", capture_output=True, text=True)
     return exe if probe.returncode == 0 else host_test
 
 
 def run_lines(exe, lines: list[str]) -> list[str]:
-    proc = subprocess.run([str(exe), "lines"], input="\n".join(lines) + "\n",
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "lines"], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
     assert len(out) == len(lines)
@@ -84,37 +92,44 @@ def vectors(seed=0, n=40):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        ident = dict(stream=int(rng.integers(256)), seq=int(rng.integers(65536)),
-                     t_us=int(rng.integers(2**32)))
+        ident = dict(
+            stream=int(rng.integers(256)), seq=int(rng.integers(65536)), t_us=int(rng.integers(2**32))
+        )
         head = f"{ident['stream']} {ident['seq']} {ident['t_us']}"
         q = (rng.normal(size=10) * 50).astype(np.float32)
         if i == 0:
             q[:3] = [np.nan, np.inf, -0.0]
-        out.append((f"pack_angles {head} " + " ".join(fbits(x) for x in q),
-                    link.pack_angles(q, **ident)))
+        out.append((f"pack_angles {head} " + " ".join(fbits(x) for x in q), link.pack_angles(q, **ident)))
         side, ic = int(rng.integers(2)), int(rng.integers(2**32))
         out.append((f"pack_ic {head} {side} {ic}", link.pack_ic_event(side, ic, **ident)))
         rate, mass = np.float32(rng.uniform(10, 2000)), np.float32(rng.uniform(0, 200))
-        out.append((f"pack_meta {head} {fbits(rate)} {fbits(mass)}",
-                    link.pack_meta(rate, mass, **ident)))
+        out.append((f"pack_meta {head} {fbits(rate)} {fbits(mass)}", link.pack_meta(rate, mass, **ident)))
         ch, pts = int(rng.integers(1, 15)), int(rng.integers(1, 37))
         vals = rng.integers(-32768, 32768, (ch, pts)).astype(np.int16)
         kind, cyc = int(rng.integers(2)), int(rng.integers(65536))
-        out.append((f"pack_prediction {head} {side} {kind} {cyc} {ch} {pts} "
-                     + " ".join(str(v) for v in vals.ravel()),
-                     link.pack_prediction(side, kind, cyc, vals, **ident)))
+        out.append(
+            (
+                f"pack_prediction {head} {side} {kind} {cyc} {ch} {pts} "
+                + " ".join(str(v) for v in vals.ravel()),
+                link.pack_prediction(side, kind, cyc, vals, **ident),
+            )
+        )
         counts = [int(x) for x in rng.integers(0, 2**32, 4)]
-        out.append((f"pack_status {head} " + " ".join(map(str, counts)),
-                    link.pack_status(*counts, **ident)))
+        out.append((f"pack_status {head} " + " ".join(map(str, counts)), link.pack_status(*counts, **ident)))
     return out
 
 
 def test_crc_and_cobs_match(host_test):
     rng = np.random.default_rng(5)
-    blobs = [b"123456789", b"", b"\x00", bytes(300), bytes(range(1, 255)),
-             bytes(range(1, 255)) + b"\x00" + bytes(range(1, 255))]
-    blobs += [rng.integers(0, 3, int(n), dtype=np.uint8).tobytes()
-              for n in rng.integers(0, 1100, 30)]
+    blobs = [
+        b"123456789",
+        b"",
+        b"\x00",
+        bytes(300),
+        bytes(range(1, 255)),
+        bytes(range(1, 255)) + b"\x00" + bytes(range(1, 255)),
+    ]
+    blobs += [rng.integers(0, 3, int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 1100, 30)]
     lines = [f"crc {hexs(b)}" for b in blobs] + [f"cobs {hexs(b)}" for b in blobs]
     enc = [link.cobs_encode(b) for b in blobs]
     lines += [f"uncobs {hexs(e)}" for e in enc]
@@ -122,8 +137,8 @@ def test_crc_and_cobs_match(host_test):
     n = len(blobs)
     assert out[0] == "29b1"
     assert out[:n] == [f"{link.crc16(b):04x}" for b in blobs]
-    assert out[n:2 * n] == [e.hex() for e in enc]
-    assert out[2 * n:] == [hexs(b) for b in blobs]
+    assert out[n : 2 * n] == [e.hex() for e in enc]
+    assert out[2 * n :] == [hexs(b) for b in blobs]
     bad = run_lines(host_test, ["uncobs 0511", "uncobs 021100", "uncobs ff01"])
     assert bad == ["err -1"] * 3
 
@@ -155,8 +170,8 @@ def _python_fields(raw: bytes) -> str:
 def test_each_side_accepts_the_others_frames(host_test):
     vecs = vectors(seed=1)
     c_frames = [bytes.fromhex(h) for h in run_lines(host_test, [c for c, _ in vecs])]
-    py_view = [_python_fields(raw) for raw in c_frames]        # Python parses C frames
-    c_view = run_lines(host_test, [f"parse {raw.hex()}" for _, raw in vecs])   # and back
+    py_view = [_python_fields(raw) for raw in c_frames]  # Python parses C frames
+    c_view = run_lines(host_test, [f"parse {raw.hex()}" for _, raw in vecs])  # and back
     assert c_view == py_view
 
 
@@ -165,10 +180,18 @@ def test_c_rejects_bad_frames_like_python(host_test):
 
     def recrc(body):
         return body + struct.pack("<H", link.crc16(body))
-    bad = [good[:-1] + b"\x00", good[:13], recrc(good[:40]), recrc(good[:-2] + b"\x01"),
-           bytes(1100), recrc(good[:6] + struct.pack("<H", 2000) + good[8:-2]),
-           recrc(b"\x02" + good[1:-2]), recrc(good[:1] + b"\x7f" + good[2:-2]),
-           recrc(link.pack_frame(link.IC_EVENT, bytes([3, 0, 0, 0, 0]))[:-2])]
+
+    bad = [
+        good[:-1] + b"\x00",
+        good[:13],
+        recrc(good[:40]),
+        recrc(good[:-2] + b"\x01"),
+        bytes(1100),
+        recrc(good[:6] + struct.pack("<H", 2000) + good[8:-2]),
+        recrc(b"\x02" + good[1:-2]),
+        recrc(good[:1] + b"\x7f" + good[2:-2]),
+        recrc(link.pack_frame(link.IC_EVENT, bytes([3, 0, 0, 0, 0]))[:-2]),
+    ]
     out = run_lines(host_test, [f"parse {b.hex()}" for b in bad])
     for raw, line in zip(bad, out):
         try:
@@ -208,9 +231,20 @@ def _python_stream_view(data: bytes) -> list[str]:
             rc = -8
         lines.append(f"frame {f.type} {f.stream} {f.seq} {f.t_us} {len(f.payload)} {rc}")
     c = dec.counters()
-    lines.append("counters " + " ".join(str(c[k]) for k in (
-        "frames_ok", "crc_errors", "framing_errors", "oversize", "wrong_version",
-        "unknown_type")))
+    lines.append(
+        "counters "
+        + " ".join(
+            str(c[k])
+            for k in (
+                "frames_ok",
+                "crc_errors",
+                "framing_errors",
+                "oversize",
+                "wrong_version",
+                "unknown_type",
+            )
+        )
+    )
     return lines
 
 
@@ -223,11 +257,11 @@ def test_garbage_never_crashes_the_c_decoder(host_test_san):
     rng = np.random.default_rng(11)
     junk = rng.integers(0, 256, 200_000, dtype=np.uint8).tobytes()
     valid = bytearray(b"".join(link.serial_frame(raw) for _, raw in vectors(3, 200)))
-    for k in rng.integers(0, len(valid), 2000):                 # mutate valid frames
+    for k in rng.integers(0, len(valid), 2000):  # mutate valid frames
         valid[k] = int(rng.integers(256))
     sparse = (rng.integers(1, 256, 100_000) * (rng.random(100_000) > 0.01)).astype(np.uint8)
     for blob in (junk, bytes(valid), sparse.tobytes()):
         out = run_stream(host_test_san, blob)
-        assert out == _python_stream_view(blob)                 # same verdicts as Python
+        assert out == _python_stream_view(blob)  # same verdicts as Python
         summary = run_stream(host_test_san, blob, mode="chunks")
         assert summary[0].startswith("chunks ")

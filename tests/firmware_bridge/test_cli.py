@@ -1,4 +1,5 @@
 """`g2h-edge bridge` and `g2h-edge bench bridge` through the real CLI entry point."""
+
 from __future__ import annotations
 
 import re
@@ -13,16 +14,34 @@ from g2h_edge.cli import main
 from g2h_edge.firmware_bridge import link
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["bridge", "--to", "tcp://127.0.0.1:1", "--from", "tcp://127.0.0.1:2"],
-     "exactly one of --serial DEV and --udp HOST:PORT"),
-    (["bridge", "--udp", "127.0.0.1:9", "--serial", "/dev/null", "--to", "tcp://a:1",
-      "--from", "tcp://a:2"], "exactly one of"),
-    (["bridge", "--udp", "127.0.0.1", "--to", "tcp://a:1", "--from", "tcp://a:2"],
-     "must be HOST:PORT"),
-    (["bridge", "--udp", "127.0.0.1:9", "--to", "127.0.0.1:1", "--from", "tcp://a:2"],
-     "not a ZeroMQ endpoint"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (
+            ["bridge", "--to", "tcp://127.0.0.1:1", "--from", "tcp://127.0.0.1:2"],
+            "exactly one of --serial DEV and --udp HOST:PORT",
+        ),
+        (
+            [
+                "bridge",
+                "--udp",
+                "127.0.0.1:9",
+                "--serial",
+                "/dev/null",
+                "--to",
+                "tcp://a:1",
+                "--from",
+                "tcp://a:2",
+            ],
+            "exactly one of",
+        ),
+        (["bridge", "--udp", "127.0.0.1", "--to", "tcp://a:1", "--from", "tcp://a:2"], "must be HOST:PORT"),
+        (
+            ["bridge", "--udp", "127.0.0.1:9", "--to", "127.0.0.1:1", "--from", "tcp://a:2"],
+            "not a ZeroMQ endpoint",
+        ),
+    ],
+)
 def test_bridge_command_rejects_bad_options(argv, match, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -37,9 +56,20 @@ def test_bridge_command_runs_udp(capfd):
     to = f"tcp://127.0.0.1:{sub.bind_to_random_port('tcp://127.0.0.1')}"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]           # a free port for the bridge
-    argv = ["bridge", "--udp", f"127.0.0.1:{port}", "--to", to, "--from",
-            "tcp://127.0.0.1:1", "--points", "10", "--duration", "1.5"]
+        port = s.getsockname()[1]  # a free port for the bridge
+    argv = [
+        "bridge",
+        "--udp",
+        f"127.0.0.1:{port}",
+        "--to",
+        to,
+        "--from",
+        "tcp://127.0.0.1:1",
+        "--points",
+        "10",
+        "--duration",
+        "1.5",
+    ]
     result = []
     th = threading.Thread(target=lambda: result.append(main(argv)))
     msgs = []
@@ -54,8 +84,7 @@ def test_bridge_command_runs_udp(capfd):
         err = capfd.readouterr().err
         assert f"device udp 127.0.0.1:{port}" in err and "frames_ok=0" in err
         # the link's counters arrive once a second, even with no device traffic
-        assert msgs and all(isinstance(m, wire.SourceStatus) and m.stream == "mcu-link"
-                            for m in msgs)
+        assert msgs and all(isinstance(m, wire.SourceStatus) and m.stream == "mcu-link" for m in msgs)
     finally:
         sub.close(0)
         ctx.term()
@@ -72,5 +101,6 @@ def test_bench_bridge_prints_ratio(capsys):
 def test_points_limit_matches_the_payload_limit():
     from g2h_edge.firmware_bridge import MAX_POINTS
     from g2h_edge.schema import MF_COLS
+
     assert 6 + 2 * len(MF_COLS) * MAX_POINTS <= link.MAX_PAYLOAD_BYTES
     assert 6 + 2 * len(MF_COLS) * (MAX_POINTS + 1) > link.MAX_PAYLOAD_BYTES

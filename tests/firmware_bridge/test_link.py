@@ -1,4 +1,5 @@
 """Link format v1, strict API: CRC, COBS, frame pack/parse of every type, bad inputs."""
+
 from __future__ import annotations
 
 import struct
@@ -27,8 +28,8 @@ def test_crc_matches_bitwise_reference_on_random_data():
 
 
 # ------------------------------------------------------------------------------ COBS
-RUN254 = bytes(range(1, 255))          # 254 non-zero bytes
-COBS_VECTORS = [                        # classic examples (Cheshire & Baker / Wikipedia)
+RUN254 = bytes(range(1, 255))  # 254 non-zero bytes
+COBS_VECTORS = [  # classic examples (Cheshire & Baker / Wikipedia)
     (b"", b"\x01"),
     (b"\x00", b"\x01\x01"),
     (b"\x00\x00", b"\x01\x01\x01"),
@@ -40,7 +41,7 @@ COBS_VECTORS = [                        # classic examples (Cheshire & Baker / W
     (RUN254 + b"\xff", b"\xff" + RUN254 + b"\x02\xff"),
     (bytes(range(2, 256)) + b"\x00", b"\xff" + bytes(range(2, 256)) + b"\x01\x01"),
     (bytes(range(3, 256)) + b"\x00\x01", b"\xfe" + bytes(range(3, 256)) + b"\x02\x01"),
-    (RUN254, b"\xff" + RUN254 + b"\x01"),   # original algorithm: trailing 0x01 code
+    (RUN254, b"\xff" + RUN254 + b"\x01"),  # original algorithm: trailing 0x01 code
 ]
 
 
@@ -61,8 +62,11 @@ def test_cobs_decoder_accepts_the_short_form_of_a_final_254_run():
 @pytest.mark.parametrize("fill", ["zeros", "nonzero", "random"])
 def test_cobs_round_trip_lengths(n, fill):
     rng = np.random.default_rng(n)
-    data = {"zeros": bytes(n), "nonzero": bytes([0x5A]) * n,
-            "random": rng.integers(0, 3, n, dtype=np.uint8).tobytes()}[fill]
+    data = {
+        "zeros": bytes(n),
+        "nonzero": bytes([0x5A]) * n,
+        "random": rng.integers(0, 3, n, dtype=np.uint8).tobytes(),
+    }[fill]
     enc = link.cobs_encode(data)
     assert b"\x00" not in enc
     assert len(enc) <= link.cobs_max_encoded(n)
@@ -70,11 +74,14 @@ def test_cobs_round_trip_lengths(n, fill):
     assert link.cobs_decode(enc) == data
 
 
-@pytest.mark.parametrize("enc,match", [
-    (b"\x05\x11\x22", "code 5 past the end"),
-    (b"\x02\x11\x00\x01", "0x00 byte inside"),
-    (b"\x00", "0x00 byte inside"),
-])
+@pytest.mark.parametrize(
+    "enc,match",
+    [
+        (b"\x05\x11\x22", "code 5 past the end"),
+        (b"\x02\x11\x00\x01", "0x00 byte inside"),
+        (b"\x00", "0x00 byte inside"),
+    ],
+)
 def test_cobs_decode_rejects_malformed(enc, match):
     with pytest.raises(BridgeError, match=match) as info:
         link.cobs_decode(enc)
@@ -86,8 +93,12 @@ def test_cobs_decode_rejects_malformed(enc, match):
 def test_worked_example_built_by_hand():
     """The docs' example: stream 2, seq 7, t_us 1_000_000, IC_EVENT left at 995_000 us."""
     payload = bytes([1]) + (995_000).to_bytes(4, "little")
-    head = bytes([1, 0x02, 2, 0]) + (7).to_bytes(2, "little") + (5).to_bytes(2, "little") \
+    head = (
+        bytes([1, 0x02, 2, 0])
+        + (7).to_bytes(2, "little")
+        + (5).to_bytes(2, "little")
         + (1_000_000).to_bytes(4, "little")
+    )
     want = head + payload + crc16_bitwise(head + payload).to_bytes(2, "little")
     got = link.pack_ic_event(1, 995_000, stream=2, seq=7, t_us=1_000_000)
     assert got == want
@@ -122,8 +133,9 @@ def test_round_trip_every_type():
 
 def _with_header(raw: bytes, **fields) -> bytes:
     """Rewrite header fields of a frame and fix its CRC (to test checks behind the CRC)."""
-    v = dict(zip(("version", "type", "stream", "flags", "seq", "length", "t_us"),
-                 link.HEADER.unpack_from(raw)))
+    v = dict(
+        zip(("version", "type", "stream", "flags", "seq", "length", "t_us"), link.HEADER.unpack_from(raw))
+    )
     v.update(fields)
     body = link.HEADER.pack(*v.values()) + raw[12:-2]
     return body + struct.pack("<H", link.crc16(body))
@@ -165,8 +177,7 @@ BAD_PAYLOADS = [
 ]
 
 
-@pytest.mark.parametrize("name,ftype,payload,match", BAD_PAYLOADS,
-                         ids=[b[0] for b in BAD_PAYLOADS])
+@pytest.mark.parametrize("name,ftype,payload,match", BAD_PAYLOADS, ids=[b[0] for b in BAD_PAYLOADS])
 def test_parse_payload_rejects(name, ftype, payload, match):
     frame = link.parse_frame(link.pack_frame(ftype, payload))
     with pytest.raises(BridgeError, match=match) as info:
@@ -180,8 +191,7 @@ BAD_PACKS = [
     (lambda: link.pack_angles(np.zeros(10), stream=256), "bad_value", "stream=256"),
     (lambda: link.pack_angles(np.zeros(10), t_us=-1), "bad_value", "t_us=-1"),
     (lambda: link.pack_ic_event(2, 0), "bad_value", "side 2"),
-    (lambda: link.pack_prediction(0, 0, 0, np.zeros((14, 37), np.int16)), "oversize",
-     "does not fit"),
+    (lambda: link.pack_prediction(0, 0, 0, np.zeros((14, 37), np.int16)), "oversize", "does not fit"),
     (lambda: link.pack_prediction(0, 0, 0, np.zeros((3, 20))), "bad_value", "integer array"),
     (lambda: link.pack_prediction(0, 3, 0, np.zeros((3, 20), np.int16)), "bad_value", "kind 3"),
     (lambda: link.pack_frame(0x01, bytes(1025)), "oversize", "1025 bytes exceeds 1024"),

@@ -1,4 +1,5 @@
 """Angle-convention checks: radians and gait2354 knee sign refused, real and synthetic accepted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ KNEES = [IN_COLS.index("knee_angle_r"), IN_COLS.index("knee_angle_l")]
 
 @pytest.fixture(scope="module")
 def cycles():
-    return make_cohort("jm", 3, seed=11, trials_per_condition=2).X        # (18, 180, 10)
+    return make_cohort("jm", 3, seed=11, trials_per_condition=2).X  # (18, 180, 10)
 
 
 def _flip(q):
@@ -24,11 +25,15 @@ def _flip(q):
     return q
 
 
-@pytest.mark.parametrize("transform,reason,hint", [
-    (np.deg2rad, "radians_as_degrees", "180/pi"),
-    (_flip, "knee_sign_gait2354", "--convert-gait2354"),
-    (lambda q: _flip(np.deg2rad(q)), "radians_as_degrees", "180/pi"),   # units first
-], ids=["radians", "gait2354", "both"])
+@pytest.mark.parametrize(
+    "transform,reason,hint",
+    [
+        (np.deg2rad, "radians_as_degrees", "180/pi"),
+        (_flip, "knee_sign_gait2354", "--convert-gait2354"),
+        (lambda q: _flip(np.deg2rad(q)), "radians_as_degrees", "180/pi"),  # units first
+    ],
+    ids=["radians", "gait2354", "both"],
+)
 def test_wrong_conventions_refused_per_cycle(cycles, transform, reason, hint):
     for x in cycles:
         with pytest.raises(ConventionError, match=hint) as info:
@@ -45,7 +50,7 @@ def test_synthetic_cycles_and_streams_accepted(cycles):
 
 def test_standing_still_is_undecided_not_refused():
     rng = np.random.default_rng(0)
-    q = 0.3 * rng.standard_normal((300, 10)) + 2.0      # all angles ~2 deg, no knee motion
+    q = 0.3 * rng.standard_normal((300, 10)) + 2.0  # all angles ~2 deg, no knee motion
     assert assess_convention(q)[0] == "undecided"
     check_convention(q)
 
@@ -70,31 +75,31 @@ def test_bad_shape():
 def test_monitor_catches_radians_stream_early(rate_hz):
     tr = make_stream(4.0, rate_hz, seed=2)
     mon = ConventionMonitor()
-    block = max(1, int(rate_hz * 0.05))            # 50 ms blocks, as a server receives them
+    block = max(1, int(rate_hz * 0.05))  # 50 ms blocks, as a server receives them
     caught_at = None
     for i in range(0, tr.n, block):
         try:
-            mon.update(np.deg2rad(tr.q[i:i + block]))
+            mon.update(np.deg2rad(tr.q[i : i + block]))
         except ConventionError as exc:
             caught_at = tr.t[min(i + block, tr.n) - 1]
             assert exc.reason == "radians_as_degrees"
             break
-    assert caught_at is not None and caught_at < 1.2 * 120 / 115    # within about a cycle
-    with pytest.raises(ConventionError):            # stays refused
+    assert caught_at is not None and caught_at < 1.2 * 120 / 115  # within about a cycle
+    with pytest.raises(ConventionError):  # stays refused
         mon.update(tr.q[:5])
 
 
 def test_monitor_accepts_a_good_stream_and_flags_gait2354():
     tr = make_stream(4.0, 200.0, seed=5)
     ok, bad = ConventionMonitor(), ConventionMonitor()
-    verdicts = [ok.update(tr.q[i:i + 10]) for i in range(0, tr.n, 10)]
+    verdicts = [ok.update(tr.q[i : i + 10]) for i in range(0, tr.n, 10)]
     assert verdicts[-1] == "ok" and set(verdicts) <= {"ok", "undecided"}
     seen = []
     with pytest.raises(ConventionError, match="mostly negative"):
         for i in range(0, tr.n, 10):
-            seen.append(bad.update(_flip(tr.q[i:i + 10])))
-    assert "ok" not in seen          # never declared fine before the swing showed the sign
-    assert len(seen) < 2 * 200 * (120 / 115) / 10          # caught within two cycles
+            seen.append(bad.update(_flip(tr.q[i : i + 10])))
+    assert "ok" not in seen  # never declared fine before the swing showed the sign
+    assert len(seen) < 2 * 200 * (120 / 115) / 10  # caught within two cycles
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -104,8 +109,8 @@ def test_real_trials_in_monitor_never_ok_when_wrong(data_dir, flip):
         q = _flip(q) if flip else q
         mon, seen, raised = ConventionMonitor(), [], False
         try:
-            for i in range(0, len(q), 5):            # 50 ms blocks at 100 Hz
-                seen.append(mon.update(q[i:i + 5]))
+            for i in range(0, len(q), 5):  # 50 ms blocks at 100 Hz
+                seen.append(mon.update(q[i : i + 5]))
         except ConventionError as exc:
             raised = exc.reason == "knee_sign_gait2354"
         assert raised == flip, f.name

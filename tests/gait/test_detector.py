@@ -1,5 +1,6 @@
 """OnlineICDetector: accuracy on real and synthetic walks, chunking, rate independence,
 causality and bounded delay, flush, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,7 @@ def real_trials(data_dir):
 
 @pytest.fixture(scope="module")
 def gait2354(data_dir):
-    return read_trial(data_dir / "opensim_gait2354" / "subject01_walk1_angles.csv",
-                      convert_gait2354=True)
+    return read_trial(data_dir / "opensim_gait2354" / "subject01_walk1_angles.csv", convert_gait2354=True)
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -60,10 +60,10 @@ def test_real_trials_serve_both_cycles(real_trials):
         det, asm = OnlineICDetector(rate_hz=tr.rate_hz), CycleAssembler()
         cycles = []
         for i in range(0, tr.t.shape[0], 4):
-            tc, qc = tr.t[i:i + 4], tr.q[i:i + 4]
+            tc, qc = tr.t[i : i + 4], tr.q[i : i + 4]
             asm.push(tc, qc)
             for t_ic, side in det.update(tc, qc):
-                assert t_ic <= tc[-1]                       # causal: never in the future
+                assert t_ic <= tc[-1]  # causal: never in the future
                 c = asm.on_ic(t_ic, side)
                 if c is not None:
                     cycles.append(c)
@@ -87,9 +87,15 @@ def test_gait2354_at_60hz(gait2354):
 
 @pytest.mark.parametrize("rate_hz", [50.0, 100.0, 200.0, 1000.0])
 def test_synthetic_streams_every_rate(rate_hz):
-    res = [evaluate_trial(f"s{seed}", *synthetic_walk(12.0, rate_hz, seed, cadence_spm=cad),
-                          chunk=7, margins_s=SYNTH_MARGINS_S)
-           for seed, cad in ((0, 78.0), (1, 115.0), (2, 135.0))]
+    res = [
+        evaluate_trial(
+            f"s{seed}",
+            *synthetic_walk(12.0, rate_hz, seed, cadence_spm=cad),
+            chunk=7,
+            margins_s=SYNTH_MARGINS_S,
+        )
+        for seed, cad in ((0, 78.0), (1, 115.0), (2, 135.0))
+    ]
     p = pool(res)
     assert p["n_matched"] == p["n_true"] > 40
     assert p["n_false"] == 0
@@ -123,12 +129,14 @@ def test_no_ic_when_standing_or_on_noise():
 
 # --------------------------------------------------------------------------- streaming
 def test_chunk_size_invariance(real_trials):
-    trs = real_trials[:4] + [make_stream(15.0, 1000.0, seed=3, noise_deg=0.5),
-                             make_stream(15.0, 50.0, seed=4, noise_deg=0.5)]
+    trs = real_trials[:4] + [
+        make_stream(15.0, 1000.0, seed=3, noise_deg=0.5),
+        make_stream(15.0, 50.0, seed=4, noise_deg=0.5),
+    ]
     for tr in trs:
         ref = detect_ics(tr.t, tr.q, chunk=1)
         assert ref["R"].size >= 2 and ref["L"].size >= 1
-        for chunk in (2, 10, 37, tr.t.shape[0]):      # small (scalar) and large (numpy) paths
+        for chunk in (2, 10, 37, tr.t.shape[0]):  # small (scalar) and large (numpy) paths
             assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
 
 
@@ -136,9 +144,9 @@ def test_vectorised_and_scalar_paths_agree(real_trials, monkeypatch):
     import g2h_edge.gait.detector as det_mod
 
     trs = real_trials[6:9] + [make_stream(8.0, 200.0, seed=8, noise_deg=0.5)]
-    refs = [detect_ics(tr.t, tr.q, chunk=1) for tr in trs]       # scalar path
-    monkeypatch.setattr(det_mod, "_SCALAR_MAX_FRAMES", 0)   # vectorised for any chunk
-    monkeypatch.setattr(det_mod, "_BLOCK_ROWS", 16)          # and many short passes
+    refs = [detect_ics(tr.t, tr.q, chunk=1) for tr in trs]  # scalar path
+    monkeypatch.setattr(det_mod, "_SCALAR_MAX_FRAMES", 0)  # vectorised for any chunk
+    monkeypatch.setattr(det_mod, "_BLOCK_ROWS", 16)  # and many short passes
     for tr, ref in zip(trs, refs):
         for chunk in (1, 5, 37, tr.t.shape[0]):
             assert _same(detect_ics(tr.t, tr.q, chunk=chunk), ref), (tr.source, chunk)
@@ -151,7 +159,7 @@ def test_random_chunking_matches(real_trials):
     det, found, i = OnlineICDetector(rate_hz=100.0), [], 0
     while i < tr.t.shape[0]:
         n = int(rng.integers(1, 40))
-        found += det.update(tr.t[i:i + n], tr.q[i:i + n])
+        found += det.update(tr.t[i : i + n], tr.q[i : i + n])
         i += n
     found += det.flush()
     got = {s: np.array(sorted(x for x, side in found if side == s)) for s in SIDES}
@@ -171,7 +179,7 @@ def test_rate_independence_on_real_trials(real_trials):
         for rate in (50.0, 250.0, 1000.0):
             d = detect_ics(*_resample(tr, rate))
             for s in SIDES:
-                late = ref[s][ref[s] > 0.15]          # the first strike depends on the edge
+                late = ref[s][ref[s] > 0.15]  # the first strike depends on the edge
                 assert all(np.min(np.abs(d[s] - x)) < 0.008 for x in late), (rate, s)
 
 
@@ -193,13 +201,13 @@ def test_flush_confirms_a_pending_last_strike(real_trials):
     full = detect_ics(tr.t, tr.q)
     last_r = full["R"][-1]
     peak = last_r - ICDetectorConfig().ic_offset_s
-    cut = tr.t <= peak + 0.035                    # after the IC, before the confirmation
+    cut = tr.t <= peak + 0.035  # after the IC, before the confirmation
     det = OnlineICDetector(rate_hz=100.0)
     online = det.update(tr.t[cut], tr.q[cut])
     assert last_r not in [x for x, s in online if s == "R"]
     flushed = det.flush()
     assert ("R", pytest.approx(last_r)) in [(s, x) for x, s in flushed]
-    assert det.flush() == []                      # nothing twice
+    assert det.flush() == []  # nothing twice
     # cut before the IC itself: flush refuses (no cycle could be closed there)
     det = OnlineICDetector(rate_hz=100.0)
     cut = tr.t <= peak + 0.02
@@ -210,7 +218,7 @@ def test_flush_confirms_a_pending_last_strike(real_trials):
 def test_nan_frames_are_skipped(real_trials):
     tr = real_trials[2]
     q = tr.q.copy()
-    q[30:33, 6] = np.nan                          # three frames without knee_angle_r
+    q[30:33, 6] = np.nan  # three frames without knee_angle_r
     q[100, 0] = np.inf
     ref = detect_ics(tr.t, tr.q)
     for chunk in (1, 50):
@@ -231,7 +239,7 @@ def test_long_gap_restarts_detection():
     tr = make_stream(10.0, 100.0, seed=2, noise_deg=0.3)
     det = OnlineICDetector(rate_hz=100.0)
     det.update(tr.t[:300], tr.q[:300])
-    t2 = tr.t[300:] + 5.0                         # 5 s of silence
+    t2 = tr.t[300:] + 5.0  # 5 s of silence
     found = det.update(t2, tr.q[300:])
     assert det.t_first_ == pytest.approx(t2[0])
     assert all(t > t2[0] for t, _ in found)
@@ -239,20 +247,22 @@ def test_long_gap_restarts_detection():
 
 def test_foot_reach_geometry():
     q = np.zeros((3, 10), np.float32)
-    q[1, [0, 3]] = 90.0                           # hip flexed 90, knee straight: reach 2
-    q[2, 0], q[2, 6] = 90.0, 90.0                 # hip 90, knee 90: shank vertical: reach 1
+    q[1, [0, 3]] = 90.0  # hip flexed 90, knee straight: reach 2
+    q[2, 0], q[2, 6] = 90.0, 90.0  # hip 90, knee 90: shank vertical: reach 1
     np.testing.assert_allclose(foot_reach(q), [[0, 0], [2, 2], [1, 0]], atol=1e-6)
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("t, q, match, reason", [
-    (np.arange(3.0), np.zeros((3, 9)), "q \\(n, 10\\)", "bad_shape"),
-    (np.zeros((3, 1)), np.zeros((3, 10)), "t \\(n,\\)", "bad_shape"),
-    (np.array([0.0, 0.02, 0.01]), np.zeros((3, 10)), "increase strictly", "time_not_increasing"),
-    (np.array([0.0, np.nan]), np.zeros((2, 10)), "increase strictly", "time_not_increasing"),
-    (np.linspace(0, 1, 40)[::-1], np.zeros((40, 10)), "increase strictly",
-     "time_not_increasing"),
-])
+@pytest.mark.parametrize(
+    "t, q, match, reason",
+    [
+        (np.arange(3.0), np.zeros((3, 9)), "q \\(n, 10\\)", "bad_shape"),
+        (np.zeros((3, 1)), np.zeros((3, 10)), "t \\(n,\\)", "bad_shape"),
+        (np.array([0.0, 0.02, 0.01]), np.zeros((3, 10)), "increase strictly", "time_not_increasing"),
+        (np.array([0.0, np.nan]), np.zeros((2, 10)), "increase strictly", "time_not_increasing"),
+        (np.linspace(0, 1, 40)[::-1], np.zeros((40, 10)), "increase strictly", "time_not_increasing"),
+    ],
+)
 def test_bad_update(t, q, match, reason):
     det = OnlineICDetector()
     with pytest.raises(GaitError, match=match) as ei:
@@ -267,14 +277,17 @@ def test_time_must_continue_across_updates():
         det.update(np.array([0.01]), np.zeros((1, 10)))
 
 
-@pytest.mark.parametrize("values, match", [
-    ({"ic_offset_s": "0.03"}, "must be a number"),
-    ({"max_delay_s": 0.0}, "must be > 0"),
-    ({"ic_offset_s": -0.1}, "must be >= 0"),
-    ({"max_delay_s": 0.02}, "at least ic_offset_s"),
-    ({"min_swing_reach": float("nan")}, "must be finite"),
-    ({"offset": 0.03}, "unknown ICDetectorConfig key"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"ic_offset_s": "0.03"}, "must be a number"),
+        ({"max_delay_s": 0.0}, "must be > 0"),
+        ({"ic_offset_s": -0.1}, "must be >= 0"),
+        ({"max_delay_s": 0.02}, "at least ic_offset_s"),
+        ({"min_swing_reach": float("nan")}, "must be finite"),
+        ({"offset": 0.03}, "unknown ICDetectorConfig key"),
+    ],
+)
 def test_config_errors(values, match):
     with pytest.raises(ConfigError, match=match):
         from_mapping(ICDetectorConfig, values)

@@ -1,4 +1,5 @@
 """Per-cycle quality flags and out-of-distribution scores, each with a crafted cycle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ REF_STD = np.array([22.3, 6.2, 7.2, 22.7, 6.5, 5.8, 20.0, 7.5, 18.5, 8.2])
 
 
 def _bump(ph, centre, width):
-    return np.exp(-(((ph - centre + 0.5) % 1.0 - 0.5) / width) ** 2)
+    return np.exp(-((((ph - centre + 0.5) % 1.0 - 0.5) / width) ** 2))
 
 
 def clean_cycle(T: int = 180, seed: int | None = None) -> np.ndarray:
@@ -56,52 +57,80 @@ def _with(fn):
 
 
 def test_clean_cycle_has_no_flag():
-    assert quality_flags(clean_cycle(), duration_s=1.05, neighbour_durations_s=(1.0, 1.1),
-                         ref_mean=REF_MEAN) == []
+    assert (
+        quality_flags(clean_cycle(), duration_s=1.05, neighbour_durations_s=(1.0, 1.1), ref_mean=REF_MEAN)
+        == []
+    )
 
 
-@pytest.mark.parametrize("name, edit, kwargs, flag", [
-    ("flipped right ankle", lambda x: x.__setitem__((slice(None), CH["ankle_angle_r"]),
-                                                    -x[:, CH["ankle_angle_r"]]), {},
-     "ankle_flip_r"),
-    ("flipped left ankle", lambda x: x.__setitem__((slice(None), CH["ankle_angle_l"]),
-                                                   -x[:, CH["ankle_angle_l"]]), {},
-     "ankle_flip_l"),
-    ("flipped left hip rotation", lambda x: x.__setitem__(
-        (slice(None), CH["hip_rotation_l"]), -x[:, CH["hip_rotation_l"]]), {},
-     "hip_rotation_mismatch"),
-    ("+25 deg right hip flexion", lambda x: x.__setitem__(
-        (slice(None), CH["hip_flexion_r"]), x[:, CH["hip_flexion_r"]] + 25), {},
-     "asymmetry:hip_flexion"),
-    ("+40 deg on both hips", lambda x: x.__setitem__(
-        (slice(None), [CH["hip_flexion_r"], CH["hip_flexion_l"]]),
-        x[:, [CH["hip_flexion_r"], CH["hip_flexion_l"]]] + 40), {}, "offset:hip_flexion_r"),
-    ("0.63 s cycle", lambda x: None, {"duration_s": 0.63}, "short_cycle"),
-    ("3 s cycle", lambda x: None, {"duration_s": 3.0}, "long_cycle"),
-    ("1.0 s among 1.6 s neighbours", lambda x: None,
-     {"duration_s": 1.0, "neighbour_durations_s": (1.6, 1.6, 1.7)}, "duration_vs_neighbours"),
-    ("20 deg knee jump", lambda x: x.__setitem__((slice(90, None), CH["knee_angle_r"]),
-                                                 x[90:, CH["knee_angle_r"]] + 20), {},
-     "jump:knee_angle_r"),
-])
+@pytest.mark.parametrize(
+    "name, edit, kwargs, flag",
+    [
+        (
+            "flipped right ankle",
+            lambda x: x.__setitem__((slice(None), CH["ankle_angle_r"]), -x[:, CH["ankle_angle_r"]]),
+            {},
+            "ankle_flip_r",
+        ),
+        (
+            "flipped left ankle",
+            lambda x: x.__setitem__((slice(None), CH["ankle_angle_l"]), -x[:, CH["ankle_angle_l"]]),
+            {},
+            "ankle_flip_l",
+        ),
+        (
+            "flipped left hip rotation",
+            lambda x: x.__setitem__((slice(None), CH["hip_rotation_l"]), -x[:, CH["hip_rotation_l"]]),
+            {},
+            "hip_rotation_mismatch",
+        ),
+        (
+            "+25 deg right hip flexion",
+            lambda x: x.__setitem__((slice(None), CH["hip_flexion_r"]), x[:, CH["hip_flexion_r"]] + 25),
+            {},
+            "asymmetry:hip_flexion",
+        ),
+        (
+            "+40 deg on both hips",
+            lambda x: x.__setitem__(
+                (slice(None), [CH["hip_flexion_r"], CH["hip_flexion_l"]]),
+                x[:, [CH["hip_flexion_r"], CH["hip_flexion_l"]]] + 40,
+            ),
+            {},
+            "offset:hip_flexion_r",
+        ),
+        ("0.63 s cycle", lambda x: None, {"duration_s": 0.63}, "short_cycle"),
+        ("3 s cycle", lambda x: None, {"duration_s": 3.0}, "long_cycle"),
+        (
+            "1.0 s among 1.6 s neighbours",
+            lambda x: None,
+            {"duration_s": 1.0, "neighbour_durations_s": (1.6, 1.6, 1.7)},
+            "duration_vs_neighbours",
+        ),
+        (
+            "20 deg knee jump",
+            lambda x: x.__setitem__((slice(90, None), CH["knee_angle_r"]), x[90:, CH["knee_angle_r"]] + 20),
+            {},
+            "jump:knee_angle_r",
+        ),
+    ],
+)
 def test_each_flag_fires_on_its_crafted_cycle(name, edit, kwargs, flag):
     x = _with(edit)
     kw = {"duration_s": 1.0, **kwargs}
     flags = quality_flags(x, ref_mean=REF_MEAN, **kw)
     assert flag in flags, (name, flags)
-    assert len(flags) <= 2, (name, flags)       # the fault, not a cascade of side effects
+    assert len(flags) <= 2, (name, flags)  # the fault, not a cascade of side effects
 
 
 def test_flip_of_the_right_ankle_is_not_blamed_on_the_left():
-    x = _with(lambda x: x.__setitem__((slice(None), CH["ankle_angle_r"]),
-                                      -x[:, CH["ankle_angle_r"]]))
+    x = _with(lambda x: x.__setitem__((slice(None), CH["ankle_angle_r"]), -x[:, CH["ankle_angle_r"]]))
     assert "ankle_flip_l" not in quality_flags(x)
 
 
 def test_jump_threshold_scales_with_duration():
     """A 5 deg step is a jump in a 0.2 s cycle but ordinary motion in a 1.2 s one."""
-    x = _with(lambda x: x.__setitem__((slice(90, None), CH["knee_angle_r"]),
-                                      x[90:, CH["knee_angle_r"]] + 5))
+    x = _with(lambda x: x.__setitem__((slice(90, None), CH["knee_angle_r"]), x[90:, CH["knee_angle_r"]] + 5))
     cfg = QualityConfig(min_duration_s=0.1)
     assert "jump:knee_angle_r" in quality_flags(x, duration_s=0.2, config=cfg)
     assert "jump:knee_angle_r" not in quality_flags(x, duration_s=1.2, config=cfg)
@@ -131,25 +160,34 @@ def test_assess_and_cycle_quality_merge_everything():
     assert q["flags"] == [] and q["y_sd_mean"] == pytest.approx(0.02)
     assert {"ood_z", "ood_channel", "ood_phase_z", "ood_phase_channel"} <= set(q)
     meta = {"mean": REF_MEAN.tolist(), "std": REF_STD.tolist()}
-    merged = cycle_quality(meta, x, {"duration_s": 0.5, "ic_source": "detector"},
-                           neighbour_durations_s=(1.0,))
+    merged = cycle_quality(
+        meta, x, {"duration_s": 0.5, "ic_source": "detector"}, neighbour_durations_s=(1.0,)
+    )
     assert merged["ic_source"] == "detector" and "short_cycle" in merged["flags"]
     assert "duration_vs_neighbours" in merged["flags"] and "ood_phase_z" not in merged
     broken = cycle_quality({"input_summary": {"n_bins": 18}}, x, {"duration_s": 1.0})
     assert broken["flags"] == ["quality_check_failed"] and "must hold" in broken["quality_error"]
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: quality_flags(np.zeros((180, 9))), DataError, r"one cycle \(T>=18, 10\)"),
-    (lambda: quality_flags(np.zeros(180)), DataError, "got shape"),
-    (lambda: ood_phase_z(clean_cycle(), {"n_bins": 18}), DataError, "must hold"),
-    (lambda: ood_phase_z(clean_cycle(), {"n_bins": 18, "mean": np.zeros((18, 10)).tolist(),
-                                         "sd": np.zeros((18, 10)).tolist()}),
-     DataError, "sd > 0"),
-    (lambda: input_summary(np.zeros((1, 180, 10))), DataError, "at least 2 cycles"),
-    (lambda: QualityConfig.from_dict({"jump_deg_s": 3}), ConfigError, "unknown"),
-    (lambda: QualityConfig(neighbour_ratio=0.9), ConfigError, "inconsistent"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: quality_flags(np.zeros((180, 9))), DataError, r"one cycle \(T>=18, 10\)"),
+        (lambda: quality_flags(np.zeros(180)), DataError, "got shape"),
+        (lambda: ood_phase_z(clean_cycle(), {"n_bins": 18}), DataError, "must hold"),
+        (
+            lambda: ood_phase_z(
+                clean_cycle(),
+                {"n_bins": 18, "mean": np.zeros((18, 10)).tolist(), "sd": np.zeros((18, 10)).tolist()},
+            ),
+            DataError,
+            "sd > 0",
+        ),
+        (lambda: input_summary(np.zeros((1, 180, 10))), DataError, "at least 2 cycles"),
+        (lambda: QualityConfig.from_dict({"jump_deg_s": 3}), ConfigError, "unknown"),
+        (lambda: QualityConfig(neighbour_ratio=0.9), ConfigError, "inconsistent"),
+    ],
+)
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

@@ -5,6 +5,7 @@ update) on ../shared/data and rounded to 10 ms; they hold no data of the trials 
 Any change of the detector that moves, adds or drops an IC on real walking fails here:
 update the snapshot only on purpose, with the accuracy numbers of docs/gait_events.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,9 @@ def test_ic_times_match_the_snapshot(data_dir, name):
 
 
 def test_snapshot_covers_every_trial(data_dir):
-    names = {f"{p.parent.name}/{p.name[:-len('_angles.csv')]}"
-             for sub in ("schreiber2019", "opensim_gait2354")
-             for p in (data_dir / sub).glob("*_angles.csv")}
+    names = {
+        f"{p.parent.name}/{p.name[: -len('_angles.csv')]}"
+        for sub in ("schreiber2019", "opensim_gait2354")
+        for p in (data_dir / sub).glob("*_angles.csv")
+    }
     assert names == set(SNAPSHOT)

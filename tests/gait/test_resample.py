@@ -1,4 +1,5 @@
 """resample_cycle: exact on linear signals, matches np.interp, sub-frame ICs, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def _signals(t):
 def test_linear_signals_are_exact_at_subframe_ics(rate_hz):
     t = np.arange(0, 2.0, 1.0 / rate_hz) + 0.0037
     q = _signals(t)
-    t0, t1 = 0.1234567, 1.3456789          # not on the frame grid
+    t0, t1 = 0.1234567, 1.3456789  # not on the frame grid
     x = resample_cycle(t, q, t0, t1, n=180)
     assert x.shape == (180, 10) and x.dtype == np.float32
     tq = np.linspace(t0, t1, 180)
@@ -60,14 +61,17 @@ def test_interval_on_exact_samples_returns_the_samples():
     np.testing.assert_allclose(x, q.astype(np.float32), atol=1e-5)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((np.arange(5.0), np.zeros((4, 10)), 0.0, 1.0), "t \\(m,\\) and q"),
-    ((np.arange(1.0), np.zeros((1, 10)), 0.0, 0.0), "at least 2 samples"),
-    ((np.arange(5.0), np.zeros((5, 10)), 2.0, 2.0), "must be after its start"),
-    ((np.array([0, 1, 1, 2.0]), np.zeros((4, 10)), 0.0, 1.5), "strictly increasing"),
-    ((np.arange(5.0), np.zeros((5, 10)), -0.5, 2.0), "not covered"),
-    ((np.arange(5.0), np.zeros((5, 10)), 1.0, 4.5), "not covered"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.arange(5.0), np.zeros((4, 10)), 0.0, 1.0), "t \\(m,\\) and q"),
+        ((np.arange(1.0), np.zeros((1, 10)), 0.0, 0.0), "at least 2 samples"),
+        ((np.arange(5.0), np.zeros((5, 10)), 2.0, 2.0), "must be after its start"),
+        ((np.array([0, 1, 1, 2.0]), np.zeros((4, 10)), 0.0, 1.5), "strictly increasing"),
+        ((np.arange(5.0), np.zeros((5, 10)), -0.5, 2.0), "not covered"),
+        ((np.arange(5.0), np.zeros((5, 10)), 1.0, 4.5), "not covered"),
+    ],
+)
 def test_bad_input(args, match):
     with pytest.raises(GaitError, match=match):
         resample_cycle(*args)

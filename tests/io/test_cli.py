@@ -1,4 +1,5 @@
 """`g2h-edge synth` and `g2h-edge predict` end to end (real files, real engines)."""
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,9 @@ def _invoke(capsys, args) -> _Result:
 
 def test_synth_cohort(tmp_path, capsys):
     out = tmp_path / "mf.npz"
-    res = _invoke(capsys, ["synth", "-o", str(out), "--task", "mf", "--subjects", "3", "--seed", "4",
-                "--trials", "2"])
+    res = _invoke(
+        capsys, ["synth", "-o", str(out), "--task", "mf", "--subjects", "3", "--seed", "4", "--trials", "2"]
+    )
     assert res.exit_code == 0, res.output
     assert "NOT physiology" in res.output
     d = read_gait2hip_npz(out)
@@ -44,8 +46,24 @@ def test_synth_cohort(tmp_path, capsys):
 
 def test_synth_stream(tmp_path, capsys):
     out = tmp_path / "walk_angles.csv"
-    res = _invoke(capsys, ["synth", "-o", str(out), "--stream", "6", "--rate", "250", "--seed", "2",
-                "--cadence", "100", "--noise-deg", "0.2"])
+    res = _invoke(
+        capsys,
+        [
+            "synth",
+            "-o",
+            str(out),
+            "--stream",
+            "6",
+            "--rate",
+            "250",
+            "--seed",
+            "2",
+            "--cadence",
+            "100",
+            "--noise-deg",
+            "0.2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     tr = read_trial(out)
     assert tr.rate_hz == pytest.approx(250.0) and tr.n == 1500
@@ -54,12 +72,15 @@ def test_synth_stream(tmp_path, capsys):
     assert np.diff(tr.events["R"]).mean() == pytest.approx(1.2, rel=0.1)
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--stream", "5", "-o", "x.npz"], "name the output \\*.csv"),
-    (["-o", "x.csv"], "name the output \\*.npz"),
-    (["-o", "x.npz", "--task", "xx"], "Invalid value for '--task'"),
-    (["-o", "x.npz", "--stream", "5", "--rate", "5000"], "Invalid value for '--rate'"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--stream", "5", "-o", "x.npz"], "name the output \\*.csv"),
+        (["-o", "x.csv"], "name the output \\*.npz"),
+        (["-o", "x.npz", "--task", "xx"], "Invalid value for '--task'"),
+        (["-o", "x.npz", "--stream", "5", "--rate", "5000"], "Invalid value for '--rate'"),
+    ],
+)
 def test_synth_bad_options(tmp_path, capsys, args, match):
     res = _invoke(capsys, ["synth"] + [a.replace("x.", str(tmp_path / "x.")) for a in args])
     assert res.exit_code == 2
@@ -98,8 +119,20 @@ def _reference(bundle_path, X):
 def test_predict_npz_raw_unit(tmp_path, capsys, bundle_path, cycles):
     path, d = cycles
     out = tmp_path / "p.npz"
-    res = _invoke(capsys, ["predict", "--model", str(bundle_path), "--input", str(path),
-                                    "-o", str(out), "--raw-unit", "--allow-synthetic"])
+    res = _invoke(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(bundle_path),
+            "--input",
+            str(path),
+            "-o",
+            str(out),
+            "--raw-unit",
+            "--allow-synthetic",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "SYNTHETIC" in res.output and "not physiology" in res.output
     with np.load(out, allow_pickle=False) as z:
@@ -116,8 +149,21 @@ def test_predict_npz_raw_unit(tmp_path, capsys, bundle_path, cycles):
 def test_predict_csv_long_format(tmp_path, capsys, bundle_path, cycles):
     path, d = cycles
     out = tmp_path / "p.csv"
-    res = _invoke(capsys, ["predict", "--model", str(bundle_path), "--input", str(path), "-o", str(out),
-                "--allow-synthetic", "--batch-size", "5"])
+    res = _invoke(
+        capsys,
+        [
+            "predict",
+            "--model",
+            str(bundle_path),
+            "--input",
+            str(path),
+            "-o",
+            str(out),
+            "--allow-synthetic",
+            "--batch-size",
+            "5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -196,10 +242,23 @@ def test_predict_onnx_matches_torch_bundle(tmp_path, capsys, bundle_path, cycles
     outs = {}
     for model in (bundle_path, onnx_path):
         out = tmp_path / f"{model.suffix[1:]}.npz"
-        res = _invoke(capsys, ["predict", "--model", str(model), "--input", str(path), "-o",
-                               str(out), "--allow-synthetic", "--threads", "1"])
+        res = _invoke(
+            capsys,
+            [
+                "predict",
+                "--model",
+                str(model),
+                "--input",
+                str(path),
+                "-o",
+                str(out),
+                "--allow-synthetic",
+                "--threads",
+                "1",
+            ],
+        )
         assert res.exit_code == 0, res.output
-        assert "SYNTHETIC" in res.output                  # the flag survives the export
+        assert "SYNTHETIC" in res.output  # the flag survives the export
         with np.load(out) as z:
             outs[model.suffix] = (z["y"], str(z["backend"]), str(z["model_sha256"]))
     (y_pt, be_pt, sha_pt), (y_onnx, be_onnx, sha_onnx) = outs[".pt"], outs[".onnx"]

@@ -1,4 +1,5 @@
 """Gait2Hip NPZ reader/writer: round trips, foreign string encodings, bad-input table."""
+
 from __future__ import annotations
 
 import io
@@ -22,14 +23,20 @@ def cohort():
 
 
 def _arrays(d) -> dict:
-    return {"X": d.X.copy(), "Y": d.Y.copy(), "subject_id": d.subject_id.copy(),
-            "height_m": d.height_m.copy(), "weight_kg": d.weight_kg.copy(),
-            "speed_label": d.speed_label.copy(), "in_cols": np.array(IN_COLS),
-            "out_cols": np.array(d.out_cols)}
+    return {
+        "X": d.X.copy(),
+        "Y": d.Y.copy(),
+        "subject_id": d.subject_id.copy(),
+        "height_m": d.height_m.copy(),
+        "weight_kg": d.weight_kg.copy(),
+        "speed_label": d.speed_label.copy(),
+        "in_cols": np.array(IN_COLS),
+        "out_cols": np.array(d.out_cols),
+    }
 
 
 def _save(path, arrays):
-    np.savez(path, **arrays)           # object arrays are pickled by numpy (allow_pickle)
+    np.savez(path, **arrays)  # object arrays are pickled by numpy (allow_pickle)
     return path
 
 
@@ -42,15 +49,19 @@ def test_round_trip(tmp_path, cohort):
     assert back.subject_id.tolist() == cohort.subject_id.tolist()
     assert back.speed_label.tolist() == cohort.speed_label.tolist()
     assert back.task == "mf" and back.out_cols == MF_COLS and back.synthetic is True
-    with zipfile.ZipFile(p) as zf, np.load(p, allow_pickle=False) as z:   # written without pickle
+    with zipfile.ZipFile(p) as zf, np.load(p, allow_pickle=False) as z:  # written without pickle
         assert all(z[k.removesuffix(".npy")].dtype != object for k in zf.namelist())
 
 
-@pytest.mark.parametrize("encode", [
-    lambda a: np.array(a, dtype=object),                                  # python str objects
-    lambda a: np.array([s.encode() for s in a], dtype=object),            # bytes objects
-    lambda a: np.char.encode(np.array(a), "utf-8"),                       # fixed bytes 'S'
-], ids=["object-str", "object-bytes", "bytes"])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda a: np.array(a, dtype=object),  # python str objects
+        lambda a: np.array([s.encode() for s in a], dtype=object),  # bytes objects
+        lambda a: np.char.encode(np.array(a), "utf-8"),  # fixed bytes 'S'
+    ],
+    ids=["object-str", "object-bytes", "bytes"],
+)
 def test_foreign_string_encodings_are_decoded(tmp_path, cohort, encode):
     arrays = _arrays(cohort)
     for key in ("subject_id", "speed_label", "in_cols", "out_cols"):
@@ -58,7 +69,7 @@ def test_foreign_string_encodings_are_decoded(tmp_path, cohort, encode):
     d = read_gait2hip_npz(_save(tmp_path / "f.npz", arrays))
     assert d.in_cols == IN_COLS and d.out_cols == MF_COLS
     assert d.subject_id.tolist() == cohort.subject_id.tolist()
-    assert d.synthetic is False                        # no flag in a foreign file
+    assert d.synthetic is False  # no flag in a foreign file
 
 
 def test_inputs_only_file(tmp_path, cohort):
@@ -72,13 +83,25 @@ def test_inputs_only_file(tmp_path, cohort):
 
 def _mutations():
     def swap(a, i, j):
-        a = a.copy(); a[[i, j]] = a[[j, i]]; return a
+        a = a.copy()
+        a[[i, j]] = a[[j, i]]
+        return a
+
     def nan_at(a):
-        a = a.copy(); a[0, 3, 2] = np.nan; return a
+        a = a.copy()
+        a[0, 3, 2] = np.nan
+        return a
+
     def inf_at(a):
-        a = a.copy(); a[1, 5, 0] = np.inf; return a
+        a = a.copy()
+        a[1, 5, 0] = np.inf
+        return a
+
     def knee_flip(a):
-        a = a.copy(); a[..., [6, 8]] *= -1; return a
+        a = a.copy()
+        a[..., [6, 8]] *= -1
+        return a
+
     return [
         ("missing X", lambda a: a.pop("X"), DataError, r"missing key\(s\) \['X'\]"),
         ("missing weight", lambda a: a.pop("weight_kg"), DataError, r"missing key.*weight_kg"),
@@ -86,30 +109,70 @@ def _mutations():
         ("X 179 frames", lambda a: a.update(X=a["X"][:, :179]), DataError, r"X must have shape"),
         ("X 9 channels", lambda a: a.update(X=a["X"][..., :9]), DataError, r"X must have shape"),
         ("Y wrong K", lambda a: a.update(Y=a["Y"][..., :13]), DataError, r"Y must have shape"),
-        ("in_cols order", lambda a: a.update(in_cols=swap(a["in_cols"], 0, 3)), DataError,
-         r"in_cols are in the wrong order: position 0 is 'hip_flexion_l'"),
-        ("out_cols order", lambda a: a.update(out_cols=swap(a["out_cols"], 4, 5)), DataError,
-         r"out_cols are in the wrong order: position 4"),
-        ("in_cols renamed", lambda a: a.update(in_cols=np.array([c.upper() for c in IN_COLS])),
-         DataError, r"missing \['hip_flexion_r'"),
-        ("out_cols unknown", lambda a: a.update(out_cols=np.array([f"m{i}" for i in range(14)])),
-         DataError, "match neither"),
+        (
+            "in_cols order",
+            lambda a: a.update(in_cols=swap(a["in_cols"], 0, 3)),
+            DataError,
+            r"in_cols are in the wrong order: position 0 is 'hip_flexion_l'",
+        ),
+        (
+            "out_cols order",
+            lambda a: a.update(out_cols=swap(a["out_cols"], 4, 5)),
+            DataError,
+            r"out_cols are in the wrong order: position 4",
+        ),
+        (
+            "in_cols renamed",
+            lambda a: a.update(in_cols=np.array([c.upper() for c in IN_COLS])),
+            DataError,
+            r"missing \['hip_flexion_r'",
+        ),
+        (
+            "out_cols unknown",
+            lambda a: a.update(out_cols=np.array([f"m{i}" for i in range(14)])),
+            DataError,
+            "match neither",
+        ),
         ("X NaN", lambda a: a.update(X=nan_at(a["X"])), DataError, r"X has 1 non-finite.*\(0, 3, 2\)"),
         ("Y inf", lambda a: a.update(Y=inf_at(a["Y"])), DataError, r"Y has 1 non-finite"),
         ("X strings", lambda a: a.update(X=a["X"].astype(str)), DataError, r"X must be numeric"),
-        ("weight in g", lambda a: a.update(weight_kg=a["weight_kg"] * 1000), DataError,
-         r"weight_kg\[0\] = .* outside the plausible 30\.\.200 kg"),
-        ("height in cm", lambda a: a.update(height_m=a["height_m"] * 100), DataError,
-         r"height_m\[0\].*plausible"),
-        ("speed label", lambda a: a["speed_label"].__setitem__(0, "fas"), DataError,
-         r"unknown speed_label\(s\) \['fas'\]"),
-        ("Y per kg", lambda a: a.update(Y=a["Y"] / a["weight_kg"][:, None, None]), DataError,
-         r"Y should be raw N \(not per kg\)"),
-        ("subject_id short", lambda a: a.update(subject_id=a["subject_id"][:-1]), DataError,
-         r"subject_id must have shape"),
+        (
+            "weight in g",
+            lambda a: a.update(weight_kg=a["weight_kg"] * 1000),
+            DataError,
+            r"weight_kg\[0\] = .* outside the plausible 30\.\.200 kg",
+        ),
+        (
+            "height in cm",
+            lambda a: a.update(height_m=a["height_m"] * 100),
+            DataError,
+            r"height_m\[0\].*plausible",
+        ),
+        (
+            "speed label",
+            lambda a: a["speed_label"].__setitem__(0, "fas"),
+            DataError,
+            r"unknown speed_label\(s\) \['fas'\]",
+        ),
+        (
+            "Y per kg",
+            lambda a: a.update(Y=a["Y"] / a["weight_kg"][:, None, None]),
+            DataError,
+            r"Y should be raw N \(not per kg\)",
+        ),
+        (
+            "subject_id short",
+            lambda a: a.update(subject_id=a["subject_id"][:-1]),
+            DataError,
+            r"subject_id must have shape",
+        ),
         ("radians", lambda a: a.update(X=np.deg2rad(a["X"])), ConventionError, r"look like radians"),
-        ("gait2354 knee", lambda a: a.update(X=knee_flip(a["X"])), ConventionError,
-         r"knee angle is mostly negative.*--convert-gait2354"),
+        (
+            "gait2354 knee",
+            lambda a: a.update(X=knee_flip(a["X"])),
+            ConventionError,
+            r"knee angle is mostly negative.*--convert-gait2354",
+        ),
     ]
 
 
@@ -147,8 +210,7 @@ class _Evil:
 
 def _npy_bytes_with_payload(payload: bytes, shape) -> bytes:
     buf = io.BytesIO()
-    npy_format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False,
-                                            "shape": shape})
+    npy_format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": shape})
     return buf.getvalue() + payload
 
 
@@ -160,7 +222,7 @@ def test_tampered_pickle_is_refused(tmp_path, cohort, how):
     if how == "whole-array":
         payload = pickle.dumps(_Evil(marker), protocol=3)
         member = _npy_bytes_with_payload(payload, (cohort.n,))
-    else:   # a genuine object ndarray with one malicious element
+    else:  # a genuine object ndarray with one malicious element
         arr = np.array(cohort.subject_id.tolist(), dtype=object)
         arr[0] = _Evil(marker)
         member = _npy_bytes_with_payload(pickle.dumps(arr, protocol=3), arr.shape)

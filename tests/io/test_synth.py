@@ -1,4 +1,5 @@
 """Synthetic cohort, labels and streams: schema, statistics, phase relations, events."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,12 @@ def test_schema_and_layout(mf):
     assert mf.out_cols == MF_COLS and mf.task == "mf" and mf.synthetic
     assert list(dict.fromkeys(mf.subject_id)) == [f"H{i:02d}" for i in range(1, 21)]
     assert mf.speed_label[:6].tolist() == ["slow", "slow", "med", "med", "fast", "fast"]
-    for sid in np.unique(mf.subject_id):           # one height/mass per subject
+    for sid in np.unique(mf.subject_id):  # one height/mass per subject
         rows = mf.subject_id == sid
         assert np.unique(mf.weight_kg[rows]).size == 1 and np.unique(mf.height_m[rows]).size == 1
     assert 1.5 <= mf.height_m.min() and mf.height_m.max() <= 1.98
     assert 40 <= mf.weight_kg.min() and mf.weight_kg.max() <= 130
-    assert np.unique(mf.weight_kg).size >= 15                       # masses differ
+    assert np.unique(mf.weight_kg).size >= 15  # masses differ
     assert make_cohort("jm", 120, seed=0, trials_per_condition=1).subject_id[-1] == "H120"
 
 
@@ -61,7 +62,7 @@ def test_channel_statistics_match_published_pool(mf):
 
 
 def _mean_cycle(d, label="med"):
-    return d.X[d.speed_label == label].mean(0)            # (T, 10)
+    return d.X[d.speed_label == label].mean(0)  # (T, 10)
 
 
 def test_walking_shape(mf):
@@ -69,20 +70,20 @@ def test_walking_shape(mf):
     knee = m[:, CH["knee_angle_r"]]
     swing = np.argmax(knee)
     assert 65 <= PCT[swing] <= 78 and 50 <= knee[swing] <= 72
-    load = np.argmax(knee[: T // 3])                      # loading-response peak
+    load = np.argmax(knee[: T // 3])  # loading-response peak
     assert 8 <= PCT[load] <= 22 and 12 <= knee[load] <= 25
     assert knee[load] > knee[0] + 5 and knee[load] > knee[int(0.4 * T)] + 5
     hip = m[:, CH["hip_flexion_r"]]
-    assert PCT[np.argmax(hip)] >= 85 or PCT[np.argmax(hip)] <= 5     # max near IC
-    assert 40 <= PCT[np.argmin(hip)] <= 60                            # extension in late stance
+    assert PCT[np.argmax(hip)] >= 85 or PCT[np.argmax(hip)] <= 5  # max near IC
+    assert 40 <= PCT[np.argmin(hip)] <= 60  # extension in late stance
     ankle = m[:, CH["ankle_angle_r"]]
-    assert 55 <= PCT[np.argmin(ankle)] <= 70                          # push-off plantarflexion
-    assert 35 <= PCT[np.argmax(ankle)] <= 55                          # stance dorsiflexion
-    assert np.abs(mf.X[:, 0] - mf.X[:, -1]).max() < 1.5               # IC to IC inclusive
+    assert 55 <= PCT[np.argmin(ankle)] <= 70  # push-off plantarflexion
+    assert 35 <= PCT[np.argmax(ankle)] <= 55  # stance dorsiflexion
+    assert np.abs(mf.X[:, 0] - mf.X[:, -1]).max() < 1.5  # IC to IC inclusive
 
 
 def test_left_is_right_half_a_cycle_later(mf):
-    m = _mean_cycle(mf)[:-1]                                          # one period (179 frames)
+    m = _mean_cycle(mf)[:-1]  # one period (179 frames)
     for joint in ("hip_flexion", "hip_adduction", "knee_angle", "ankle_angle"):
         r, left = m[:, CH[joint + "_r"]], m[:, CH[joint + "_l"]]
         lag = int(np.argmax([np.corrcoef(np.roll(r, s), left)[0, 1] for s in range(179)]))
@@ -96,13 +97,13 @@ def test_variation_between_subjects_and_cadences(mf):
     hip_mean = [mf.X[mf.subject_id == s][..., 0].mean() for s in np.unique(mf.subject_id)]
     assert np.std(hip_mean) > 5.0
     a = mf.X[(mf.subject_id == "H01") & (mf.speed_label == "med")]
-    assert 0.05 < np.abs(a[0] - a[1]).mean() < 3.0                   # trials differ a little
+    assert 0.05 < np.abs(a[0] - a[1]).mean() < 3.0  # trials differ a little
 
 
 def test_labels_ranges_and_determinism(mf):
     y = mf.y_per_kg()
-    assert y.min() >= 0 and 8 <= y.max() <= 16                       # N/kg
-    assert (y.max(axis=(0, 1)) > 0.5).all()                           # every muscle active
+    assert y.min() >= 0 and 8 <= y.max() <= 16  # N/kg
+    assert (y.max(axis=(0, 1)) > 0.5).all()  # every muscle active
     np.testing.assert_array_equal(synthetic_labels(mf.X, mf.weight_kg, "mf"), mf.Y)
     y2 = synthetic_labels(mf.X, 2 * mf.weight_kg, "mf")
     np.testing.assert_allclose(y2, 2 * mf.Y, rtol=1e-6)
@@ -113,18 +114,21 @@ def test_labels_ranges_and_determinism(mf):
 
 def test_labels_depend_on_kinematics(mf):
     y = synthetic_labels(mf.X, mf.weight_kg, "jm") / mf.weight_kg[:, None, None]
-    assert y.std(axis=1).mean() > 0.05                               # vary within a cycle
+    assert y.std(axis=1).mean() > 0.05  # vary within a cycle
     shifted = mf.X.copy()
     shifted[..., CH["knee_angle_r"]] += 10.0
     y_s = synthetic_labels(shifted, mf.weight_kg, "jm") / mf.weight_kg[:, None, None]
     assert not np.allclose(y, y_s, atol=1e-3)
 
 
-@pytest.mark.parametrize("args,match", [
-    (dict(task="xx", n_subjects=2, seed=0), "unknown task"),
-    (dict(task="mf", n_subjects=0, seed=0), "n_subjects"),
-    (dict(task="mf", n_subjects=2, seed=0, trials_per_condition=0), "trials_per_condition"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (dict(task="xx", n_subjects=2, seed=0), "unknown task"),
+        (dict(task="mf", n_subjects=0, seed=0), "n_subjects"),
+        (dict(task="mf", n_subjects=2, seed=0, trials_per_condition=0), "trials_per_condition"),
+    ],
+)
 def test_bad_cohort_args(args, match):
     with pytest.raises((ConfigError, ValueError), match=match):
         make_cohort(**args)
@@ -138,9 +142,9 @@ def test_stream_events_are_true(rate_hz):
     r, left = tr.events["R"], tr.events["L"]
     period = 120 / 105.0
     d = np.diff(r)
-    assert np.all(np.abs(d / period - 1) < 0.2) and d.std() > 0.005   # cycle-to-cycle variation
+    assert np.all(np.abs(d / period - 1) < 0.2) and d.std() > 0.005  # cycle-to-cycle variation
     assert 0.1 < r[0] < 0.3 and r[-1] > 12.0 - period
-    mids = r[:-1] + d / 2                                             # L halfway between R ICs
+    mids = r[:-1] + d / 2  # L halfway between R ICs
     np.testing.assert_allclose(left[(left > r[0]) & (left < r[-1])], mids, atol=1e-9)
     knee = tr.q[:, CH["knee_angle_r"]]
     for ic in r[1:-1]:
@@ -148,7 +152,7 @@ def test_stream_events_are_true(rate_hz):
         w = (tr.t > ic - 0.15 * period) & (tr.t < ic + 0.1 * period)
         t_min = tr.t[w][np.argmin(knee[w])]
         assert -0.08 < t_min - ic < 0.01
-    assert np.abs(np.diff(tr.q, axis=0)).max() < 600.0 / rate_hz + 0.01   # continuous
+    assert np.abs(np.diff(tr.q, axis=0)).max() < 600.0 / rate_hz + 0.01  # continuous
 
 
 def test_stream_options():
@@ -156,12 +160,18 @@ def test_stream_options():
     b = make_stream(3.0, 200.0, seed=1, noise_deg=1.0)
     assert 0.8 < np.std(b.q - a.q) < 1.2
     assert make_stream(3.0, 200.0, seed=1, body_mass_kg=81.0).body_mass_kg == 81.0
-    fast, slow = make_stream(20.0, 100.0, seed=1, cadence_spm=135.0), make_stream(
-        20.0, 100.0, seed=1, cadence_spm=78.0)
+    fast, slow = (
+        make_stream(20.0, 100.0, seed=1, cadence_spm=135.0),
+        make_stream(20.0, 100.0, seed=1, cadence_spm=78.0),
+    )
     assert np.diff(fast.events["R"]).mean() == pytest.approx(120 / 135, rel=0.05)
     assert np.diff(slow.events["R"]).mean() == pytest.approx(120 / 78, rel=0.05)
-    for kw, match in [(dict(rate_hz=20.0), "rate_hz"), (dict(rate_hz=2000.0), "rate_hz"),
-                      (dict(duration_s=0.1), "duration_s"), (dict(start_phase=1.5), "start_phase")]:
+    for kw, match in [
+        (dict(rate_hz=20.0), "rate_hz"),
+        (dict(rate_hz=2000.0), "rate_hz"),
+        (dict(duration_s=0.1), "duration_s"),
+        (dict(start_phase=1.5), "start_phase"),
+    ]:
         args = dict(duration_s=2.0, rate_hz=100.0) | kw
         with pytest.raises(ConfigError, match=match):
             make_stream(**args)
@@ -182,10 +192,10 @@ def test_cycles_to_stream_round_trip(rate_hz, continuous):
     assert len(r) == d.n + 1 and len(tr.events["L"]) == d.n
     expected = np.array([120 / {"slow": 78, "med": 115, "fast": 135}[s] for s in d.speed_label])
     np.testing.assert_allclose(np.diff(r), expected)
-    inner = slice(2, T - 2) if not continuous else slice(None)    # steps at joins if not
+    inner = slice(2, T - 2) if not continuous else slice(None)  # steps at joins if not
     for i in range(d.n):
         err = np.abs(_resample(tr, r[i], r[i + 1]) - ref[i])[inner].max()
-        assert err < 4000.0 / rate_hz ** 2 + 0.05, (i, err)
+        assert err < 4000.0 / rate_hz**2 + 0.05, (i, err)
     if continuous:
         assert np.abs(np.diff(tr.q, axis=0)).max() < 1500.0 / rate_hz
     assert tr.t[0] == 0 and r[0] == pytest.approx(0.3) and tr.t[-1] >= r[-1] + 0.29

@@ -1,4 +1,5 @@
 """Trial readers: CSV and OpenSim .mot/.sto, events JSON, bad-input tables, real trials."""
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,19 @@ def _csv_text(stream, names=None, time_name="time", scale=1.0, n=None) -> list[s
 def _mot_text(stream, in_degrees=True, names=None, n_rows=None) -> list[str]:
     names = names or list(IN_COLS)
     scale = 1.0 if in_degrees else math.pi / 180
-    head = ["Coordinates", "version=1", f"nRows={stream.n if n_rows is None else n_rows}",
-            f"nColumns={len(names) + 1}", f"inDegrees={'yes' if in_degrees else 'no'}", "",
-            "endheader", "\t".join(["time"] + names)]
-    rows = ["\t".join([f"{stream.t[i]:.4f}"] + [f"{v * scale:.7f}" for v in stream.q[i]])
-            for i in range(stream.n)]
+    head = [
+        "Coordinates",
+        "version=1",
+        f"nRows={stream.n if n_rows is None else n_rows}",
+        f"nColumns={len(names) + 1}",
+        f"inDegrees={'yes' if in_degrees else 'no'}",
+        "",
+        "endheader",
+        "\t".join(["time"] + names),
+    ]
+    rows = [
+        "\t".join([f"{stream.t[i]:.4f}"] + [f"{v * scale:.7f}" for v in stream.q[i]]) for i in range(stream.n)
+    ]
     return head + rows
 
 
@@ -77,20 +86,38 @@ def test_csv_rad_suffix_converted(tmp_path, stream):
 def _bad_csv_cases():
     def drop_col(lines):
         return [",".join(ln.split(",")[:8] + ln.split(",")[9:]) for ln in lines]
+
     def ragged(lines):
-        lines[4] = lines[4] + ",1.0"; return lines
+        lines[4] = lines[4] + ",1.0"
+        return lines
+
     def word(lines):
-        cells = lines[6].split(","); cells[3] = "abc"; lines[6] = ",".join(cells); return lines
+        cells = lines[6].split(",")
+        cells[3] = "abc"
+        lines[6] = ",".join(cells)
+        return lines
+
     def nan_time(lines):  # NaN angles are dropouts (tests/io/test_mapping.py); NaN time is not
-        cells = lines[10].split(","); cells[0] = "nan"; lines[10] = ",".join(cells); return lines
+        cells = lines[10].split(",")
+        cells[0] = "nan"
+        lines[10] = ",".join(cells)
+        return lines
+
     def back_in_time(lines):
-        lines[20], lines[21] = lines[21], lines[20]; return lines
+        lines[20], lines[21] = lines[21], lines[20]
+        return lines
+
     def no_time(lines):
-        lines[0] = lines[0].replace("time", "stamp", 1); return lines
+        lines[0] = lines[0].replace("time", "stamp", 1)
+        return lines
+
     def short_header(lines):
-        lines[0] = ",".join(lines[0].split(",")[:-1]); return lines
+        lines[0] = ",".join(lines[0].split(",")[:-1])
+        return lines
+
     def one_row(lines):
         return lines[:2]
+
     return [
         ("missing column", drop_col, DataError, r"missing required column\(s\) \['ankle_angle_r'\]"),
         ("ragged row", ragged, DataError, r"line 5 has 12 columns, expected 11"),
@@ -103,8 +130,7 @@ def _bad_csv_cases():
     ]
 
 
-@pytest.mark.parametrize("name,mutate,exc,match", _bad_csv_cases(),
-                         ids=[c[0] for c in _bad_csv_cases()])
+@pytest.mark.parametrize("name,mutate,exc,match", _bad_csv_cases(), ids=[c[0] for c in _bad_csv_cases()])
 def test_bad_csv(tmp_path, stream, name, mutate, exc, match):
     lines = mutate(_csv_text(stream))
     with pytest.raises(exc, match=match):
@@ -130,12 +156,16 @@ def test_mot_opensim4_paths_and_extra_columns(tmp_path, stream):
 def _bad_mot_cases():
     def no_end(lines):
         return [ln for ln in lines if ln != "endheader"]
+
     def no_unit(lines):
         return [ln for ln in lines if not ln.startswith("inDegrees")]
+
     def truncated(lines):
         return lines[:-5]
+
     def missing_col(lines):
         return [ln.replace("ankle_angle_l", "ankle_angle_x") for ln in lines]
+
     return [
         ("no endheader", no_end, DataError, r"no 'endheader' line"),
         ("no inDegrees", no_unit, DataError, r"inDegrees=yes or inDegrees=no"),
@@ -145,10 +175,9 @@ def _bad_mot_cases():
     ]
 
 
-@pytest.mark.parametrize("name,mutate,exc,match", _bad_mot_cases(),
-                         ids=[c[0] for c in _bad_mot_cases()])
+@pytest.mark.parametrize("name,mutate,exc,match", _bad_mot_cases(), ids=[c[0] for c in _bad_mot_cases()])
 def test_bad_mot(tmp_path, stream, name, mutate, exc, match):
-    if mutate is None:     # radian values under an inDegrees=yes header
+    if mutate is None:  # radian values under an inDegrees=yes header
         lines = _mot_text(stream, False)
         lines = [ln.replace("inDegrees=no", "inDegrees=yes") for ln in lines]
     else:
@@ -159,12 +188,15 @@ def test_bad_mot(tmp_path, stream, name, mutate, exc, match):
         assert info.value.reason == "radians_as_degrees"
 
 
-@pytest.mark.parametrize("doc,match", [
-    ({"foot_strike_R": [1.0, 0.5]}, "strictly increasing"),
-    ({"foot_strike_L": ["a"]}, "list of times"),
-    ({"body_mass_kg": 700}, "plausible mass"),
-    ([1, 2], "must be an object"),
-])
+@pytest.mark.parametrize(
+    "doc,match",
+    [
+        ({"foot_strike_R": [1.0, 0.5]}, "strictly increasing"),
+        ({"foot_strike_L": ["a"]}, "list of times"),
+        ({"body_mass_kg": 700}, "plausible mass"),
+        ([1, 2], "must be an object"),
+    ],
+)
 def test_bad_events(tmp_path, stream, doc, match):
     p = tmp_path / "w_angles.csv"
     write_trial_csv(p, stream)

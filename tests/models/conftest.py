@@ -1,4 +1,5 @@
 """Fixtures for the model tests: small random bundles and published-format checkpoints."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,7 @@ from g2h_edge.schema import IN_COLS, TARGET_UNIT, TASKS
 
 #: small hyper-parameters (same structure as the published ones) to keep tests fast
 SMALL = {
-    "transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32,
-                    "max_len": 200},
+    "transformer": {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "max_len": 200},
     "lstm": {"hidden": 16, "layers": 2},
     "mamba": {"d_model": 16, "d_state": 4, "layers": 2},
 }
@@ -28,10 +28,20 @@ def make_bundle(arch="transformer", task="jm", seed=0, **overrides) -> Bundle:
     torch.manual_seed(seed)
     hp = small_hparams(arch, task)
     fields = dict(
-        name=f"test-{arch}-{task}", arch=arch, hparams=hp,
-        state_dict=build_model(arch, hp).state_dict(), in_cols=IN_COLS, out_cols=TASKS[task],
-        mean=MEAN, std=STD, task=task, unit=TARGET_UNIT[task], T=hp["T"],
-        provenance={"note": "random weights for tests"}, synthetic=True)
+        name=f"test-{arch}-{task}",
+        arch=arch,
+        hparams=hp,
+        state_dict=build_model(arch, hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=TASKS[task],
+        mean=MEAN,
+        std=STD,
+        task=task,
+        unit=TARGET_UNIT[task],
+        T=hp["T"],
+        provenance={"note": "random weights for tests"},
+        synthetic=True,
+    )
     fields.update(overrides)
     return Bundle(**fields)
 
@@ -41,13 +51,22 @@ def published_style_checkpoint(arch="lstm", task="mf", seed=0, **overrides) -> d
     torch.manual_seed(seed)
     hp = small_hparams(arch, task)
     ckpt = {
-        "model_type": arch, "state_dict": build_model(arch, hp).state_dict(),
-        "hparams": hp, "mu_x": MEAN.copy(), "sd_x": STD.copy(), "in_cols": list(IN_COLS),
-        "out_cols": list(TASKS[task]), "target_unit": TARGET_UNIT[task],
+        "model_type": arch,
+        "state_dict": build_model(arch, hp).state_dict(),
+        "hparams": hp,
+        "mu_x": MEAN.copy(),
+        "sd_x": STD.copy(),
+        "in_cols": list(IN_COLS),
+        "out_cols": list(TASKS[task]),
+        "target_unit": TARGET_UNIT[task],
         "raw_target_unit": {"mf": "N", "jm": "Nm"}[task],
-        "test_subjects": ["H29", "H56"], "global_seed": 2025, "protocol": "test",
+        "test_subjects": ["H29", "H56"],
+        "global_seed": 2025,
+        "protocol": "test",
         "test_metrics_subject_mean": {"RMSE": 1.0, "MAE": 0.5, "R2": 0.8},
-        "alpha": 0.0, "r": 0, "synergy_loss_mode": None,
+        "alpha": 0.0,
+        "r": 0,
+        "synergy_loss_mode": None,
     }
     ckpt.update(overrides)
     return ckpt

@@ -1,4 +1,5 @@
 """Architectures: published names and shapes, output shapes, hyper-parameter checks."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,18 +19,21 @@ def test_output_shape(arch, d_out):
         assert model(torch.randn(2, 180, 10)).shape == (2, 180, d_out)
 
 
-@pytest.mark.parametrize("arch, key, shape", [
-    ("transformer", "pos_encoder.pos_embed.weight", (500, 128)),
-    ("transformer", "encoder.layers.1.self_attn.in_proj_weight", (384, 128)),
-    ("transformer", "encoder.layers.0.linear1.weight", (256, 128)),
-    ("transformer", "output_proj.weight", (14, 128)),
-    ("lstm", "lstm.weight_hh_l1", (512, 128)),
-    ("lstm", "fc.weight", (14, 128)),
-    ("mamba", "blocks.1.A_log", (256, 16)),
-    ("mamba", "blocks.0.x_proj.weight", (40, 256)),
-    ("mamba", "blocks.0.conv1d.weight", (256, 1, 4)),
-    ("mamba", "norm.weight", (128,)),
-])
+@pytest.mark.parametrize(
+    "arch, key, shape",
+    [
+        ("transformer", "pos_encoder.pos_embed.weight", (500, 128)),
+        ("transformer", "encoder.layers.1.self_attn.in_proj_weight", (384, 128)),
+        ("transformer", "encoder.layers.0.linear1.weight", (256, 128)),
+        ("transformer", "output_proj.weight", (14, 128)),
+        ("lstm", "lstm.weight_hh_l1", (512, 128)),
+        ("lstm", "fc.weight", (14, 128)),
+        ("mamba", "blocks.1.A_log", (256, 16)),
+        ("mamba", "blocks.0.x_proj.weight", (40, 256)),
+        ("mamba", "blocks.0.conv1d.weight", (256, 1, 4)),
+        ("mamba", "norm.weight", (128,)),
+    ],
+)
 def test_published_parameter_names(arch, key, shape):
     sd = build_model(arch, default_hparams(arch, 14)).state_dict()
     assert tuple(sd[key].shape) == shape
@@ -42,8 +46,7 @@ def test_transformer_is_post_norm_relu():
 
 BAD = [
     ("cnn", {}, "unknown architecture 'cnn'"),
-    ("lstm", {"hidden": 8, "layers": 2, "dropout": 0.1, "d_in": 10, "T": 180},
-     r"missing \['d_out'\]"),
+    ("lstm", {"hidden": 8, "layers": 2, "dropout": 0.1, "d_in": 10, "T": 180}, r"missing \['d_out'\]"),
     ("lstm", {**default_hparams("lstm", 3), "bidirectional": True}, r"unknown \['bidirectional'\]"),
     ("lstm", {**default_hparams("lstm", 3), "hidden": -4}, r"hparams\['hidden'\] = -4"),
     ("lstm", {**default_hparams("lstm", 3), "layers": True}, r"hparams\['layers'\] = True"),

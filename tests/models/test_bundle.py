@@ -1,4 +1,5 @@
 """Bundle format: round trip, plain weights-only file, validation on load."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,18 @@ def test_round_trip(arch, tmp_path, cycles, bundle_factory):
     b = bundle_factory(arch, task="mf")
     path = save_bundle(b, tmp_path / "m.pt")
     again = load_bundle(path)
-    for key in ("name", "arch", "hparams", "in_cols", "out_cols", "task", "unit", "T",
-                "provenance", "synthetic"):
+    for key in (
+        "name",
+        "arch",
+        "hparams",
+        "in_cols",
+        "out_cols",
+        "task",
+        "unit",
+        "T",
+        "provenance",
+        "synthetic",
+    ):
         assert getattr(again, key) == getattr(b, key), key
     np.testing.assert_array_equal(again.std, b.std)
     assert again.mean.dtype == np.float32 and again.mean.shape == (10,)
@@ -65,6 +76,7 @@ def _edit(key, value):
             del p[key]
         else:
             p[key] = value
+
     return apply
 
 
@@ -78,8 +90,7 @@ BAD_PAYLOADS = [
     ("missing key", _edit("std", KeyError), r"missing keys \['std'\]"),
     ("unknown arch", _edit("arch", "gru"), "unknown architecture 'gru'"),
     ("shape mismatch", _edit_sd, r"output_proj.weight'\] has shape \(5, 16\)"),
-    ("missing param", lambda p: p["state_dict"].pop("input_proj.bias"),
-     r"missing \['input_proj.bias'\]"),
+    ("missing param", lambda p: p["state_dict"].pop("input_proj.bias"), r"missing \['input_proj.bias'\]"),
     ("in_cols order", _edit("in_cols", list(reversed(IN_COLS))), "in_cols .* do not match"),
     ("out_cols vs task", _edit("out_cols", list(MF_COLS)), "out_cols .* do not match"),
     ("unit", _edit("unit", "N/kg"), "unit 'N/kg' is wrong for task 'jm'"),
@@ -110,9 +121,14 @@ def test_load_rejects_bad_files(tmp_path, bundle):
     (tmp_path / "flipped.pt").write_bytes(data[:2000] + bytes(64) + data[2064:])
     torch.save({"mu_x": np.zeros(10, np.float32)}, tmp_path / "numpy.pt")
     torch.save([1, 2, 3], tmp_path / "list.pt")
-    cases = [("missing.pt", "does not exist"), ("trunc.pt", "corrupt|truncated"),
-             ("text.pt", "not a torch zip archive"), ("flipped.pt", "corrupt|truncated"),
-             ("numpy.pt", "needs the pickle global numpy"), ("list.pt", "format tag 'list'")]
+    cases = [
+        ("missing.pt", "does not exist"),
+        ("trunc.pt", "corrupt|truncated"),
+        ("text.pt", "not a torch zip archive"),
+        ("flipped.pt", "corrupt|truncated"),
+        ("numpy.pt", "needs the pickle global numpy"),
+        ("list.pt", "format tag 'list'"),
+    ]
     for name, match in cases:
         with pytest.raises(ModelError, match=match):
             load_bundle(tmp_path / name)

@@ -1,4 +1,5 @@
 """The optional ``input_summary`` of a bundle: round trip, metadata, refusals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,10 +15,22 @@ from g2h_edge.schema import IN_COLS, JM_COLS
 def _bundle(summary=None) -> Bundle:
     torch.manual_seed(0)
     hp = {**default_hparams("lstm", 3), "hidden": 8, "layers": 1}
-    return Bundle(name="s", arch="lstm", hparams=hp, state_dict=build_model("lstm", hp)
-                  .state_dict(), in_cols=IN_COLS, out_cols=JM_COLS, mean=np.zeros(10),
-                  std=np.ones(10), task="jm", unit="Nm/kg", T=180, provenance={},
-                  synthetic=True, input_summary=summary)
+    return Bundle(
+        name="s",
+        arch="lstm",
+        hparams=hp,
+        state_dict=build_model("lstm", hp).state_dict(),
+        in_cols=IN_COLS,
+        out_cols=JM_COLS,
+        mean=np.zeros(10),
+        std=np.ones(10),
+        task="jm",
+        unit="Nm/kg",
+        T=180,
+        provenance={},
+        synthetic=True,
+        input_summary=summary,
+    )
 
 
 def test_summary_round_trip_and_metadata(tmp_path):
@@ -29,12 +42,15 @@ def test_summary_round_trip_and_metadata(tmp_path):
     assert plain.input_summary is None and "input_summary" not in bundle_metadata(plain)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda s: s.update(mean=s["mean"][:3]), "input_summary mean/sd"),
-    (lambda s: s.update(sd=np.zeros((18, 10)).tolist()), "sd > 0"),
-    (lambda s: s.update(mean=np.zeros((18, 10))), "holds a ndarray"),
-    (lambda s: s.pop("n_bins"), "must hold"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda s: s.update(mean=s["mean"][:3]), "input_summary mean/sd"),
+        (lambda s: s.update(sd=np.zeros((18, 10)).tolist()), "sd > 0"),
+        (lambda s: s.update(mean=np.zeros((18, 10))), "holds a ndarray"),
+        (lambda s: s.pop("n_bins"), "must hold"),
+    ],
+)
 def test_bad_summaries_are_refused(edit, match):
     s = input_summary(np.random.default_rng(1).normal(0, 10, (4, 180, 10)))
     edit(s)

@@ -1,4 +1,5 @@
 """`g2h-edge models import/info` through click's runner and the real entry point."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ from g2h_edge.models.cli import models_cmd
 def test_import_then_info(tmp_path, ckpt_factory):
     torch.save(ckpt_factory("transformer", "mf"), tmp_path / "T.pt")
     runner = CliRunner()
-    res = runner.invoke(models_cmd, ["import", str(tmp_path / "T.pt"), "-o",
-                                     str(tmp_path / "b.pt"), "--name", "tiny"])
+    res = runner.invoke(
+        models_cmd, ["import", str(tmp_path / "T.pt"), "-o", str(tmp_path / "b.pt"), "--name", "tiny"]
+    )
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "N/kg" in res.output
     assert load_bundle(tmp_path / "b.pt").name == "tiny"
@@ -32,6 +34,7 @@ def test_import_then_info(tmp_path, ckpt_factory):
 
 def test_info_flags_synthetic(tmp_path, bundle):
     from g2h_edge.models import save_bundle
+
     save_bundle(bundle, tmp_path / "s.pt")
     res = CliRunner().invoke(models_cmd, ["info", str(tmp_path / "s.pt")])
     assert "SYNTHETIC" in res.output and "True" in res.output
@@ -48,6 +51,7 @@ def test_errors(tmp_path):
 
 def test_entry_point_reports_errors(tmp_path, capsys):
     from g2h_edge.cli import main
+
     with pytest.raises(SystemExit) as exit_info:
         main(["models", "import", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "b.pt")])
     assert exit_info.value.code == 2

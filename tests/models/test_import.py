@@ -1,4 +1,5 @@
 """Checkpoint import: restricted unpickling (tampered pickles refused), bad-input table."""
+
 from __future__ import annotations
 
 import builtins
@@ -45,8 +46,7 @@ def test_tampered_pickle_is_refused_and_runs_no_code(tmp_path, ckpt_factory):
     marker = tmp_path / "pwned"
     src = tmp_path / "evil.pt"
     torch.save(ckpt_factory(protocol=WritesMarker(marker)), src)
-    with pytest.raises(ModelError, match="needs a non-allow-listed global io.open "
-                                         "and was refused") as info:
+    with pytest.raises(ModelError, match="needs a non-allow-listed global io.open and was refused") as info:
         import_checkpoint(src)
     assert info.value.reason == "unsafe_checkpoint"
     assert not marker.exists()
@@ -69,12 +69,14 @@ BAD = [
     ("in_cols", {"in_cols": list(IN_COLS[::-1])}, "in_cols .* do not match"),
     ("sd_x shape", {"sd_x": np.ones(9, np.float32)}, r"std must be 10 floats"),
     ("sd_x ints", {"sd_x": torch.ones(10, dtype=torch.int64)}, "sd_x must be a float array"),
-    ("int64 ndarray", {"mu_x": np.ones(10, np.int64)},
-     "needs a non-allow-listed global numpy.dtypes.Int64DType"),
+    (
+        "int64 ndarray",
+        {"mu_x": np.ones(10, np.int64)},
+        "needs a non-allow-listed global numpy.dtypes.Int64DType",
+    ),
     ("hparams", {"hparams": {"hidden": 16}}, "missing"),
     ("state_dict", {"state_dict": {"fc.weight": torch.zeros(14, 16)}}, "missing"),
-    ("numpy scalar", {"test_metrics_overall": "SCALAR"},
-     "needs a non-allow-listed global numpy.*scalar"),
+    ("numpy scalar", {"test_metrics_overall": "SCALAR"}, "needs a non-allow-listed global numpy.*scalar"),
 ]
 
 
@@ -99,7 +101,11 @@ def test_import_rejects_bad_files(tmp_path, ckpt_factory, bundle):
     (tmp_path / "trunc.pt").write_bytes(data[:1000])
     torch.save([1, 2], tmp_path / "list.pt")
     save_bundle(bundle, tmp_path / "bundle.pt")
-    for name, match in [("nope.pt", "does not exist"), ("trunc.pt", "not a torch zip"),
-                        ("list.pt", "holds a list"), ("bundle.pt", "already a g2h-edge bundle")]:
+    for name, match in [
+        ("nope.pt", "does not exist"),
+        ("trunc.pt", "not a torch zip"),
+        ("list.pt", "holds a list"),
+        ("bundle.pt", "already a g2h-edge bundle"),
+    ]:
         with pytest.raises(ModelError, match=match):
             import_checkpoint(tmp_path / name)

@@ -1,4 +1,5 @@
 """The pure-torch Mamba block: scans against the sequential oracle, causality, export."""
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,14 @@ from g2h_edge.models.mamba import (
 def scan_args(b, length, e=6, n=4, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
-    return (r(b, length, e), F.softplus(r(b, length, e) - 1.0), -torch.exp(r(e, n)),
-            r(b, length, n), r(b, length, n), r(e))
+    return (
+        r(b, length, e),
+        F.softplus(r(b, length, e) - 1.0),
+        -torch.exp(r(e, n)),
+        r(b, length, n),
+        r(b, length, n),
+        r(e),
+    )
 
 
 def naive_scan(u, delta, A, B, C, D):
@@ -46,8 +53,7 @@ def naive_scan(u, delta, A, B, C, D):
 
 def test_sequential_oracle_matches_the_definition():
     args = scan_args(2, 7, e=3, n=2)
-    torch.testing.assert_close(selective_scan_sequential(*args), naive_scan(*args),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(selective_scan_sequential(*args), naive_scan(*args), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 7, 16, 17, 64, 180])
@@ -61,23 +67,29 @@ def test_export_scans_match_sequential(scan, length):
 @pytest.mark.parametrize("chunk", [1, 5, 7, 12, 13, 180, 250])
 def test_chunked_scan_any_chunk_length(chunk):
     args = scan_args(1, 180, seed=3)
-    torch.testing.assert_close(selective_scan_chunked(*args, chunk=chunk),
-                               selective_scan_sequential(*args), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        selective_scan_chunked(*args, chunk=chunk), selective_scan_sequential(*args), rtol=0, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("block", [1, 5, 7, 12, 13, 180, 250])
 def test_unrolled_scan_any_block_length(block):
     args = scan_args(2, 180, seed=4)
-    torch.testing.assert_close(selective_scan_unrolled(*args, block=block),
-                               selective_scan_sequential(*args), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        selective_scan_unrolled(*args, block=block), selective_scan_sequential(*args), rtol=0, atol=1e-10
+    )
 
 
 def test_unrolled_scan_takes_a_static_length():
     """With ``length`` given the traced graph needs no shape of the input (static exports);
     a length that disagrees with the input cannot pass silently."""
     args = scan_args(1, 30, seed=8)
-    torch.testing.assert_close(selective_scan_unrolled(*args, block=7, length=30),
-                               selective_scan_sequential(*args), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        selective_scan_unrolled(*args, block=7, length=30),
+        selective_scan_sequential(*args),
+        rtol=0,
+        atol=1e-10,
+    )
     with pytest.raises(RuntimeError):
         selective_scan_unrolled(*args, block=7, length=29)
 
@@ -94,8 +106,7 @@ def test_auto_scan_picks_by_context():
     seen = []
     block = MambaBlock(4, d_state=2)
     block.register_forward_pre_hook(lambda *_: seen.append(auto_scan()))
-    torch.onnx.export(block.eval(), (torch.randn(1, 20, 4),), io.BytesIO(), dynamo=False,
-                      opset_version=17)
+    torch.onnx.export(block.eval(), (torch.randn(1, 20, 4),), io.BytesIO(), dynamo=False, opset_version=17)
     assert seen == ["unrolled"]
 
 
@@ -119,8 +130,17 @@ def test_block_is_causal_and_uses_published_names():
     torch.manual_seed(0)
     block = MambaBlock(8, d_state=4).eval()
     names = {k for k, _ in block.named_parameters()}
-    assert names == {"in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight",
-                     "dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"}
+    assert names == {
+        "in_proj.weight",
+        "conv1d.weight",
+        "conv1d.bias",
+        "x_proj.weight",
+        "dt_proj.weight",
+        "dt_proj.bias",
+        "A_log",
+        "D",
+        "out_proj.weight",
+    }
     x = torch.randn(2, 40, 8)
     x2 = x.clone()
     x2[:, 25:] += 5.0
@@ -153,21 +173,27 @@ def test_onnx_export_has_no_loop_and_matches():
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(2)
-    model = build_model("mamba", {**default_hparams("mamba", 3), "d_model": 8,
-                                  "d_state": 4}).eval()
+    model = build_model("mamba", {**default_hparams("mamba", 3), "d_model": 8, "d_state": 4}).eval()
     x = torch.randn(2, 180, 10)
     buf = io.BytesIO()
     assert not exporting()
-    torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "b"}}, opset_version=17)
+    torch.onnx.export(
+        model,
+        (x,),
+        buf,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}},
+        opset_version=17,
+    )
     graph = onnx.load_from_string(buf.getvalue()).graph
     ops = [node.op_type for node in graph.node]
     assert "Loop" not in ops and "Scan" not in ops
     assert "Softplus" not in ops  # decomposed in exports (ONNX Runtime's kernel is slow)
     # the unrolled scan was traced: one multiply-add per step, decays exponentiated per
     # block of 12 steps (the sequential form would add a Gather per step)
-    assert ops.count("Add") >= 179 and ops.count("Exp") < 60, (ops.count("Add"),
-                                                                ops.count("Exp"))
+    assert ops.count("Add") >= 179 and ops.count("Exp") < 60, (ops.count("Add"), ops.count("Exp"))
     assert ops.count("Gather") < 10  # shape arithmetic only, not one per step
     sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
     x3 = torch.randn(3, 180, 10)
@@ -201,8 +227,9 @@ def test_causal_conv_equals_the_padded_conv1d(d_conv):
 @pytest.mark.parametrize("block", [1, 7, 64])
 def test_sequential_block_sizes_agree(block):
     args = scan_args(2, 50, seed=5)
-    torch.testing.assert_close(selective_scan_sequential(*args, block=block),
-                               naive_scan(*args), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        selective_scan_sequential(*args, block=block), naive_scan(*args), rtol=0, atol=1e-10
+    )
 
 
 def test_gradients_agree_between_scans():

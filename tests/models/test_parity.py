@@ -3,6 +3,7 @@
 Path under test is the one the runtime uses: import_checkpoint -> save_bundle -> load_engine
 (TorchEngine) -> infer on degrees. Reads ../shared/reference (skipped when absent).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,7 @@ from g2h_edge.models import import_checkpoint, load_bundle, save_bundle
 
 pytestmark = pytest.mark.shared
 
-NAMES = ["Transformer_MF60", "LSTM_MF60", "Mamba_MF60",
-         "Transformer_JM60", "LSTM_JM60", "Mamba_JM60"]
+NAMES = ["Transformer_MF60", "LSTM_MF60", "Mamba_MF60", "Transformer_JM60", "LSTM_JM60", "Mamba_JM60"]
 TOL = 1e-4
 
 

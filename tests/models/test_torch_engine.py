@@ -1,4 +1,5 @@
 """TorchEngine specifics (the shared engine contract lives in tests/engines/test_contract.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,5 +39,9 @@ def test_cuda_without_a_gpu_is_a_clear_error(bundle):
 @pytest.mark.gpu
 def test_cuda_engine_matches_cpu(bundle_factory, cycles):
     b = bundle_factory("mamba", task="jm")
-    np.testing.assert_allclose(TorchEngine.from_bundle(b, device="cuda").infer(cycles),
-                               TorchEngine.from_bundle(b).infer(cycles), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        TorchEngine.from_bundle(b, device="cuda").infer(cycles),
+        TorchEngine.from_bundle(b).infer(cycles),
+        rtol=0,
+        atol=1e-4,
+    )

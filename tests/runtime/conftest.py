@@ -1,4 +1,5 @@
 """Runtime fixtures: a small real model bundle + engine, and a server on loopback."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,15 +31,20 @@ def run_server(engine):
 
     @contextlib.contextmanager
     def _run(engines=None, **overrides):
-        values = dict(engines=("in-memory",), listen="tcp://127.0.0.1:*",
-                      publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                      status_interval_s=0.1)
+        values = dict(
+            engines=("in-memory",),
+            listen="tcp://127.0.0.1:*",
+            publish="tcp://127.0.0.1:*",
+            allow_synthetic=True,
+            status_interval_s=0.1,
+        )
         values.update(overrides)
         cfg = ServerConfig(**values)
         with LocalServer(cfg, engines=engines or [engine]) as srv:
             with OutputCollector(srv.endpoints["publish"]) as col:
                 assert col.wait_ready(30), "no status message from the server"
                 yield srv, col
+
     return _run
 
 

@@ -1,4 +1,5 @@
 """ServerConfig validation, engine checks, several engines per cycle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,23 +42,23 @@ def test_unknown_config_key():
 
 
 def test_synthetic_models_need_allow_synthetic(engine):
-    cfg = ServerConfig(engines=("x",), listen="tcp://127.0.0.1:*",
-                       publish="tcp://127.0.0.1:*")
+    cfg = ServerConfig(engines=("x",), listen="tcp://127.0.0.1:*", publish="tcp://127.0.0.1:*")
     with pytest.raises(ConfigError, match="SYNTHETIC") as info:
         Server(cfg, engines=[engine]).start()
     assert info.value.reason == "synthetic_model"
 
 
-def test_every_cycle_is_published_by_every_engine(run_server, jm_bundle_path,
-                                                  mf_bundle_path):
+def test_every_cycle_is_published_by_every_engine(run_server, jm_bundle_path, mf_bundle_path):
     from g2h_edge.engines import load_engine
 
     engines = [load_engine(p, threads=1) for p in (jm_bundle_path, mf_bundle_path)]
     trial = make_stream(5.0, 100.0, seed=41, body_mass_kg=80.0)
     try:
         with run_server(engines=engines) as (srv, col):
-            replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="two",
-                                       max_rate=True, with_events=True))
+            replay(
+                trial,
+                ReplayConfig(address=srv.endpoints["listen"], stream="two", max_rate=True, with_events=True),
+            )
             assert col.wait_ended("two", 60)
     finally:
         for e in engines:
@@ -67,9 +68,10 @@ def test_every_cycle_is_published_by_every_engine(run_server, jm_bundle_path,
     keys = [{(c["side"], c["cycle"]) for c in v} for v in by_model.values()]
     assert keys[0] == keys[1] and len(keys[0]) >= 6
     assert all(c["outputs"] == list(JM_COLS) for c in by_model["test-jm"])
-    assert all(c["outputs"] == list(MF_COLS) and c["unit"] == "N/kg" and c["unit_abs"] == "N"
-               for c in by_model["test-mf"])
-    assert all(np.isfinite(c["y"]).all() and c["y"].shape == (180, 14)
-               for c in by_model["test-mf"])
+    assert all(
+        c["outputs"] == list(MF_COLS) and c["unit"] == "N/kg" and c["unit_abs"] == "N"
+        for c in by_model["test-mf"]
+    )
+    assert all(np.isfinite(c["y"]).all() and c["y"].shape == (180, 14) for c in by_model["test-mf"])
     status = col.of_type("status")[-1]
     assert {e["name"] for e in status["engines"]} == {"test-jm", "test-mf"}

@@ -1,5 +1,6 @@
 """keep_warm_ms: an idle server keeps its engine warm with dummy B=1 inferences, at most
 that often, without changing what it publishes."""
+
 from __future__ import annotations
 
 import time
@@ -22,10 +23,11 @@ def test_bad_keep_warm_values(value):
 def _cycles(run_server, **overrides):
     trial = make_stream(4.0, 100.0, seed=7, body_mass_kg=70.0)
     with run_server(**overrides) as (srv, col):
-        time.sleep(0.4)                            # idle: only keep-warm calls can happen
+        time.sleep(0.4)  # idle: only keep-warm calls can happen
         idle_calls = srv.server.warm_calls_
-        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="w",
-                                   max_rate=True, with_events=True))
+        replay(
+            trial, ReplayConfig(address=srv.endpoints["listen"], stream="w", max_rate=True, with_events=True)
+        )
         assert col.wait_ended("w", 60)
         cycles = col.of_type("cycle", "w")
     return idle_calls, cycles

@@ -1,5 +1,6 @@
 """A live LSL stream through `g2h-edge lsl`'s adapter into a real server: the same cycles and
 predictions as replaying the same walk directly, and the adapter's counters in the status."""
+
 from __future__ import annotations
 
 import threading
@@ -28,12 +29,17 @@ def test_lsl_stream_is_served_like_a_replay(pylsl, run_server):
         ch.append_child_value("unit", "degrees")
     outlet = pylsl.StreamOutlet(info)
     with run_server() as (srv, col):
-        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="direct",
-                                   max_rate=True))
+        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="direct", max_rate=True))
         assert col.wait_ended("direct", 60)
-        cfg = LslConfig(name=name, stream="live", address=srv.endpoints["listen"],
-                        body_mass_kg=70.0, resolve_timeout_s=10, wait_subscriber_s=10,
-                        status_interval_s=0.2)
+        cfg = LslConfig(
+            name=name,
+            stream="live",
+            address=srv.endpoints["listen"],
+            body_mass_kg=70.0,
+            resolve_timeout_s=10,
+            wait_subscriber_s=10,
+            status_interval_s=0.2,
+        )
         inlet, sinfo = open_inlet(cfg)
         adapter = LslAdapter(cfg, inlet, sinfo).open()
         inlet.open_stream(timeout=10)
@@ -41,15 +47,16 @@ def test_lsl_stream_is_served_like_a_replay(pylsl, run_server):
         th.start()
         t0 = pylsl.local_clock()
         for i in range(0, n, 25):
-            outlet.push_chunk(trial.q[i:i + 25].tolist(),
-                              [t0 + trial.t[j] for j in range(i, min(n, i + 25))])
+            outlet.push_chunk(
+                trial.q[i : i + 25].tolist(), [t0 + trial.t[j] for j in range(i, min(n, i + 25))]
+            )
             time.sleep(0.005)
         deadline = time.monotonic() + 30
         while adapter.stats.samples < n and time.monotonic() < deadline:
             time.sleep(0.02)
         adapter.stop()
         th.join(10)
-        adapter.close()                                   # sends the counters, then end
+        adapter.close()  # sends the counters, then end
         assert col.wait_ended("live", 60)
     assert adapter.stats.samples == n and adapter.stats.frames == n
     direct = col.of_type("cycle", "direct")
@@ -66,7 +73,6 @@ def test_lsl_stream_is_served_like_a_replay(pylsl, run_server):
         np.testing.assert_allclose(a["y"], b["y"], atol=0.01 * scale)
         np.testing.assert_allclose(a["y_abs"], a["y"] * 70.0, rtol=1e-6)
     # the adapter's counters reached the server's status while the stream was live
-    seen = [m["sources"]["live"]["lsl"] for m in col.of_type("status")
-            if "live" in m.get("sources", {})]
+    seen = [m["sources"]["live"]["lsl"] for m in col.of_type("status") if "live" in m.get("sources", {})]
     assert seen and all(c["dropped_nonfinite"] == 0 and c["dropped_time"] == 0 for c in seen)
     assert 0 < seen[-1]["frames"] <= n

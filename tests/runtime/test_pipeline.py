@@ -1,4 +1,5 @@
 """The socket-free pipeline: decoded messages in, ready cycles and counted rejects out."""
+
 from __future__ import annotations
 
 import types
@@ -36,8 +37,7 @@ def _run(pipe, msgs, t0=0.0):
 
 
 def _expected(trial):
-    return {(s, float(a), float(b)) for s in "RL"
-            for a, b in zip(trial.events[s][:-1], trial.events[s][1:])}
+    return {(s, float(a), float(b)) for s in "RL" for a, b in zip(trial.events[s][:-1], trial.events[s][1:])}
 
 
 def test_external_ics_make_every_cycle_and_end_retires_the_stream():
@@ -68,13 +68,19 @@ def test_stream_rejects_are_counted_once_in_the_log_and_status():
     trial = make_stream(2.0, 100.0, seed=7)
     t, q = trial.t[:10], trial.q[:10]
     pipe = _pipeline()
-    msgs = [wire.Meta("a", 100.0), wire.Frames("a", 5, t, q),
-            wire.Frames("a", 5, t + 1, q),          # duplicate_seq
-            wire.Frames("a", 6, t, q),              # time backwards
-            wire.Frames("nometa", 0, t, q)]         # no_meta (no live stream)
+    msgs = [
+        wire.Meta("a", 100.0),
+        wire.Frames("a", 5, t, q),
+        wire.Frames("a", 5, t + 1, q),  # duplicate_seq
+        wire.Frames("a", 6, t, q),  # time backwards
+        wire.Frames("nometa", 0, t, q),
+    ]  # no_meta (no live stream)
     _, rejects = _run(pipe, msgs)
     assert [(r.stream, r.reason) for r in rejects] == [
-        ("a", "duplicate_seq"), ("a", "time_not_increasing"), ("nometa", "no_meta")]
+        ("a", "duplicate_seq"),
+        ("a", "time_not_increasing"),
+        ("nometa", "no_meta"),
+    ]
     assert rejects[0].context() == {"seq": 5} and rejects[1].context() == {"seq": 6}
     st = pipe.status(1.0)
     assert st["streams"]["a"]["rejects"] == {"duplicate_seq": 1, "time_not_increasing": 1}
@@ -138,25 +144,30 @@ def test_permuted_radian_channels_are_reordered():
     ev = sorted((float(x), s) for s in "RL" for x in trial.events[s])
     ready = []
     for k in range(0, trial.t.shape[0], 10):
-        tm = trial.t[k:k + 10]
+        tm = trial.t[k : k + 10]
         ic = [e for e in ev if tm[0] <= e[0] < tm[-1] + 0.01]
-        qk = np.deg2rad(trial.q[k:k + 10][:, idx].astype(np.float64)).astype(np.float32)
+        qk = np.deg2rad(trial.q[k : k + 10][:, idx].astype(np.float64)).astype(np.float32)
         r, j = pipe.handle(wire.Frames("p", k // 10, tm, qk, ic), 0.0)
         assert not j
         ready += r
     assert {(r.side, r.t_start, r.t_end) for r in ready} == {
-        e for e in _expected(trial) if e[2] <= trial.t[-1]}
+        e for e in _expected(trial) if e[2] <= trial.t[-1]
+    }
 
 
 def test_engine_failures_are_counted_via_reject_cycle():
     trial = make_stream(4.0, 100.0, seed=3)
     pipe = _pipeline()
-    ready, _ = _run(pipe, _msgs(trial, "e", with_events=True)[:-1])     # no end yet
+    ready, _ = _run(pipe, _msgs(trial, "e", with_events=True)[:-1])  # no end yet
     rej = pipe.reject_cycle(ready[0], "engine_error", "boom")
-    assert (rej.stream, rej.reason, rej.cycle, rej.side) == ("e", "engine_error",
-                                                             ready[0].index, ready[0].side)
+    assert (rej.stream, rej.reason, rej.cycle, rej.side) == (
+        "e",
+        "engine_error",
+        ready[0].index,
+        ready[0].side,
+    )
     pipe.handle(wire.End("e"), 1.0)
-    pipe.reject_cycle(ready[1], "engine_error", "boom")        # in flight when it ended
+    pipe.reject_cycle(ready[1], "engine_error", "boom")  # in flight when it ended
     st = pipe.status(1.0)
     assert st["retired"]["e"]["rejects"] == {"engine_error": 2}
     assert st["rejects"] == {"engine_error": 2} and st["unattached_rejects"] == {}
@@ -196,7 +207,7 @@ def test_a_refused_message_changes_no_stream_state(bad_seq):
     trial = make_stream(1.0, 100.0, seed=2)
     pipe = _pipeline()
     _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0)])
-    _, rej = pipe.handle(_frames(trial, "s", 0, seq=bad_seq), 0.0)     # time goes back
+    _, rej = pipe.handle(_frames(trial, "s", 0, seq=bad_seq), 0.0)  # time goes back
     assert [r.reason for r in rej] == ["time_not_increasing"]
     _, rej = _run(pipe, [_frames(trial, "s", k) for k in (1, 2)])
     assert rej == []
@@ -208,7 +219,7 @@ def test_seq_reset_after_a_meta_is_a_new_session_and_without_one_a_duplicate():
     trial = make_stream(1.0, 100.0, seed=2)
     pipe = _pipeline()
     _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0), _frames(trial, "s", 1)])
-    _, rej = pipe.handle(_frames(trial, "s", 0), 0.0)                  # no meta in between
+    _, rej = pipe.handle(_frames(trial, "s", 0), 0.0)  # no meta in between
     assert [r.reason for r in rej] == ["duplicate_seq"]
     _, rej = _run(pipe, [wire.Meta("s", 100.0), _frames(trial, "s", 0)])
     assert rej == []
@@ -218,11 +229,14 @@ def test_seq_reset_after_a_meta_is_a_new_session_and_without_one_a_duplicate():
     assert st["totals"]["messages"] == 3
 
 
-@pytest.mark.parametrize("meta, field", [
-    (wire.Meta("m", 100.0, body_mass_kg=90.0), "body_mass_kg"),
-    (wire.Meta("m", 100.0, units="rad", body_mass_kg=70.0), "units"),
-    (wire.Meta("m", 100.0, tuple(reversed(IN_COLS)), body_mass_kg=70.0), "channels"),
-])
+@pytest.mark.parametrize(
+    "meta, field",
+    [
+        (wire.Meta("m", 100.0, body_mass_kg=90.0), "body_mass_kg"),
+        (wire.Meta("m", 100.0, units="rad", body_mass_kg=70.0), "units"),
+        (wire.Meta("m", 100.0, tuple(reversed(IN_COLS)), body_mass_kg=70.0), "channels"),
+    ],
+)
 def test_meta_changes_are_refused_and_only_a_new_session_takes_them(meta, field):
     trial = make_stream(1.0, 100.0, seed=2)
     pipe = _pipeline()
@@ -230,10 +244,10 @@ def test_meta_changes_are_refused_and_only_a_new_session_takes_them(meta, field)
     _, rej = pipe.handle(meta, 0.0)
     assert [r.reason for r in rej] == ["meta_changed"] and field in rej[0].detail
     assert pipe.streams_["m"].meta_.body_mass_kg == 70.0 and pipe.streams_["m"].meta_ != meta
-    _, rej = pipe.handle(wire.Meta("m", 200.0, body_mass_kg=70.0), 0.0)   # rate: applied
+    _, rej = pipe.handle(wire.Meta("m", 200.0, body_mass_kg=70.0), 0.0)  # rate: applied
     assert rej == [] and pipe.streams_["m"].rate_hz_ == 200.0
     pipe.handle(meta, 0.0)
-    _, rej = pipe.handle(_frames(trial, "m", 0), 0.0)                  # restart: new meta
+    _, rej = pipe.handle(_frames(trial, "m", 0), 0.0)  # restart: new meta
     assert rej == [] and pipe.streams_["m"].meta_ == meta
 
 
@@ -241,14 +255,13 @@ def test_a_full_table_evicts_the_stream_idle_longest_or_refuses():
     pipe = _pipeline(max_streams=2, evict_idle_s=1.0)
     pipe.handle(wire.Meta("a", 100.0), 0.0)
     pipe.handle(wire.Meta("b", 100.0), 0.5)
-    _, rej = pipe.handle(wire.Meta("c", 100.0), 1.2)          # a idle 1.2 s >= 1 s
+    _, rej = pipe.handle(wire.Meta("c", 100.0), 1.2)  # a idle 1.2 s >= 1 s
     assert [(r.stream, r.reason) for r in rej] == [("a", "stream_evicted")]
-    _, rej = pipe.handle(wire.Meta("d", 100.0), 1.3)          # b idle 0.8 s: refuse d
+    _, rej = pipe.handle(wire.Meta("d", 100.0), 1.3)  # b idle 0.8 s: refuse d
     assert [(r.stream, r.reason) for r in rej] == [("d", "too_many_streams")]
     st = pipe.status(1.3)
     assert set(st["streams"]) == {"b", "c"} and st["retired"]["a"]["state"] == "evicted"
-    assert st["totals"]["streams_evicted"] == 1 and st["unattached_rejects"] == {
-        "too_many_streams": 1}
+    assert st["totals"]["streams_evicted"] == 1 and st["unattached_rejects"] == {"too_many_streams": 1}
 
 
 def test_sources_per_stream_are_capped():
@@ -257,7 +270,7 @@ def test_sources_per_stream_are_capped():
     rejects = []
     for i in range(wire.MAX_SOURCES_PER_STREAM + 2):
         rejects += pipe.handle(wire.SourceStatus("s", f"src{i}", {"n": i}), 0.0)[1]
-    rejects += pipe.handle(wire.SourceStatus("s", "src0", {"n": 7}), 0.0)[1]   # known: ok
+    rejects += pipe.handle(wire.SourceStatus("s", "src0", {"n": 7}), 0.0)[1]  # known: ok
     assert [r.reason for r in rejects] == ["too_many_sources"] * 2
     st = pipe.status(0.0)
     assert len(st["sources"]["s"]) == wire.MAX_SOURCES_PER_STREAM
@@ -267,11 +280,11 @@ def test_sources_per_stream_are_capped():
 def test_far_future_ics_make_one_reject_each_kind_per_stream():
     trial = make_stream(1.0, 100.0, seed=20)
     pipe = _pipeline()
-    msgs = [wire.Meta("f", 100.0)] + [
-        _frames(trial, "f", k, ic=[(100.0 + k + j / 100.0, "R") for j in range(64)])
-        for k in range(5)] + [wire.End("f")]
+    msgs = (
+        [wire.Meta("f", 100.0)]
+        + [_frames(trial, "f", k, ic=[(100.0 + k + j / 100.0, "R") for j in range(64)]) for k in range(5)]
+        + [wire.End("f")]
+    )
     _, rejects = _run(pipe, msgs)
-    assert [(r.reason, r.count) for r in rejects] == [("ic_backlog", 64),
-                                                      ("ic_after_data", 128)]
+    assert [(r.reason, r.count) for r in rejects] == [("ic_backlog", 64), ("ic_after_data", 128)]
     assert pipe.status(0.0)["retired"]["f"]["ic_dropped"] == 192
-

@@ -1,5 +1,6 @@
 """The publisher and subscriber examples of docs/protocol.md, run as written against a real
 server (they import only pyzmq and msgpack)."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,12 @@ def test_doc_examples_against_a_real_server(run_server, tmp_path):
     pub_py.write_text(_example("publisher.py"))
     sub_py.write_text(_example("subscriber.py"))
     with run_server() as (srv, col):
-        sub = subprocess.Popen([sys.executable, str(sub_py), srv.endpoints["publish"], "12"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sub = subprocess.Popen(
+            [sys.executable, str(sub_py), srv.endpoints["publish"], "12"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             # the subscriber is live once it prints a status line (the server sends one
             # every 0.1 s here): only then start publishing, so it misses no cycle
@@ -39,8 +44,12 @@ def test_doc_examples_against_a_real_server(run_server, tmp_path):
             reader.start()
             reader.join(60)
             assert first and first[0].startswith("status:"), first
-            pub = subprocess.run([sys.executable, str(pub_py), srv.endpoints["listen"], "10"],
-                                 capture_output=True, text=True, timeout=120)
+            pub = subprocess.run(
+                [sys.executable, str(pub_py), srv.endpoints["listen"], "10"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert pub.returncode == 0, pub.stderr
             out, err = sub.communicate(timeout=60)
         finally:
@@ -51,6 +60,6 @@ def test_doc_examples_against_a_real_server(run_server, tmp_path):
     lines = [ln for ln in out.splitlines() if " cycle " in ln]
     assert len(lines) == 12 and all("subject01" in ln and "latency" in ln for ln in lines)
     cycles = col.of_type("cycle", "subject01")
-    assert len(cycles) == 17          # 10 right ICs and 9 left ICs within the 10 s of frames
+    assert len(cycles) == 17  # 10 right ICs and 9 left ICs within the 10 s of frames
     assert all(c["quality"]["ic_source"] == "external" for c in cycles)
     assert not col.of_type("reject", "subject01")

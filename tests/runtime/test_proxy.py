@@ -1,5 +1,6 @@
 """Scaling beyond one process: `g2h-edge proxy` (zmq XSUB/XPUB) in front of 4 sharded
 `serve` processes on loopback; every stream's cycles arrive exactly once."""
+
 from __future__ import annotations
 
 import re
@@ -30,10 +31,17 @@ def test_shard_of_is_stable_and_spreads():
     assert in_shard([], (0, 3)) and not in_shard([], (1, 3))
 
 
-@pytest.mark.parametrize("value, match", [
-    ("4/4", "0 <= I < N"), ("1", "I/N"), ("a/b", "I/N"), ("0/0", "1 <= N"), ((1, True), "I/N"),
-    ("-1/3", "0 <= I"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("4/4", "0 <= I < N"),
+        ("1", "I/N"),
+        ("a/b", "I/N"),
+        ("0/0", "1 <= N"),
+        ((1, True), "I/N"),
+        ("-1/3", "0 <= I"),
+    ],
+)
 def test_bad_shards_are_refused(value, match):
     with pytest.raises(ConfigError, match=match):
         parse_shard(value)
@@ -54,7 +62,7 @@ def test_in_process_proxy_forwards_both_ways():
         sub.connect(px.endpoints["backend"])
         pub = ctx.socket(zmq.XPUB)
         pub.connect(px.endpoints["frontend"])
-        assert pub.poll(5000) and pub.recv() == b"\x01"    # the subscription came through
+        assert pub.poll(5000) and pub.recv() == b"\x01"  # the subscription came through
         pub.send_multipart([b"a", b"b"])
         assert sub.poll(5000) and sub.recv_multipart() == [b"a", b"b"]
         pub.close(0)
@@ -80,30 +88,45 @@ def test_four_sharded_servers_behind_the_proxy(jm_onnx_path):
     procs, cols = [], []
     try:
         proxy, (front, back) = _start(
-            [*CLI, "proxy", "--frontend", "tcp://127.0.0.1:*", "--backend",
-             "tcp://127.0.0.1:*"], r"publishers -> (\S+) \(XSUB\), servers <- (\S+) ")
+            [*CLI, "proxy", "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*"],
+            r"publishers -> (\S+) \(XSUB\), servers <- (\S+) ",
+        )
         procs.append(proxy)
         pubs = []
         for i in range(4):
-            p, (_, out) = _start([*CLI, "serve", "--engine", str(jm_onnx_path),
-                                  "--allow-synthetic", "--connect", back, "--publish",
-                                  "tcp://127.0.0.1:*", "--shard", f"{i}/4",
-                                  "--log-interval", "0"], r"inputs (.+) -> outputs (\S+);")
+            p, (_, out) = _start(
+                [
+                    *CLI,
+                    "serve",
+                    "--engine",
+                    str(jm_onnx_path),
+                    "--allow-synthetic",
+                    "--connect",
+                    back,
+                    "--publish",
+                    "tcp://127.0.0.1:*",
+                    "--shard",
+                    f"{i}/4",
+                    "--log-interval",
+                    "0",
+                ],
+                r"inputs (.+) -> outputs (\S+);",
+            )
             procs.append(p)
             pubs.append(out)
         cols = [OutputCollector(addr).start() for addr in pubs]
         assert all(c.wait_ready(60) for c in cols)
         # wait until every server's subscription reached the proxy: probe messages of every
         # shard; each server counts the other shards' probes as shard_skipped
-        probes = [next(f"probe{k}" for k in range(100) if shard_of(f"probe{k}", 4) == i)
-                  for i in range(4)]
+        probes = [next(f"probe{k}" for k in range(100) if shard_of(f"probe{k}", 4) == i) for i in range(4)]
         ctx = zmq.Context.instance()
         probe = ctx.socket(zmq.PUB)
         probe.connect(front)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not all(
-                c.of_type("status") and
-                c.of_type("status")[-1]["totals"].get("shard_skipped", 0) > 0 for c in cols):
+            c.of_type("status") and c.of_type("status")[-1]["totals"].get("shard_skipped", 0) > 0
+            for c in cols
+        ):
             for sid in probes:
                 probe.send_multipart(wire.encode_end(sid))
             time.sleep(0.2)
@@ -112,8 +135,7 @@ def test_four_sharded_servers_behind_the_proxy(jm_onnx_path):
         streams = [f"walker{i}" for i in range(8)]
         trials = {sid: make_stream(8.0, 100.0, seed=40 + k) for k, sid in enumerate(streams)}
         for sid in streams:
-            replay(trials[sid], ReplayConfig(address=front, stream=sid, max_rate=True,
-                                             with_events=True))
+            replay(trials[sid], ReplayConfig(address=front, stream=sid, max_rate=True, with_events=True))
         for c, i in zip(cols, range(4)):
             mine = [s for s in streams if shard_of(s, 4) == i]
             assert all(c.wait_ended(s, 90) for s in mine), (i, mine)
@@ -130,15 +152,19 @@ def test_four_sharded_servers_behind_the_proxy(jm_onnx_path):
                 p.kill()
     for sid in streams:
         tr = trials[sid]
-        expected = Counter((s, round(float(a), 4), round(float(b), 4)) for s in "RL"
-                           for a, b in zip(tr.events[s][:-1], tr.events[s][1:]))
+        expected = Counter(
+            (s, round(float(a), 4), round(float(b), 4))
+            for s in "RL"
+            for a, b in zip(tr.events[s][:-1], tr.events[s][1:])
+        )
         got = Counter()
         for i, c in enumerate(cols):
-            mine = Counter((m["side"], round(m["t_start"], 4), round(m["t_end"], 4))
-                           for m in c.of_type("cycle", sid))
+            mine = Counter(
+                (m["side"], round(m["t_start"], 4), round(m["t_end"], 4)) for m in c.of_type("cycle", sid)
+            )
             assert not mine or shard_of(sid, 4) == i, (sid, i)
             got += mine
-        assert got == expected, sid                         # exactly once, none lost
+        assert got == expected, sid  # exactly once, none lost
     junk = [m for c in cols for m in c.of_type("reject") if m["reason"] == "undecodable"]
     assert len(junk) == 1
     assert all(p.returncode == 0 for p in procs[1:]), [p.returncode for p in procs]

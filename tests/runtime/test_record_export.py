@@ -1,4 +1,5 @@
 """`g2h-edge record --export` writes every model's cycles (one NPZ per model)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,10 +17,24 @@ def _write_record(path, rng):
         for name, cols, unit in (("jm-model", JM_COLS, "Nm/kg"), ("mf-model", MF_COLS, "N/kg")):
             y = rng.normal(size=(180, len(cols))).astype(np.float32)
             ys[name].append(y)
-            w.write(encode_cycle(stream="s1", side="RL"[k % 2], cycle=k, t_start=k * 1.0,
-                                 t_end=k + 1.0, model=name, sha256=name[:2] * 32,
-                                 backend="onnx", outputs=cols, unit=unit, y=y, quality={},
-                                 latency_ms=1.0 + k, synthetic=True))
+            w.write(
+                encode_cycle(
+                    stream="s1",
+                    side="RL"[k % 2],
+                    cycle=k,
+                    t_start=k * 1.0,
+                    t_end=k + 1.0,
+                    model=name,
+                    sha256=name[:2] * 32,
+                    backend="onnx",
+                    outputs=cols,
+                    unit=unit,
+                    y=y,
+                    quality={},
+                    latency_ms=1.0 + k,
+                    synthetic=True,
+                )
+            )
     w.write(encode_status({"totals": {}, "rejects": {}, "latency_ms": {}}))
     w.close()
     return ys

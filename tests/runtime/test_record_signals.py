@@ -1,4 +1,5 @@
 """Record files (round trip, truncated tail, CLI reader) and SIGTERM handling."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def test_record_round_trip_and_truncated_tail(run_server, tmp_path):
     rec = tmp_path / "run.g2hrec"
     trial = make_stream(5.0, 100.0, seed=21)
     with run_server(record_path=str(rec)) as (srv, col):
-        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="r1",
-                                   max_rate=True, with_events=True))
+        replay(
+            trial, ReplayConfig(address=srv.endpoints["listen"], stream="r1", max_rate=True, with_events=True)
+        )
         assert col.wait_ended("r1", 60)
     seen = col.of_type("cycle", "r1")
     contents = read_record(str(rec))
@@ -34,7 +36,7 @@ def test_record_round_trip_and_truncated_tail(run_server, tmp_path):
     for a, b in zip(recorded, seen):
         np.testing.assert_array_equal(a["y"], b["y"])
         assert (a["side"], a["cycle"], a["t_end"]) == (b["side"], b["cycle"], b["t_end"])
-    assert msgs[-1]["type"] == "status"               # final status written at shutdown
+    assert msgs[-1]["type"] == "status"  # final status written at shutdown
 
     # a crash mid-write leaves a partial record: the reader keeps everything before it
     data = rec.read_bytes()
@@ -68,21 +70,39 @@ def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_p
     rec = tmp_path / "sig.g2hrec"
     addr_in, addr_out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine", str(jm_bundle_path),
-         "--allow-synthetic", "--listen", addr_in, "--publish", addr_out,
-         "--record", str(rec), "--threads", "1", "--log-interval", "0.2"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "g2h_edge.cli",
+            "serve",
+            "--engine",
+            str(jm_bundle_path),
+            "--allow-synthetic",
+            "--listen",
+            addr_in,
+            "--publish",
+            addr_out,
+            "--record",
+            str(rec),
+            "--threads",
+            "1",
+            "--log-interval",
+            "0.2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stderr.readline()
         assert "g2h-edge serve:" in line, line + proc.stderr.read()
         trial = make_stream(5.0, 100.0, seed=22)
-        cfg = ReplayConfig(address=addr_in, stream="sig", max_rate=True, with_events=True,
-                           send_end=False)
+        cfg = ReplayConfig(address=addr_in, stream="sig", max_rate=True, with_events=True, send_end=False)
         replay(trial, cfg)
         time.sleep(0.5)
         proc.send_signal(sig)
         assert proc.wait(60) == 0
-        assert "frames/s" in proc.stderr.read()             # the periodic summary line
+        assert "frames/s" in proc.stderr.read()  # the periodic summary line
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,5 +1,6 @@
 """CURVE security over real loopback sockets: keys, authorized/unauthorized clients, and the
 refusal to bind beyond loopback without CURVE."""
+
 from __future__ import annotations
 
 import stat
@@ -33,8 +34,7 @@ def test_generate_keys_files_and_permissions(keys, tmp_path):
         assert _mode(keys / f"{name}.key_secret") == 0o600
         assert _mode(keys / f"{name}.key") == 0o600
     assert _mode(keys) == 0o700
-    assert sorted(p.name for p in (keys / "authorized_clients").iterdir()) == \
-        ["client.key", "client2.key"]
+    assert sorted(p.name for p in (keys / "authorized_clients").iterdir()) == ["client.key", "client2.key"]
     with pytest.raises(ConfigError, match="already holds a server key"):
         generate_keys(keys)
     with pytest.raises(ConfigError, match="client name"):
@@ -53,13 +53,24 @@ def test_keys_generate_cli(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "k" / "authorized_clients").iterdir()] == ["lab2.key"]
 
 
-@pytest.mark.parametrize("addr, local", [
-    ("tcp://127.0.0.1:5555", True), ("tcp://127.3.2.1:*", True), ("tcp://localhost:5", True),
-    ("tcp://[::1]:5555", True), ("ipc:///tmp/g2h.sock", True), ("inproc://x", True),
-    ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False), ("tcp://eth0:5555", False),
-    ("tcp://192.168.1.20:5555", False), ("tcp://[::]:5555", False),
-    ("tcp://127.0.0.1:0;10.0.0.2:5555", False), ("epgm://eth0;239.1.1.1:5555", False),
-])
+@pytest.mark.parametrize(
+    "addr, local",
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.3.2.1:*", True),
+        ("tcp://localhost:5", True),
+        ("tcp://[::1]:5555", True),
+        ("ipc:///tmp/g2h.sock", True),
+        ("inproc://x", True),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://eth0:5555", False),
+        ("tcp://192.168.1.20:5555", False),
+        ("tcp://[::]:5555", False),
+        ("tcp://127.0.0.1:0;10.0.0.2:5555", False),
+        ("epgm://eth0;239.1.1.1:5555", False),
+    ],
+)
 def test_is_local_endpoint(addr, local):
     assert is_local_endpoint(addr) is local
 
@@ -77,8 +88,7 @@ def test_non_loopback_bind_is_refused_without_curve(jm_bundle_path, keys, capsys
     with pytest.raises(ConfigError, match="authorized_clients"):
         ServerConfig(engines=("m.onnx",), curve_keys=str(keys / "authorized_clients"))
     with pytest.raises(ConfigError, match="would expose"):
-        open_publisher(zmq.Context.instance(), ReplayConfig(address="tcp://0.0.0.0:5999",
-                                                             bind=True))
+        open_publisher(zmq.Context.instance(), ReplayConfig(address="tcp://0.0.0.0:5999", bind=True))
     from g2h_edge.cli import main
 
     with pytest.raises(SystemExit) as exc:
@@ -88,9 +98,14 @@ def test_non_loopback_bind_is_refused_without_curve(jm_bundle_path, keys, capsys
 
 
 def _curve_server(engine, keys):
-    cfg = ServerConfig(engines=("in-memory",), listen="tcp://127.0.0.1:*",
-                       publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                       status_interval_s=0.1, curve_keys=str(keys))
+    cfg = ServerConfig(
+        engines=("in-memory",),
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        status_interval_s=0.1,
+        curve_keys=str(keys),
+    )
     return LocalServer(cfg, engines=[engine])
 
 
@@ -99,9 +114,17 @@ def test_curve_client_with_keys_works_end_to_end(engine, keys):
     with _curve_server(engine, keys) as srv:
         with OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as col:
             assert col.wait_ready(20)
-            replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="sec",
-                                       max_rate=True, with_events=True,
-                                       curve_keys=str(keys), wait_subscriber_s=20))
+            replay(
+                trial,
+                ReplayConfig(
+                    address=srv.endpoints["listen"],
+                    stream="sec",
+                    max_rate=True,
+                    with_events=True,
+                    curve_keys=str(keys),
+                    wait_subscriber_s=20,
+                ),
+            )
             assert col.wait_ended("sec", 30)
     assert len(col.of_type("cycle", "sec")) >= 4
     assert not col.of_type("reject", "sec")
@@ -118,26 +141,37 @@ def _wrong_dir(tmp_path, keys, *, server_key_from=None):
 
 @pytest.mark.parametrize("client", ["plain", "unauthorized", "wrong_server_key"])
 def test_clients_without_valid_keys_get_nothing_through(engine, keys, tmp_path, client):
-    wrong = {"plain": lambda: None,
-             "unauthorized": lambda: _wrong_dir(tmp_path, keys, server_key_from=keys),
-             "wrong_server_key": lambda: _wrong_dir(tmp_path, keys)}[client]()
+    wrong = {
+        "plain": lambda: None,
+        "unauthorized": lambda: _wrong_dir(tmp_path, keys, server_key_from=keys),
+        "wrong_server_key": lambda: _wrong_dir(tmp_path, keys),
+    }[client]()
     trial = make_stream(3.0, 100.0, seed=4)
     with _curve_server(engine, keys) as srv:
-        with OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as good, \
-                OutputCollector(srv.endpoints["publish"],
-                                curve_keys=wrong and str(wrong)) as bad:
+        with (
+            OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as good,
+            OutputCollector(srv.endpoints["publish"], curve_keys=wrong and str(wrong)) as bad,
+        ):
             assert good.wait_ready(20)
             with pytest.raises(DataError, match="no subscriber"):
-                replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="intruder",
-                                           max_rate=True, wait_subscriber_s=1.5,
-                                           linger_s=0.5,
-                                           curve_keys=wrong and str(wrong)))
+                replay(
+                    trial,
+                    ReplayConfig(
+                        address=srv.endpoints["listen"],
+                        stream="intruder",
+                        max_rate=True,
+                        wait_subscriber_s=1.5,
+                        linger_s=0.5,
+                        curve_keys=wrong and str(wrong),
+                    ),
+                )
             # a raw socket that does not wait for a subscription: its sends go nowhere
             ctx = zmq.Context.instance()
             pub = ctx.socket(zmq.PUB)
             client_curve(pub, wrong and str(wrong))
             pub.connect(srv.endpoints["listen"])
             from g2h_edge import wire
+
             for _ in range(20):
                 pub.send_multipart(wire.encode_meta("intruder2", 100.0))
                 good.wait_for(lambda m: False, 0.05)
@@ -155,23 +189,45 @@ def test_curve_through_the_proxy(engine, keys):
     CURVE client; a keyed publisher gets through, a plain one does not."""
     from g2h_edge.runtime.scale import Proxy, ProxyConfig
 
-    with Proxy(ProxyConfig(frontend="tcp://127.0.0.1:*", backend="tcp://127.0.0.1:*",
-                           curve_keys=str(keys))) as px:
-        cfg = ServerConfig(engines=("in-memory",), listen=None,
-                           connect=(px.endpoints["backend"],), publish="tcp://127.0.0.1:*",
-                           allow_synthetic=True, status_interval_s=0.1,
-                           curve_keys=str(keys))
-        with LocalServer(cfg, engines=[engine]) as srv, \
-                OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as col:
+    with Proxy(
+        ProxyConfig(frontend="tcp://127.0.0.1:*", backend="tcp://127.0.0.1:*", curve_keys=str(keys))
+    ) as px:
+        cfg = ServerConfig(
+            engines=("in-memory",),
+            listen=None,
+            connect=(px.endpoints["backend"],),
+            publish="tcp://127.0.0.1:*",
+            allow_synthetic=True,
+            status_interval_s=0.1,
+            curve_keys=str(keys),
+        )
+        with (
+            LocalServer(cfg, engines=[engine]) as srv,
+            OutputCollector(srv.endpoints["publish"], curve_keys=str(keys)) as col,
+        ):
             assert col.wait_ready(20)
             with pytest.raises(DataError, match="no subscriber"):
-                replay(make_stream(3.0, 100.0, seed=1),
-                       ReplayConfig(address=px.endpoints["frontend"], stream="plain",
-                                    max_rate=True, wait_subscriber_s=1.5, linger_s=0.5))
-            replay(make_stream(5.0, 100.0, seed=2),
-                   ReplayConfig(address=px.endpoints["frontend"], stream="viaproxy",
-                                max_rate=True, with_events=True, curve_keys=str(keys),
-                                wait_subscriber_s=20))
+                replay(
+                    make_stream(3.0, 100.0, seed=1),
+                    ReplayConfig(
+                        address=px.endpoints["frontend"],
+                        stream="plain",
+                        max_rate=True,
+                        wait_subscriber_s=1.5,
+                        linger_s=0.5,
+                    ),
+                )
+            replay(
+                make_stream(5.0, 100.0, seed=2),
+                ReplayConfig(
+                    address=px.endpoints["frontend"],
+                    stream="viaproxy",
+                    max_rate=True,
+                    with_events=True,
+                    curve_keys=str(keys),
+                    wait_subscriber_s=20,
+                ),
+            )
             assert col.wait_ended("viaproxy", 30)
     assert len(col.of_type("cycle", "viaproxy")) >= 4
     assert not col.of_type("cycle", "plain")
@@ -179,8 +235,9 @@ def test_curve_through_the_proxy(engine, keys):
 
 def test_a_source_cannot_bind_with_curve(keys):
     with pytest.raises(ConfigError, match="cannot --bind with --curve-keys"):
-        open_publisher(zmq.Context.instance(), ReplayConfig(
-            address="tcp://127.0.0.1:*", bind=True, curve_keys=str(keys)))
+        open_publisher(
+            zmq.Context.instance(), ReplayConfig(address="tcp://127.0.0.1:*", bind=True, curve_keys=str(keys))
+        )
 
 
 def test_a_client_dir_with_only_its_own_pair(engine, keys, tmp_path):
@@ -192,9 +249,16 @@ def test_a_client_dir_with_only_its_own_pair(engine, keys, tmp_path):
     with _curve_server(engine, keys) as srv:
         with OutputCollector(srv.endpoints["publish"], curve_keys=str(client_dir)) as col:
             assert col.wait_ready(20)
-            replay(make_stream(4.0, 100.0, seed=6),
-                   ReplayConfig(address=srv.endpoints["listen"], stream="lab1",
-                                max_rate=True, with_events=True,
-                                curve_keys=str(client_dir), wait_subscriber_s=20))
+            replay(
+                make_stream(4.0, 100.0, seed=6),
+                ReplayConfig(
+                    address=srv.endpoints["listen"],
+                    stream="lab1",
+                    max_rate=True,
+                    with_events=True,
+                    curve_keys=str(client_dir),
+                    wait_subscriber_s=20,
+                ),
+            )
             assert col.wait_ended("lab1", 30)
     assert col.of_type("cycle", "lab1")

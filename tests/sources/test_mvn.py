@@ -1,5 +1,6 @@
 """Xsens MVN adapter: synthesised type-20 datagrams over loopback UDP -> protocol-v1 frames,
 then through a real server into cycles."""
+
 from __future__ import annotations
 
 import socket
@@ -26,8 +27,15 @@ from g2h_edge.sources.mvn import (
 )
 from g2h_edge.sources.publisher import PublisherConfig
 
-SEG = {"jRightHip": (1, 16), "jRightKnee": (16, 17), "jRightAnkle": (17, 18),
-       "jLeftHip": (1, 20), "jLeftKnee": (20, 21), "jLeftAnkle": (21, 22), "jL5S1": (1, 2)}
+SEG = {
+    "jRightHip": (1, 16),
+    "jRightKnee": (16, 17),
+    "jRightAnkle": (17, 18),
+    "jLeftHip": (1, 20),
+    "jLeftKnee": (20, 21),
+    "jLeftAnkle": (21, 22),
+    "jL5S1": (1, 2),
+}
 
 
 def _joints(q_row):
@@ -43,19 +51,27 @@ def test_datagram_round_trip_and_labels():
     q = np.arange(10, dtype=np.float32)
     dg = encode_joint_angles(41, 1234, _joints(q))
     head = parse_header(dg)
-    assert (head.message_type, head.sample_counter, head.time_code_ms, head.n_items,
-            head.last_datagram) == (20, 41, 1234, len(SEG), True)
-    joints = parse_joint_angles(dg[HEADER.size:], head.n_items)
+    assert (head.message_type, head.sample_counter, head.time_code_ms, head.n_items, head.last_datagram) == (
+        20,
+        41,
+        1234,
+        len(SEG),
+        True,
+    )
+    joints = parse_joint_angles(dg[HEADER.size :], head.n_items)
     labels = joint_labels(joints)
     assert labels[:3] == ["jRightHip_x", "jRightHip_y", "jRightHip_z"]
     assert "jL5S1_z" in labels
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda d: d[:20], "shorter than the 24-byte"),
-    (lambda d: b"MXTQ20" + d[6:], "is not MXTPnn"),
-    (lambda d: d[:-4], "payload bytes"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d[:20], "shorter than the 24-byte"),
+        (lambda d: b"MXTQ20" + d[6:], "is not MXTPnn"),
+        (lambda d: d[:-4], "payload bytes"),
+    ],
+)
 def test_bad_datagrams(mutate, match):
     dg = encode_joint_angles(1, 10, _joints(np.zeros(10)))
     with pytest.raises(DataError, match=match):
@@ -87,12 +103,13 @@ def _send(port, walk, extra=True):
     for i in range(walk.n):
         q = walk.q[i].copy()
         if i == 50:
-            q[3] = np.nan                                  # a sample MVN sent as NaN
-        tx.sendto(encode_joint_angles(i, int(round(walk.t[i] * 1000)) + 5000, _joints(q)),
-                  ("127.0.0.1", port))
+            q[3] = np.nan  # a sample MVN sent as NaN
+        tx.sendto(
+            encode_joint_angles(i, int(round(walk.t[i] * 1000)) + 5000, _joints(q)), ("127.0.0.1", port)
+        )
         if extra and i % 100 == 0:
             tx.sendto(b"garbage", ("127.0.0.1", port))
-            tx.sendto(b"MXTP02" + bytes(18), ("127.0.0.1", port))    # pose data: skipped
+            tx.sendto(b"MXTP02" + bytes(18), ("127.0.0.1", port))  # pose data: skipped
         time.sleep(0.0005)
     tx.close()
 
@@ -103,8 +120,11 @@ def test_udp_to_protocol_frames(tmp_path):
     got, stop = [], threading.Event()
     th = threading.Thread(target=_collect, args=(addr, got, stop))
     th.start()
-    cfg = MvnConfig(host="127.0.0.1", port=0, publish=PublisherConfig(
-        stream="suit", address=addr, wait_subscriber_s=10.0, status_interval_s=0.2))
+    cfg = MvnConfig(
+        host="127.0.0.1",
+        port=0,
+        publish=PublisherConfig(stream="suit", address=addr, wait_subscriber_s=10.0, status_interval_s=0.2),
+    )
     ad = MvnAdapter(cfg)
     port = ad.bind()[1]
     ad.open()
@@ -123,7 +143,7 @@ def test_udp_to_protocol_frames(tmp_path):
     t = np.concatenate([f.t for f in frames])
     q = np.concatenate([f.q for f in frames])
     keep = np.arange(walk.n) != 50
-    assert t.shape[0] == walk.n - 1                       # every sample but the NaN one
+    assert t.shape[0] == walk.n - 1  # every sample but the NaN one
     np.testing.assert_allclose(t, np.round(walk.t[keep] * 1000) / 1000 + 5.0, atol=1e-9)
     np.testing.assert_allclose(q, walk.q[keep], atol=1e-4)
     status = [m for m in got if isinstance(m, wire.SourceStatus)][-1]
@@ -139,13 +159,25 @@ def test_mvn_into_a_real_server_gives_cycles(random_bundle):
 
     walk = make_stream(8.0, 100.0, seed=9)
     eng = load_engine(random_bundle("lstm", "jm", seed=0, name="mvn-lstm-jm"), threads=1)
-    cfg = ServerConfig(engines=("in-memory",), listen="tcp://127.0.0.1:*",
-                       publish="tcp://127.0.0.1:*", allow_synthetic=True, status_interval_s=0.1)
+    cfg = ServerConfig(
+        engines=("in-memory",),
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        status_interval_s=0.1,
+    )
     with LocalServer(cfg, engines=[eng]) as srv, OutputCollector(srv.endpoints["publish"]) as col:
         assert col.wait_ready(30)
-        ad = MvnAdapter(MvnConfig(host="127.0.0.1", port=0, mapping=MappingConfig(
-            preset="mvn", rate_hz=100.0), publish=PublisherConfig(
-            stream="suit", address=srv.endpoints["listen"], wait_subscriber_s=10.0)))
+        ad = MvnAdapter(
+            MvnConfig(
+                host="127.0.0.1",
+                port=0,
+                mapping=MappingConfig(preset="mvn", rate_hz=100.0),
+                publish=PublisherConfig(
+                    stream="suit", address=srv.endpoints["listen"], wait_subscriber_s=10.0
+                ),
+            )
+        )
         port = ad.bind()[1]
         ad.open()
         runner = threading.Thread(target=ad.run)
@@ -159,14 +191,17 @@ def test_mvn_into_a_real_server_gives_cycles(random_bundle):
     eng.close()
     cycles = col.of_type("cycle", "suit")
     n_true = len(walk.events["R"]) - 1 + len(walk.events["L"]) - 1
-    assert n_true - 4 <= len(cycles) <= n_true              # online detection, edges excepted
+    assert n_true - 4 <= len(cycles) <= n_true  # online detection, edges excepted
 
 
-@pytest.mark.parametrize("args,match", [
-    (["mvn", "--map", "hip=jRightHip_z"], "not input channels"),
-    (["mvn", "--connect", "tcp://a:1", "--bind", "tcp://b:2"], "not both"),
-    (["qtm", "--stream", "bad id!"], "stream id"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["mvn", "--map", "hip=jRightHip_z"], "not input channels"),
+        (["mvn", "--connect", "tcp://a:1", "--bind", "tcp://b:2"], "not both"),
+        (["qtm", "--stream", "bad id!"], "stream id"),
+    ],
+)
 def test_cli_refuses(capsys, args, match):
     from g2h_edge.cli import main
 
@@ -183,9 +218,12 @@ def test_a_sample_split_over_two_datagrams_is_joined(tmp_path):
     got, stop = [], threading.Event()
     th = threading.Thread(target=_collect, args=(addr, got, stop))
     th.start()
-    ad = MvnAdapter(MvnConfig(mapping=MappingConfig(preset="mvn", rate_hz=100.0),
-                              publish=PublisherConfig(stream="split", address=addr,
-                                                      wait_subscriber_s=10.0)))
+    ad = MvnAdapter(
+        MvnConfig(
+            mapping=MappingConfig(preset="mvn", rate_hz=100.0),
+            publish=PublisherConfig(stream="split", address=addr, wait_subscriber_s=10.0),
+        )
+    )
     ad.open()
     joints = _joints(walk.q[10])
     assert ad.handle(encode_joint_angles(7, 100, joints[:3], datagram=0x00)) == 0

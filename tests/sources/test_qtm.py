@@ -1,5 +1,6 @@
 """Qualisys QTM adapter: the real qtm-rt client against a tiny loopback TCP server that speaks
 the QTM RT protocol bytes synthesised here (handshake, GetParameters Analog, StreamFrames)."""
+
 from __future__ import annotations
 
 import socket
@@ -24,15 +25,16 @@ LABELS = ["Sync"] + [f"ang_{c}" for c in IN_COLS]
 
 
 def _xml(rate=100.0, labels=LABELS, unit="deg"):
-    chans = "".join(f"<Channel><Label>{lab}</Label><Unit>{unit}</Unit></Channel>"
-                    for lab in labels)
-    return (f"<QTM_Parameters_Ver_1.22><Analog><Device><Device_ID>1</Device_ID>"
-            f"<Device_Name>Force board</Device_Name><Channels>2</Channels>"
-            f"<Frequency>1000</Frequency><Channel><Label>Fz</Label><Unit>V</Unit></Channel>"
-            f"<Channel><Label>Fx</Label><Unit>V</Unit></Channel></Device>"
-            f"<Device><Device_ID>2</Device_ID><Device_Name>Angles</Device_Name>"
-            f"<Channels>{len(labels)}</Channels><Frequency>{rate:g}</Frequency>{chans}"
-            f"</Device></Analog></QTM_Parameters_Ver_1.22>")
+    chans = "".join(f"<Channel><Label>{lab}</Label><Unit>{unit}</Unit></Channel>" for lab in labels)
+    return (
+        f"<QTM_Parameters_Ver_1.22><Analog><Device><Device_ID>1</Device_ID>"
+        f"<Device_Name>Force board</Device_Name><Channels>2</Channels>"
+        f"<Frequency>1000</Frequency><Channel><Label>Fz</Label><Unit>V</Unit></Channel>"
+        f"<Channel><Label>Fx</Label><Unit>V</Unit></Channel></Device>"
+        f"<Device><Device_ID>2</Device_ID><Device_Name>Angles</Device_Name>"
+        f"<Channels>{len(labels)}</Channels><Frequency>{rate:g}</Frequency>{chans}"
+        f"</Device></Analog></QTM_Parameters_Ver_1.22>"
+    )
 
 
 def _packet(kind: int, payload: bytes) -> bytes:
@@ -47,8 +49,9 @@ def _data(frame: int, first_sample: int, x: np.ndarray) -> bytes:
     """One data packet with an analog component: device 1 (2 channels, junk) and device 2
     (x: (channels, samples) float32)."""
     dev1 = struct.pack("<iiii", 1, 2, 1, frame) + struct.pack("<2f", 0.1, 0.2)
-    dev2 = struct.pack("<iiii", 2, x.shape[0], x.shape[1], first_sample) + \
-        x.astype("<f4").tobytes()                         # channel-major
+    dev2 = (
+        struct.pack("<iiii", 2, x.shape[0], x.shape[1], first_sample) + x.astype("<f4").tobytes()
+    )  # channel-major
     body = struct.pack("<i", 2) + dev1 + dev2
     comp = struct.pack("<II", 8 + len(body), 3) + body
     return _packet(3, struct.pack("<qII", frame * 10_000, frame, 1) + comp)
@@ -101,17 +104,16 @@ class FakeQtm:
     def _stream(self, conn):
         w, k = self.walk, self.per_packet
         for f, i in enumerate(range(0, w.n, k)):
-            q = w.q[i:i + k].astype(np.float64).copy()                # (k, 10)
+            q = w.q[i : i + k].astype(np.float64).copy()  # (k, 10)
             if self.nan_at is not None and i <= self.nan_at < i + k:
                 q[self.nan_at - i, 2] = np.nan
-            x = np.vstack([np.full((1, q.shape[0]), 5.0), q.T])        # Sync + 10 angles
+            x = np.vstack([np.full((1, q.shape[0]), 5.0), q.T])  # Sync + 10 angles
             conn.sendall(_data(f, 200 + i, x))
 
 
 def test_parse_parameters_and_pick():
     devs = parse_analog_parameters(_xml())
-    assert [(d.id, d.name, d.rate_hz) for d in devs] == [(1, "Force board", 1000.0),
-                                                          (2, "Angles", 100.0)]
+    assert [(d.id, d.name, d.rate_hz) for d in devs] == [(1, "Force board", 1000.0), (2, "Angles", 100.0)]
     assert devs[1].labels == tuple(LABELS) and devs[1].units[1] == "deg"
     assert pick_device(devs, "Angles").id == 2 and pick_device(devs, "2").id == 2
     with pytest.raises(ConfigError, match="choose one with --device"):
@@ -130,9 +132,15 @@ def test_qtm_rt_stream_to_protocol_frames(tmp_path):
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.bind(addr)
     mp = MappingConfig(mapping={c: f"ang_{c}" for c in IN_COLS})
-    ad = QtmAdapter(QtmConfig(port=fake.port, device="Angles", mapping=mp, duration_s=1.5,
-                              publish=PublisherConfig(stream="qtm", address=addr,
-                                                      wait_subscriber_s=10.0)))
+    ad = QtmAdapter(
+        QtmConfig(
+            port=fake.port,
+            device="Angles",
+            mapping=mp,
+            duration_s=1.5,
+            publish=PublisherConfig(stream="qtm", address=addr, wait_subscriber_s=10.0),
+        )
+    )
     th = threading.Thread(target=lambda: (ad.run(), ad.close()))
     th.start()
     got = []

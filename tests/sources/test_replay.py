@@ -1,4 +1,5 @@
 """Replay: nothing lost to a late subscriber, pacing, files, events, CLI."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,12 +35,13 @@ def _collect(addr, until_end, out):
 def test_late_subscriber_loses_nothing(tmp_path):
     trial = make_stream(3.0, 200.0, seed=31)
     addr = f"ipc://{tmp_path}/replay"
-    cfg = ReplayConfig(address=addr, bind=True, stream="late", max_rate=True,
-                       with_events=True, frames_per_message=9)
+    cfg = ReplayConfig(
+        address=addr, bind=True, stream="late", max_rate=True, with_events=True, frames_per_message=9
+    )
     stats = {}
     th = threading.Thread(target=lambda: stats.update(s=replay(trial, cfg)))
     th.start()
-    time.sleep(0.5)                         # the publisher is waiting, nobody listens yet
+    time.sleep(0.5)  # the publisher is waiting, nobody listens yet
     got: list = []
     _collect(addr, "connect", got)
     th.join(30)
@@ -71,13 +73,13 @@ def test_file_formats(tmp_path):
     write_events_json(events_path_for(csv), trial)
     back = load_trial_file(csv)
     assert back.body_mass_kg == 65.0 and set(back.events) == {"R", "L"}
-    msgs = build_messages(back, ReplayConfig(stream="csv", with_events=True,
-                                             meta_interval_s=1.0))
+    msgs = build_messages(back, ReplayConfig(stream="csv", with_events=True, meta_interval_s=1.0))
     metas = [m for m in (wire.decode_input(p) for _, p in msgs) if isinstance(m, wire.Meta)]
-    assert len(metas) >= 4                                          # repeated every second
+    assert len(metas) >= 4  # repeated every second
     assert metas[0].body_mass_kg == 65.0
     from g2h_edge.io.npz import write_gait2hip_npz
     from g2h_edge.io.synth import make_cohort
+
     npz = tmp_path / "cohort.npz"
     write_gait2hip_npz(npz, make_cohort("jm", 2, seed=1, trials_per_condition=1))
     tr = load_trial_file(npz, npz_rate_hz=150.0)
@@ -98,8 +100,10 @@ def test_bad_replay_inputs(tmp_path):
     with pytest.raises(DataError, match="no IC events"):
         build_messages(trial, ReplayConfig(with_events=True))
     with pytest.raises(DataError, match="no subscriber"):
-        replay(trial, ReplayConfig(address=f"ipc://{tmp_path}/none", bind=True,
-                                   wait_subscriber_s=0.2, linger_s=0.1))
+        replay(
+            trial,
+            ReplayConfig(address=f"ipc://{tmp_path}/none", bind=True, wait_subscriber_s=0.2, linger_s=0.1),
+        )
 
 
 def test_replay_cli_against_a_server(tmp_path):
@@ -115,9 +119,19 @@ def test_replay_cli_against_a_server(tmp_path):
     got: list = []
     th = threading.Thread(target=_collect, args=(addr, "bind", got))
     th.start()
-    res = CliRunner().invoke(replay_cmd, [str(csv), "--connect", addr, "--max-rate",
-                                          "--with-events", "--frames-per-message", "25",
-                                          "--no-confirm"])
+    res = CliRunner().invoke(
+        replay_cmd,
+        [
+            str(csv),
+            "--connect",
+            addr,
+            "--max-rate",
+            "--with-events",
+            "--frames-per-message",
+            "25",
+            "--no-confirm",
+        ],
+    )
     th.join(30)
     assert res.exit_code == 0, res.output
     assert "sent" in res.output
@@ -129,7 +143,7 @@ def test_replay_cli_against_a_server(tmp_path):
 def test_non_finite_frames_are_left_out():
     trial = make_stream(2.0, 100.0, seed=36)
     trial.q = trial.q.copy()
-    trial.q[50:53, 2] = np.nan                      # a marker dropout
+    trial.q[50:53, 2] = np.nan  # a marker dropout
     msgs = build_messages(trial, ReplayConfig(stream="gaps"))
     frames = [m for m in (wire.decode_input(p) for _, p in msgs) if isinstance(m, wire.Frames)]
     t = np.concatenate([f.t for f in frames])
@@ -140,6 +154,7 @@ def test_non_finite_frames_are_left_out():
 
 
 # --- the server's confirmation (issue 16.8): real Server, real loopback sockets ----------
+
 
 @pytest.fixture(scope="module")
 def jm_engine(random_bundle):
@@ -155,9 +170,14 @@ def _server(engine, **overrides):
     from g2h_edge.runtime.config import ServerConfig
     from g2h_edge.runtime.local import LocalServer
 
-    cfg = ServerConfig(engines=("in-memory",), listen="tcp://127.0.0.1:*",
-                       publish="tcp://127.0.0.1:*", allow_synthetic=True,
-                       status_interval_s=0.1, **overrides)
+    cfg = ServerConfig(
+        engines=("in-memory",),
+        listen="tcp://127.0.0.1:*",
+        publish="tcp://127.0.0.1:*",
+        allow_synthetic=True,
+        status_interval_s=0.1,
+        **overrides,
+    )
     with LocalServer(cfg, engines=[engine]) as srv:
         yield srv
 
@@ -185,8 +205,10 @@ def _replay_cli(csv, listen, publish, *extra):
 
     from g2h_edge.runtime.cli import replay_cmd
 
-    return CliRunner().invoke(replay_cmd, [str(csv), "--connect", listen, "--results", publish,
-                                           "--max-rate", "--with-events", *extra])
+    return CliRunner().invoke(
+        replay_cmd,
+        [str(csv), "--connect", listen, "--results", publish, "--max-rate", "--with-events", *extra],
+    )
 
 
 def test_replay_reports_a_confirmed_stream(jm_engine, tmp_path):
@@ -202,11 +224,18 @@ def test_replay_reports_a_blocked_stream(jm_engine, tmp_path):
     """The file readers refuse the old knee sign, so the trial goes in as an object."""
     from g2h_edge.sources.confirm import EXIT_REJECTED, exit_code
 
-    trial = _trial(knee_sign=-1.0)                          # the old gait2354 knee sign
+    trial = _trial(knee_sign=-1.0)  # the old gait2354 knee sign
     with _server(jm_engine) as srv:
-        st = replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="blocked",
-                                        max_rate=True, with_events=True,
-                                        results=srv.endpoints["publish"]))
+        st = replay(
+            trial,
+            ReplayConfig(
+                address=srv.endpoints["listen"],
+                stream="blocked",
+                max_rate=True,
+                with_events=True,
+                results=srv.endpoints["publish"],
+            ),
+        )
     c = st.confirmation
     assert c.blocked and c.convention == "blocked:knee_sign_gait2354"
     assert c.rejects["knee_sign_gait2354"] > 0 and c.cycles == 0
@@ -217,20 +246,23 @@ def test_replay_reports_a_blocked_stream(jm_engine, tmp_path):
 def test_replay_exits_3_on_a_refused_stream(jm_engine, tmp_path):
     csv, trial = _trial_file(tmp_path)
     with _server(jm_engine, max_streams=1) as srv:
-        hog = ReplayConfig(address=srv.endpoints["listen"], stream="hog", max_rate=True,
-                           send_end=False, results=srv.endpoints["publish"])
-        assert replay(trial, hog).confirmation.confirmed     # holds the only stream slot
-        res = _replay_cli(csv, srv.endpoints["listen"], srv.endpoints["publish"],
-                          "--confirm-wait", "1")
+        hog = ReplayConfig(
+            address=srv.endpoints["listen"],
+            stream="hog",
+            max_rate=True,
+            send_end=False,
+            results=srv.endpoints["publish"],
+        )
+        assert replay(trial, hog).confirmation.confirmed  # holds the only stream slot
+        res = _replay_cli(csv, srv.endpoints["listen"], srv.endpoints["publish"], "--confirm-wait", "1")
     assert res.exit_code == 3, res.output
     assert "too_many_streams=" in res.output and "UNCONFIRMED" in res.output
 
 
 def test_replay_without_a_server_output_exits_4(jm_engine, tmp_path):
     csv, _ = _trial_file(tmp_path, seconds=2.0)
-    with _server(jm_engine) as srv:                  # a wrong --results: nothing confirms
-        res = _replay_cli(csv, srv.endpoints["listen"], f"ipc://{tmp_path}/nothing",
-                          "--confirm-wait", "0.5")
+    with _server(jm_engine) as srv:  # a wrong --results: nothing confirms
+        res = _replay_cli(csv, srv.endpoints["listen"], f"ipc://{tmp_path}/nothing", "--confirm-wait", "0.5")
     assert res.exit_code == 4, res.output
     assert "UNCONFIRMED: no status from the server" in res.output
 
@@ -245,21 +277,49 @@ def test_replay_exits_4_when_the_server_is_killed(random_bundle, tmp_path):
     csv, _ = _trial_file(tmp_path, seconds=6.0)
     listen, publish = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine",
-         str(random_bundle("transformer", "jm", seed=0, name="test-jm")), "--allow-synthetic",
-         "--listen", listen, "--publish", publish, "--threads", "1"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "g2h_edge.cli",
+            "serve",
+            "--engine",
+            str(random_bundle("transformer", "jm", seed=0, name="test-jm")),
+            "--allow-synthetic",
+            "--listen",
+            listen,
+            "--publish",
+            publish,
+            "--threads",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         line = proc.stderr.readline()
         assert "g2h-edge serve:" in line, line + proc.stderr.read()
         killer = threading.Timer(1.5, proc.send_signal, args=(signal.SIGKILL,))
-        killer.start()                               # mid-replay: 6 s paced at 2x
+        killer.start()  # mid-replay: 6 s paced at 2x
         from click.testing import CliRunner
 
         from g2h_edge.runtime.cli import replay_cmd
-        res = CliRunner().invoke(replay_cmd, [str(csv), "--connect", listen, "--results",
-                                              publish, "--speed", "2", "--with-events",
-                                              "--confirm-wait", "2"])
+
+        res = CliRunner().invoke(
+            replay_cmd,
+            [
+                str(csv),
+                "--connect",
+                listen,
+                "--results",
+                publish,
+                "--speed",
+                "2",
+                "--with-events",
+                "--confirm-wait",
+                "2",
+            ],
+        )
         killer.join()
     finally:
         if proc.poll() is None:

@@ -1,4 +1,5 @@
 """Shared fixtures of the training tests: one tiny synthetic cohort and one tiny benchmark run."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,11 @@ import json
 import pytest
 
 #: tiny versions of the three architectures (same code paths as the published sizes)
-TINY = {"transformer": {"d_model": 8, "nhead": 2, "num_layers": 1, "dim_feedforward": 16},
-        "lstm": {"hidden": 8, "layers": 1},
-        "mamba": {"d_model": 8, "layers": 1, "d_state": 4, "expand": 1}}
+TINY = {
+    "transformer": {"d_model": 8, "nhead": 2, "num_layers": 1, "dim_feedforward": 16},
+    "lstm": {"hidden": 8, "layers": 1},
+    "mamba": {"d_model": 8, "layers": 1, "d_state": 4, "expand": 1},
+}
 TINY_JSON = json.dumps(TINY)
 
 
@@ -53,8 +56,25 @@ def tiny_hparams():
 def bench_dir(cohort_file, tmp_path_factory):
     """The whole protocol, end to end through the CLI, tiny: 3 models, 2 folds, 1 epoch."""
     out = tmp_path_factory.mktemp("bench")
-    code, text = run_cli(["benchmark", "--data", str(cohort_file), "--models", "lstm,transformer,mamba",
-                          "--out", str(out), "--max-epochs", "1", "--folds", "2", "--patience", "1",
-                          "--hparams", TINY_JSON, "--quiet"])
+    code, text = run_cli(
+        [
+            "benchmark",
+            "--data",
+            str(cohort_file),
+            "--models",
+            "lstm,transformer,mamba",
+            "--out",
+            str(out),
+            "--max-epochs",
+            "1",
+            "--folds",
+            "2",
+            "--patience",
+            "1",
+            "--hparams",
+            TINY_JSON,
+            "--quiet",
+        ]
+    )
     assert code == 0, text
     return out

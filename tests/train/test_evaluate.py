@@ -1,4 +1,5 @@
 """Zero-shot evaluation of a bundle and fixed-epoch training, through the CLI."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,18 +26,25 @@ def test_evaluate_uses_the_bundle_standardisation(bench_dir, external_file, cli_
     from g2h_edge.models import load_bundle
     from g2h_edge.train.metrics import speed_table
 
-    code, out = cli_run(["evaluate", "--model", bench_dir / "LSTM_JM60.pt", "--data", external_file,
-                         "--out", tmp_path])
+    code, out = cli_run(
+        ["evaluate", "--model", bench_dir / "LSTM_JM60.pt", "--data", external_file, "--out", tmp_path]
+    )
     assert code == 0, out
     assert "zero-shot" in out and "synthetic" in out
-    for name in ("LSTM_JM60_external_metrics_by_speed_mean.csv", "LSTM_JM60_external_metrics_by_subject.csv",
-                 "LSTM_JM60_external_r2_per_channel.csv", "LSTM_JM60_waveforms.png",
-                 "LSTM_JM60_external_bars_by_cadence.png", "LSTM_JM60_external_subject_boxplots.png",
-                 "LSTM_JM60_external_summary.md", "LSTM_JM60_external_run.json"):
+    for name in (
+        "LSTM_JM60_external_metrics_by_speed_mean.csv",
+        "LSTM_JM60_external_metrics_by_subject.csv",
+        "LSTM_JM60_external_r2_per_channel.csv",
+        "LSTM_JM60_waveforms.png",
+        "LSTM_JM60_external_bars_by_cadence.png",
+        "LSTM_JM60_external_subject_boxplots.png",
+        "LSTM_JM60_external_summary.md",
+        "LSTM_JM60_external_run.json",
+    ):
         assert (tmp_path / name).is_file(), name
     d = read_gait2hip_npz(external_file)
     b = load_bundle(bench_dir / "LSTM_JM60.pt")
-    with torch.no_grad():                      # the bundle's own mean/std, fitted on its pool
+    with torch.no_grad():  # the bundle's own mean/std, fitted on its pool
         pred = b.module()(torch.as_tensor(d.X)).numpy()
     rows = speed_table(d.Y / d.weight_kg[:, None, None], pred, d.subject_id, d.speed_label)
     written = report.read_csv(tmp_path / "LSTM_JM60_external_metrics_by_speed_mean.csv")
@@ -59,8 +67,23 @@ def test_train_command_fixed_epochs_with_holdout(cohort_file, cli_run, tiny_hpar
     from g2h_edge.models import load_bundle
 
     out = tmp_path / "model.pt"
-    code, text = cli_run(["train", "--data", cohort_file, "--model", "transformer", "-o", out,
-                          "--epochs", "1", "--holdout", "--hparams", tiny_hparams, "--quiet"])
+    code, text = cli_run(
+        [
+            "train",
+            "--data",
+            cohort_file,
+            "--model",
+            "transformer",
+            "-o",
+            out,
+            "--epochs",
+            "1",
+            "--holdout",
+            "--hparams",
+            tiny_hparams,
+            "--quiet",
+        ]
+    )
     assert code == 0, text
     assert "hold-out test subjects" in text and "SYNTHETIC" in text
     b = load_bundle(out)
@@ -72,8 +95,24 @@ def test_demo_script_small(tmp_path):
     from g2h_edge.models import load_bundle
     from g2h_edge.train.make_demo_models import main
 
-    assert main(["--out-dir", str(tmp_path), "--tasks", "jm", "--epochs", "1", "--n-subjects", "5",
-                 "--trials-per-condition", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--out-dir",
+                str(tmp_path),
+                "--tasks",
+                "jm",
+                "--epochs",
+                "1",
+                "--n-subjects",
+                "5",
+                "--trials-per-condition",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     b = load_bundle(tmp_path / "demo_transformer_jm.pt")
     assert b.synthetic and b.name == "demo_transformer_jm"
     assert "make_demo_models" in b.provenance["notes"] and "test_metrics_by_speed" in b.provenance

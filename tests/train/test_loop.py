@@ -1,4 +1,5 @@
 """Training loops: determinism, early stopping, per-fold standardisation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,13 +26,13 @@ def _xy(n=6, seed=0):
 
 def test_fit_is_deterministic_on_cpu():
     x, y = _xy()
-    cfg = TrainConfig(batch_size=3)                  # 2 shuffled mini-batches per epoch
+    cfg = TrainConfig(batch_size=3)  # 2 shuffled mini-batches per epoch
     a = fit_fixed_epochs(_make, x, y, 1, cfg).state_dict
     b = fit_fixed_epochs(_make, x, y, 1, cfg).state_dict
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = fit_fixed_epochs(_make, x, y, 1, cfg.replace(seed=1)).state_dict
     assert not all(torch.equal(a[k], c[k]) for k in a)
-    assert not torch.are_deterministic_algorithms_enabled()     # restored afterwards
+    assert not torch.are_deterministic_algorithms_enabled()  # restored afterwards
 
 
 def test_early_stopping_patience_and_best_weights():
@@ -41,7 +42,7 @@ def test_early_stopping_patience_and_best_weights():
     seen = []
     res = fit_early_stopping(_make, x, y, x[:2], y[:2], cfg, on_epoch=lambda e, t, v: seen.append(e))
     assert (res.best_epoch, res.epochs_run, seen) == (1, 3, [1, 2, 3])
-    one = fit_fixed_epochs(_make, x, y, 1, cfg).state_dict    # same seed: the epoch-1 weights
+    one = fit_fixed_epochs(_make, x, y, 1, cfg).state_dict  # same seed: the epoch-1 weights
     assert all(torch.equal(one[k], res.state_dict[k]) for k in one)
 
 

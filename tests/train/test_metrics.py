@@ -1,4 +1,5 @@
 """Metrics against values computed by hand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,9 +56,9 @@ def test_subject_level_mean_and_cadence_rows():
     overall, fast, slow = rows
     assert overall["subject_mean_RMSE"] == pytest.approx(np.sqrt(5 / 4) / 2)
     assert (overall["n_trials"], overall["n_subjects"]) == (3, 2)
-    assert (fast["n_trials"], fast["n_subjects"]) == (1, 1)   # B has no fast cycle: NaN, ignored
-    assert fast["subject_mean_MAE"] == pytest.approx(1.0)    # A fast: errors 0, -2
-    assert slow["subject_mean_MAE"] == pytest.approx(0.25)   # (A 0.5 + B 0) / 2
+    assert (fast["n_trials"], fast["n_subjects"]) == (1, 1)  # B has no fast cycle: NaN, ignored
+    assert fast["subject_mean_MAE"] == pytest.approx(1.0)  # A fast: errors 0, -2
+    assert slow["subject_mean_MAE"] == pytest.approx(0.25)  # (A 0.5 + B 0) / 2
 
 
 def test_subject_mean_ignores_nan():
@@ -65,10 +66,13 @@ def test_subject_mean_ignores_nan():
     assert np.isnan(subject_mean([np.nan]))
 
 
-@pytest.mark.parametrize("y, p, match", [
-    (np.zeros((1, 2, 3)), np.zeros((1, 2, 2)), "shape"),
-    (np.zeros((0, 2, 3)), np.zeros((0, 2, 3)), "no values"),
-])
+@pytest.mark.parametrize(
+    "y, p, match",
+    [
+        (np.zeros((1, 2, 3)), np.zeros((1, 2, 2)), "shape"),
+        (np.zeros((0, 2, 3)), np.zeros((0, 2, 3)), "no values"),
+    ],
+)
 def test_metrics_bad_input(y, p, match):
     with pytest.raises(ValueError, match=match):
         pooled_metrics(y, p)

@@ -1,4 +1,5 @@
 """Subject-level splits: the published hold-out, GroupKFold, no subject on two sides."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ PUBLISHED_TEST = ("H29", "H56", "H19", "H25", "H08", "H18", "H28", "H51", "H60",
 
 def _ids(n_subjects=60, per_subject=12, shuffle=True):
     ids = np.repeat([f"H{i:02d}" for i in range(1, n_subjects + 1)], per_subject)
-    if shuffle:                                   # row order must not matter
+    if shuffle:  # row order must not matter
         np.random.default_rng(7).shuffle(ids)
     return ids
 
@@ -49,14 +50,17 @@ def test_group_folds_partition_pool_subjects():
         assert set(pool[tr]).isdisjoint(pool[va])
         assert tr.size + va.size == pool.size
         seen += sorted(set(pool[va]))
-    assert sorted(seen) == sorted(set(pool))      # each pool subject validated exactly once
+    assert sorted(seen) == sorted(set(pool))  # each pool subject validated exactly once
 
 
-@pytest.mark.parametrize("ids, kwargs, match", [
-    (np.array(["A", "A"]), {}, "at least 2 subjects"),
-    (np.array([], dtype=str), {}, "non-empty"),
-    (np.array(["A", "B", "C"]), {"test_ratio": 0.9}, "leaves no pool subject"),
-])
+@pytest.mark.parametrize(
+    "ids, kwargs, match",
+    [
+        (np.array(["A", "A"]), {}, "at least 2 subjects"),
+        (np.array([], dtype=str), {}, "non-empty"),
+        (np.array(["A", "B", "C"]), {"test_ratio": 0.9}, "leaves no pool subject"),
+    ],
+)
 def test_holdout_bad_input(ids, kwargs, match):
     with pytest.raises(DataError, match=match):
         holdout_split(ids, **kwargs)

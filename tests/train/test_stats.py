@@ -1,4 +1,5 @@
 """Holm correction against published worked examples; Wilcoxon against a known example."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +8,18 @@ import pytest
 from g2h_edge.train.stats import holm, wilcoxon_pairs
 
 
-@pytest.mark.parametrize("p, expected", [
-    # R: p.adjust(c(0.01, 0.02, 0.03, 0.04, 0.05), "holm")
-    ([0.01, 0.02, 0.03, 0.04, 0.05], [0.05, 0.08, 0.09, 0.09, 0.09]),
-    # Holm-Bonferroni worked example (Wikipedia): H1..H4 with p 0.01, 0.04, 0.03, 0.005;
-    # at alpha 0.05 only H4 and H1 are rejected
-    ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),
-    ([0.5, 0.9], [1.0, 1.0]),                       # capped at 1
-    ([0.2], [0.2]),
-])
+@pytest.mark.parametrize(
+    "p, expected",
+    [
+        # R: p.adjust(c(0.01, 0.02, 0.03, 0.04, 0.05), "holm")
+        ([0.01, 0.02, 0.03, 0.04, 0.05], [0.05, 0.08, 0.09, 0.09, 0.09]),
+        # Holm-Bonferroni worked example (Wikipedia): H1..H4 with p 0.01, 0.04, 0.03, 0.005;
+        # at alpha 0.05 only H4 and H1 are rejected
+        ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),
+        ([0.5, 0.9], [1.0, 1.0]),  # capped at 1
+        ([0.2], [0.2]),
+    ],
+)
 def test_holm_known_examples(p, expected):
     assert holm(p) == pytest.approx(expected)
 
@@ -39,7 +43,7 @@ def test_wilcoxon_known_example():
     rows = wilcoxon_pairs({"a": d, "b": np.zeros_like(d)})
     assert len(rows) == 1
     assert rows[0]["p"] == pytest.approx(0.04126, abs=5e-5)
-    assert rows[0]["p_holm"] == pytest.approx(rows[0]["p"])     # one comparison: no change
+    assert rows[0]["p_holm"] == pytest.approx(rows[0]["p"])  # one comparison: no change
     assert rows[0]["significant"]
 
 

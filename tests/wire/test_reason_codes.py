@@ -7,6 +7,7 @@ and ``return ("code", message)`` verdicts in the modules that produce wire rejec
 keys from the ``quality = {...}`` literal and ``quality["key"] = ...`` assignments. A new
 code anywhere there fails until documented.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,17 +20,22 @@ ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "g2h_edge"
 DOC = ROOT / "docs" / "protocol.md"
 #: reject-producing code: wire decoding, the gait package, the runtime
-SCANNED = ["wire.py", *sorted(str(p.relative_to(PKG)) for d in ("gait", "runtime")
-                              for p in (PKG / d).glob("*.py"))]
+SCANNED = [
+    "wire.py",
+    *sorted(str(p.relative_to(PKG)) for d in ("gait", "runtime") for p in (PKG / d).glob("*.py")),
+]
 #: helper name -> index of its reason argument
-REASON_ARG = {"_err": 0, "_reject": 1, "_cycle_reject": 1, "Reject": 1, "count_reject": 0,
-              "encode_reject": 1}
+REASON_ARG = {"_err": 0, "_reject": 1, "_cycle_reject": 1, "Reject": 1, "count_reject": 0, "encode_reject": 1}
 #: modules whose reasons are not wire rejects (CLI/bench helpers)
-NOT_WIRE = {"runtime/cli.py", "runtime/demo.py", "runtime/record.py",
-            "runtime/local.py",
-            # its own input checks never reach the wire: a failure becomes the cycle's
-            # quality flag `quality_check_failed` with `quality_error` (documented)
-            "gait/quality.py"}
+NOT_WIRE = {
+    "runtime/cli.py",
+    "runtime/demo.py",
+    "runtime/record.py",
+    "runtime/local.py",
+    # its own input checks never reach the wire: a failure becomes the cycle's
+    # quality flag `quality_check_failed` with `quality_error` (documented)
+    "gait/quality.py",
+}
 
 
 def _str(node) -> str | None:
@@ -54,16 +60,23 @@ def collect(files) -> tuple[dict[str, str], dict[str, str]]:
                 if i is not None and len(node.args) > i:
                     vals.append(_str(node.args[i]))
                 reasons.update({v: rel for v in vals if v})
-            elif isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and \
-                    len(node.value.elts) == 2 and _is_code(_str(node.value.elts[0])):
-                reasons[_str(node.value.elts[0])] = rel      # ("code", message) verdicts
+            elif (
+                isinstance(node, ast.Return)
+                and isinstance(node.value, ast.Tuple)
+                and len(node.value.elts) == 2
+                and _is_code(_str(node.value.elts[0]))
+            ):
+                reasons[_str(node.value.elts[0])] = rel  # ("code", message) verdicts
             elif isinstance(node, ast.Assign):
                 for tgt in node.targets:
-                    if isinstance(tgt, ast.Name) and tgt.id == "quality" and \
-                            isinstance(node.value, ast.Dict):
+                    if isinstance(tgt, ast.Name) and tgt.id == "quality" and isinstance(node.value, ast.Dict):
                         quality.update({_str(k): rel for k in node.value.keys if _str(k)})
-                    if isinstance(tgt, ast.Subscript) and isinstance(tgt.value, ast.Name) and \
-                            tgt.value.id == "quality" and _str(tgt.slice):
+                    if (
+                        isinstance(tgt, ast.Subscript)
+                        and isinstance(tgt.value, ast.Name)
+                        and tgt.value.id == "quality"
+                        and _str(tgt.slice)
+                    ):
                         quality[_str(tgt.slice)] = rel
     return reasons, quality
 
@@ -71,8 +84,16 @@ def collect(files) -> tuple[dict[str, str], dict[str, str]]:
 def test_collector_sees_the_known_codes():
     reasons, quality = collect([f for f in SCANNED if f not in NOT_WIRE])
     # a few from each source, so a collector that silently finds nothing cannot pass
-    assert {"oversize", "bad_q_length", "gap", "missed_ic", "no_meta", "stream_expired",
-            "radians_as_degrees", "engine_error"} <= set(reasons)
+    assert {
+        "oversize",
+        "bad_q_length",
+        "gap",
+        "missed_ic",
+        "no_meta",
+        "stream_expired",
+        "radians_as_degrees",
+        "engine_error",
+    } <= set(reasons)
     assert {"gap_filled_frames", "step_fraction", "ic_source"} <= set(quality)
 
 

@@ -1,4 +1,5 @@
 """Wire protocol v1: round trips and the bad-input table (every WireError reason code)."""
+
 from __future__ import annotations
 
 import msgpack
@@ -15,16 +16,28 @@ def _body(**kw):
 
 
 def _frames_body(n=3, **over):
-    body = {"v": 1, "type": "frames", "stream": "s1", "seq": 0,
-            "t": [0.01 * i for i in range(n)],
-            "q": np.zeros((n, 10), "<f4").tobytes()}
+    body = {
+        "v": 1,
+        "type": "frames",
+        "stream": "s1",
+        "seq": 0,
+        "t": [0.01 * i for i in range(n)],
+        "q": np.zeros((n, 10), "<f4").tobytes(),
+    }
     body.update(over)
     return body
 
 
 def _meta_body(**over):
-    body = {"v": 1, "type": "meta", "stream": "s1", "rate_hz": 100.0,
-            "channels": list(IN_COLS), "units": "deg", "body_mass_kg": None}
+    body = {
+        "v": 1,
+        "type": "meta",
+        "stream": "s1",
+        "rate_hz": 100.0,
+        "channels": list(IN_COLS),
+        "units": "deg",
+        "body_mass_kg": None,
+    }
     body.update(over)
     return body
 
@@ -54,13 +67,13 @@ def test_round_trip_all_inputs():
 def test_permuted_channels_and_radians_are_normalised():
     chans = list(reversed(IN_COLS))
     meta = wire.decode_input(wire.encode_meta("s1", 100, chans, "rad"))
-    q_schema = np.arange(20, dtype=np.float32).reshape(2, 10) / 100   # radians, IN_COLS order
-    q_sent = q_schema[:, ::-1]                                          # meta's order
+    q_schema = np.arange(20, dtype=np.float32).reshape(2, 10) / 100  # radians, IN_COLS order
+    q_sent = q_schema[:, ::-1]  # meta's order
     out = wire.frames_in_schema_order(q_sent, meta)
     np.testing.assert_allclose(out, np.rad2deg(q_schema), rtol=1e-6)
     assert out.dtype == np.float32
     same = wire.frames_in_schema_order(q_schema, wire.Meta("s1", 100.0))
-    assert same is q_schema                                             # no copy in schema order
+    assert same is q_schema  # no copy in schema order
 
 
 BAD = [
@@ -98,10 +111,16 @@ BAD = [
     (_parts(_frames_body(n=2, t=[0.0, 0.0])), "time_not_increasing", "strictly"),
     (_parts(_frames_body(ic=[[0.0, "X"]])), "bad_ic", "'R' or 'L'"),
     (_parts(_frames_body(ic=[[0.0, "R"]] * 65)), "bad_ic", "exceed"),
-    (_parts({"v": 1, "type": "status", "stream": "s1", "source": "", "counters": {}}),
-     "bad_source", "source"),
-    (_parts({"v": 1, "type": "status", "stream": "s1", "source": "bridge",
-             "counters": {"crc": -1}}), "bad_counters", "non-negative"),
+    (
+        _parts({"v": 1, "type": "status", "stream": "s1", "source": "", "counters": {}}),
+        "bad_source",
+        "source",
+    ),
+    (
+        _parts({"v": 1, "type": "status", "stream": "s1", "source": "bridge", "counters": {"crc": -1}}),
+        "bad_counters",
+        "non-negative",
+    ),
 ]
 
 
@@ -134,11 +153,23 @@ def test_encoders_refuse_what_decoders_refuse():
 
 def test_outputs_round_trip():
     y = np.arange(180 * 3, dtype=np.float32).reshape(180, 3) / 100
-    parts = wire.encode_cycle(stream="s1", side="L", cycle=4, t_start=1.0, t_end=2.1,
-                              model="m", sha256="ab" * 32, backend="onnxruntime",
-                              outputs=["a", "b", "c"], unit="Nm/kg", y=y,
-                              quality={"gap_filled_frames": 0}, latency_ms=0.7,
-                              synthetic=True, body_mass_kg=80.0)
+    parts = wire.encode_cycle(
+        stream="s1",
+        side="L",
+        cycle=4,
+        t_start=1.0,
+        t_end=2.1,
+        model="m",
+        sha256="ab" * 32,
+        backend="onnxruntime",
+        outputs=["a", "b", "c"],
+        unit="Nm/kg",
+        y=y,
+        quality={"gap_filled_frames": 0},
+        latency_ms=0.7,
+        synthetic=True,
+        body_mass_kg=80.0,
+    )
     out = wire.decode_output(parts)
     assert out["type"] == "cycle" and out["side"] == "L" and out["unit_abs"] == "Nm"
     np.testing.assert_array_equal(out["y"], y)
@@ -157,20 +188,39 @@ def test_outputs_round_trip():
 def test_fuzzed_messages_raise_only_wire_errors():
     rng = np.random.default_rng(1)
     t = np.arange(5) / 100.0
-    seeds = [wire.encode_meta("s1", 100.0, body_mass_kg=60.0),
-             wire.encode_frames("s1", 3, t, np.ones((5, 10)), ic=[(0.01, "R")]),
-             wire.encode_end("s1"), wire.encode_source_status("s1", "bridge", {"a": 1})]
-    junk = [None, True, -1, 2**64 - 1, -2**63, 1.5, float("inf"), "x", b"\x00" * 7, [],
-            {}, [1, "R"], [[0.0, "L"]], {"a": -1}, "é" * 70, [0.0, 0.01]]
+    seeds = [
+        wire.encode_meta("s1", 100.0, body_mass_kg=60.0),
+        wire.encode_frames("s1", 3, t, np.ones((5, 10)), ic=[(0.01, "R")]),
+        wire.encode_end("s1"),
+        wire.encode_source_status("s1", "bridge", {"a": 1}),
+    ]
+    junk = [
+        None,
+        True,
+        -1,
+        2**64 - 1,
+        -(2**63),
+        1.5,
+        float("inf"),
+        "x",
+        b"\x00" * 7,
+        [],
+        {},
+        [1, "R"],
+        [[0.0, "L"]],
+        {"a": -1},
+        "é" * 70,
+        [0.0, 0.01],
+    ]
     outcomes = {"ok": 0, "error": 0}
     for _ in range(3000):
         topic, body = seeds[rng.integers(len(seeds))]
-        if rng.random() < 0.2:                       # random byte flips
+        if rng.random() < 0.2:  # random byte flips
             data = bytearray(body)
             for _ in range(rng.integers(1, 4)):
                 data[rng.integers(len(data))] = rng.integers(256)
             parts = [topic, bytes(data)]
-        else:                                        # field deletion / replacement
+        else:  # field deletion / replacement
             msg = msgpack.unpackb(body, raw=False)
             key = list(msg)[rng.integers(len(msg))]
             if rng.random() < 0.3:
