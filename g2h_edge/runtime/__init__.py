@@ -10,7 +10,8 @@
 from g2h_edge.runtime.config import DEFAULT_LISTEN, DEFAULT_PUBLISH, ServerConfig, server_config
 from g2h_edge.runtime.local import LocalServer, OutputCollector
 from g2h_edge.runtime.record import RecordWriter, read_record
-from g2h_edge.runtime.server import Server, serve
+from g2h_edge.runtime.run import serve
+from g2h_edge.runtime.server import Server
 
 __all__ = [
     "ServerConfig",

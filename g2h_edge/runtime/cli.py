@@ -186,7 +186,7 @@ def serve_cmd(
     the record file is flushed before exit 0.
     """
     from g2h_edge.runtime.config import ServerConfig
-    from g2h_edge.runtime.server import serve
+    from g2h_edge.runtime.run import serve
 
     if connect and listen:
         raise click.UsageError("give --listen or --connect, not both")

@@ -8,7 +8,7 @@ from g2h_edge.errors import ConfigError, ModelError
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.schema import IN_COLS, T
 
-__all__ = ["load_engines", "check_engine", "latency_summary"]
+__all__ = ["load_engines", "check_engine", "warm_sizes", "latency_summary"]
 
 
 def load_engines(config: ServerConfig) -> list:
@@ -67,3 +67,10 @@ def latency_summary(lat: np.ndarray) -> dict:
         "p99": round(float(p99), 4),
         "max": round(float(lat.max()), 4),
     }
+
+
+def warm_sizes(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes to warm an engine up for: 1, 2, 4, ... up to min(max_batch, 64), and
+    max_batch itself (a compiled torch engine compiles them at start-up)."""
+    sizes = {1 << i for i in range(7) if 1 << i <= max_batch}
+    return tuple(sorted(sizes | {max_batch}))

@@ -10,7 +10,6 @@ every refused input or cycle is published as a ``reject`` and counted.
 from __future__ import annotations
 
 import gc
-import signal
 import sys
 import threading
 import time
@@ -21,24 +20,22 @@ import zmq
 
 from g2h_edge.engines.ensemble import infer_with_spread
 from g2h_edge.errors import ConfigError, EngineError, WireError
-from g2h_edge.gait.quality import cycle_quality
 from g2h_edge.runtime.config import ServerConfig
-from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines
+from g2h_edge.runtime.engines import check_engine, latency_summary, load_engines, warm_sizes
+from g2h_edge.runtime.messages import cycle_message
 from g2h_edge.runtime.pipeline import Pipeline
 from g2h_edge.runtime.record import RecordWriter
 from g2h_edge.runtime.scale import in_shard
+from g2h_edge.runtime.sockets import open_sockets
 from g2h_edge.runtime.stream import ReadyCycle, Reject
 from g2h_edge.schema import N_IN, T
-from g2h_edge.security import server_curve
 from g2h_edge.wire import (
-    MAX_INPUT_PART_BYTES,
     decode_input,
-    encode_cycle,
     encode_reject,
     encode_status,
 )
 
-__all__ = ["Server", "serve", "cycle_message"]
+__all__ = ["Server"]
 
 
 class Server:
@@ -87,10 +84,10 @@ class Server:
         for eng in self.engines:
             # every batch size up to max_batch in powers of two (a compiled torch engine
             # compiles them now, not when the first large batch arrives)
-            eng.warmup(batch_sizes=_warm_sizes(cfg.max_batch))
+            eng.warmup(batch_sizes=warm_sizes(cfg.max_batch))
         self.ctx_ = zmq.Context()
         try:
-            self.sub_, self.pub_, self.auth_ = _open_sockets(self.ctx_, cfg)
+            self.sub_, self.pub_, self.auth_ = open_sockets(self.ctx_, cfg)
         except zmq.ZMQError as exc:
             self.close()
             raise ConfigError(
@@ -323,110 +320,3 @@ class Server:
         finally:  # reported or not, a failure must not make the retired pile up
             self.latencies_ = []
             self.pipeline.status_sent()
-
-
-def cycle_message(
-    r: ReadyCycle,
-    eng,
-    y: np.ndarray,
-    latency_ms: float,
-    cpu_ms: float | None = None,
-    y_sd: np.ndarray | None = None,
-) -> list[bytes]:
-    """The ``cycle`` message of ready cycle ``r`` from engine ``eng``'s output ``y``
-    (180, K) per kg, with the ensemble spread ``y_sd`` (180, K) when the engine is an
-    ensemble (the one place a cycle message is built). Its ``quality`` adds the input
-    checks and scores of :func:`g2h_edge.gait.quality.cycle_quality`."""
-    quality = cycle_quality(eng.metadata, r.x, r.quality, y_sd=y_sd, neighbour_durations_s=r.neighbours_s)
-    return encode_cycle(
-        stream=r.stream,
-        side=r.side,
-        cycle=r.index,
-        t_start=r.t_start,
-        t_end=r.t_end,
-        model=eng.name,
-        sha256=eng.sha256,
-        backend=eng.backend,
-        outputs=eng.out_cols,
-        unit=eng.unit,
-        y=y,
-        quality=quality,
-        latency_ms=latency_ms,
-        synthetic=bool(eng.synthetic),
-        body_mass_kg=r.body_mass_kg,
-        cpu_ms=cpu_ms,
-        y_sd=y_sd,
-    )
-
-
-def _open_sockets(ctx, cfg: ServerConfig):
-    """The input SUB socket (bound to ``listen`` or connected to ``connect``) and the output
-    PUB socket (bound to ``publish``), with the configured queue limits, and the CURVE
-    authenticator (None without ``curve_keys``; g2h_edge/security.py): the side that binds is
-    the CURVE server, so a SUB connected to a proxy is a CURVE client."""
-    sub = ctx.socket(zmq.SUB)
-    pub = ctx.socket(zmq.PUB)
-    auth = None
-    try:
-        sub.setsockopt(zmq.RCVHWM, cfg.rcv_hwm)
-        # larger parts close the sender's connection unread (memory bound, wire.py)
-        sub.setsockopt(zmq.MAXMSGSIZE, MAX_INPUT_PART_BYTES)
-        sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        pub.setsockopt(zmq.SNDHWM, cfg.snd_hwm)
-        pub.setsockopt(zmq.LINGER, 2000)
-        auth = server_curve(ctx, (sub, pub), cfg.curve_keys, clients=() if cfg.listen else (sub,))
-        if cfg.listen:
-            sub.bind(cfg.listen)
-        for addr in cfg.connect:
-            sub.connect(addr)
-        pub.bind(cfg.publish)
-    except zmq.ZMQError:
-        sub.close(0)
-        pub.close(0)
-        if auth is not None:
-            auth.stop()
-        raise
-    return sub, pub, auth
-
-
-def serve(
-    config: ServerConfig,
-    *,
-    engines: list | None = None,
-    on_ready=None,
-    on_status=None,
-    install_signals: bool = True,
-) -> int:
-    """Run a server until SIGINT/SIGTERM (or ``Server.stop``); returns the exit status 0.
-
-    On a signal: stop taking new work, handle what is queued, publish in-flight cycles,
-    flush and close the record file.
-    """
-    server = Server(config, engines=engines, on_status=on_status)
-    server.start()
-    previous = {}
-
-    def on_signal(signum, frame):
-        if server.stop_event.is_set():  # a second Ctrl-C: stop now, without draining
-            raise KeyboardInterrupt
-        server.stop()
-
-    if install_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, on_signal)
-    try:
-        if on_ready is not None:
-            on_ready(server)
-        server.run()
-    finally:
-        server.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
-
-
-def _warm_sizes(max_batch: int) -> tuple[int, ...]:
-    """1, 2, 4, ... up to min(max_batch, 64), and max_batch itself."""
-    sizes = {1 << i for i in range(7) if 1 << i <= max_batch}
-    return tuple(sorted(sizes | {max_batch}))

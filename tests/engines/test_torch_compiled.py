@@ -13,7 +13,7 @@ from g2h_edge.engines.torch_engine import TorchEngine, TorchOptions, bucket
 from g2h_edge.errors import ConfigError, EngineError
 from g2h_edge.models import Bundle, build_model, save_bundle
 from g2h_edge.runtime.config import ServerConfig
-from g2h_edge.runtime.server import _warm_sizes
+from g2h_edge.runtime.engines import warm_sizes as _warm_sizes
 from g2h_edge.schema import IN_COLS, JM_COLS, T
 
 HP = {
