@@ -16,44 +16,20 @@ import numpy as np
 
 from g2h_edge.io.synth import MU_X
 from g2h_edge.schema import IN_COLS, N_IN
-from g2h_edge.wire import MAX_FRAMES_PER_MESSAGE, MAX_MESSAGE_BYTES
+from g2h_edge.wire import MAX_FRAMES_PER_MESSAGE, MAX_MESSAGE_BYTES, REASONS
 
 __all__ = ["HostileGenerator", "MESSAGE_REASONS"]
 
-#: reasons a single input message can be rejected with (one reject per message)
-MESSAGE_REASONS = frozenset(
-    {
-        "bad_multipart",
-        "oversize",
-        "undecodable",
-        "not_a_map",
-        "unknown_version",
-        "unknown_type",
-        "missing_field",
-        "unknown_field",
-        "bad_type",
-        "bad_stream_id",
-        "topic_mismatch",
-        "bad_rate",
-        "bad_channels",
-        "bad_units",
-        "bad_body_mass",
-        "bad_seq",
-        "no_frames",
-        "too_many_frames",
-        "bad_q_length",
-        "non_finite",
-        "time_not_increasing",
-        "bad_ic",
-        "bad_source",
-        "bad_counters",
-        "no_meta",
-        "duplicate_seq",
-        "too_many_streams",
-        "meta_changed",
-        "too_many_sources",
-    }
-)
+#: reasons a single input message can be rejected with (one reject per message): every
+#: decoding reason of wire.py (but ``bad_output``, which is for outputs) and the per-message
+#: stream reasons the server adds
+MESSAGE_REASONS = frozenset(REASONS) - {"bad_output"} | {
+    "no_meta",
+    "duplicate_seq",
+    "too_many_streams",
+    "meta_changed",
+    "too_many_sources",
+}
 
 
 def _pack(topic, body) -> list:

@@ -36,11 +36,9 @@ import zmq
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.mapping import ChannelPlan, MappingConfig, resolve_channels
 from g2h_edge.schema import IN_COLS
+from g2h_edge.sources.publisher import check_publish_options
 from g2h_edge.wire import (
-    MAX_BODY_MASS_KG,
-    MAX_FRAMES_PER_MESSAGE,
     MAX_RATE_HZ,
-    MIN_BODY_MASS_KG,
     MIN_RATE_HZ,
     check_stream_id,
     encode_end,
@@ -124,15 +122,6 @@ class LslConfig:
                 raise ConfigError(
                     f"LSL {key} {v!r} must be a string without single quotes", reason="bad_option"
                 )
-        if self.stream is not None:
-            try:
-                check_stream_id(self.stream)
-            except Exception as exc:  # WireError: say it as a configuration error
-                raise ConfigError(str(exc), reason="bad_option") from None
-        if not isinstance(self.address, str) or "://" not in self.address:
-            raise ConfigError(
-                f"LslConfig.address {self.address!r} is not a ZeroMQ endpoint", reason="bad_option"
-            )
         if self.units is not None and self.units not in ("deg", "rad"):
             raise ConfigError(f"units {self.units!r} must be 'deg' or 'rad'", reason="bad_option")
         MappingConfig(mapping=self.mapping, preset=self.preset, offsets_deg=self.offsets_deg)
@@ -143,31 +132,10 @@ class LslConfig:
                 f"rate_hz {self.rate_hz!r} must be within [{MIN_RATE_HZ}, {MAX_RATE_HZ}] Hz",
                 reason="bad_option",
             )
-        if self.body_mass_kg is not None and not (
-            isinstance(self.body_mass_kg, (int, float))
-            and MIN_BODY_MASS_KG <= self.body_mass_kg <= MAX_BODY_MASS_KG
-        ):
-            raise ConfigError(
-                f"body_mass_kg {self.body_mass_kg!r} must be within "
-                f"[{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
-                reason="bad_option",
-            )
-        fpm = self.frames_per_message
-        if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
-            raise ConfigError(
-                f"frames_per_message {fpm!r} must be an integer in 1..{MAX_FRAMES_PER_MESSAGE}",
-                reason="bad_option",
-            )
-        for key in (
-            "meta_interval_s",
-            "status_interval_s",
-            "resolve_timeout_s",
-            "wait_subscriber_s",
-            "linger_s",
-        ):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ConfigError(f"LslConfig.{key} = {v!r} must be > 0", reason="bad_option")
+        check_publish_options(
+            self,
+            ("meta_interval_s", "status_interval_s", "resolve_timeout_s", "wait_subscriber_s", "linger_s"),
+        )
         if self.duration_s is not None and not self.duration_s > 0:
             raise ConfigError(f"duration_s {self.duration_s!r} must be > 0", reason="bad_option")
 

@@ -33,7 +33,7 @@ from g2h_edge.wire import (
     encode_source_status,
 )
 
-__all__ = ["PublisherConfig", "SourceStats", "FramePublisher"]
+__all__ = ["PublisherConfig", "SourceStats", "FramePublisher", "check_publish_options"]
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,37 @@ class PublisherConfig:
     linger_s: float = 10.0
 
     def __post_init__(self):
+        check_publish_options(self, ("meta_interval_s", "status_interval_s", "wait_subscriber_s", "linger_s"))
+
+
+def check_publish_options(cfg, intervals: tuple[str, ...]) -> None:
+    """The publishing fields every live source's config shares: ``stream`` (None allowed),
+    ``address``, ``body_mass_kg``, ``frames_per_message`` and the positive ``intervals``;
+    a ConfigError (``bad_option``) naming the bad value."""
+    name = type(cfg).__name__
+    if cfg.stream is not None:
         try:
-            check_stream_id(self.stream)
+            check_stream_id(cfg.stream)
         except Exception as exc:  # WireError: say it as a configuration error
             raise ConfigError(str(exc), reason="bad_option") from None
-        if not isinstance(self.address, str) or "://" not in self.address:
-            raise ConfigError(f"address {self.address!r} is not a ZeroMQ endpoint", reason="bad_option")
-        m = self.body_mass_kg
-        if m is not None and not (isinstance(m, (int, float)) and MIN_BODY_MASS_KG <= m <= MAX_BODY_MASS_KG):
-            raise ConfigError(
-                f"body_mass_kg {m!r} must be within [{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
-                reason="bad_option",
-            )
-        fpm = self.frames_per_message
-        if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
-            raise ConfigError(
-                f"frames_per_message {fpm!r} must be an integer in 1..{MAX_FRAMES_PER_MESSAGE}",
-                reason="bad_option",
-            )
-        for key in ("meta_interval_s", "status_interval_s", "wait_subscriber_s", "linger_s"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ConfigError(f"{key} = {v!r} must be > 0", reason="bad_option")
+    if not isinstance(cfg.address, str) or "://" not in cfg.address:
+        raise ConfigError(f"{name}.address {cfg.address!r} is not a ZeroMQ endpoint", reason="bad_option")
+    m = cfg.body_mass_kg
+    if m is not None and not (isinstance(m, (int, float)) and MIN_BODY_MASS_KG <= m <= MAX_BODY_MASS_KG):
+        raise ConfigError(
+            f"body_mass_kg {m!r} must be within [{MIN_BODY_MASS_KG}, {MAX_BODY_MASS_KG}] kg",
+            reason="bad_option",
+        )
+    fpm = cfg.frames_per_message
+    if isinstance(fpm, bool) or not isinstance(fpm, int) or not 1 <= fpm <= MAX_FRAMES_PER_MESSAGE:
+        raise ConfigError(
+            f"frames_per_message {fpm!r} must be an integer in 1..{MAX_FRAMES_PER_MESSAGE}",
+            reason="bad_option",
+        )
+    for key in intervals:
+        v = getattr(cfg, key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ConfigError(f"{name}.{key} = {v!r} must be > 0", reason="bad_option")
 
 
 @dataclass
