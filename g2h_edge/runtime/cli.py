@@ -454,7 +454,7 @@ def demo_cmd(out_dir, speed, backend, no_plot, with_events, models):
 
     The bundled models and the example trial are SYNTHETIC: the numbers are not physiology.
     """
-    from g2h_edge.runtime.demo import DemoConfig, run_demo
+    from g2h_edge.bench.demo import DemoConfig, run_demo
 
     run_demo(
         DemoConfig(

@@ -29,7 +29,6 @@ REASON_ARG = {"_err": 0, "_reject": 1, "_cycle_reject": 1, "Reject": 1, "count_r
 #: modules whose reasons are not wire rejects (CLI/bench helpers)
 NOT_WIRE = {
     "runtime/cli.py",
-    "runtime/demo.py",
     "runtime/record.py",
     "runtime/local.py",
     # its own input checks never reach the wire: a failure becomes the cycle's
