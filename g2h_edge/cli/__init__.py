@@ -73,6 +73,10 @@ BENCH = {
         "g2h_edge.bench.fuzz:bench_fuzz_cmd",
         "Hostile messages vs two healthy streams: crashes, lost cycles, reject reasons",
     ),
+    "ingest": (
+        "g2h_edge.bench.ingest:bench_ingest_cmd",
+        "Per-frame ingest cost (decode + stream state + detector) vs decode alone, in-process",
+    ),
     "soak": (
         "g2h_edge.bench.soak:bench_soak_cmd",
         "Many streams for minutes: sequence gaps, cycles out vs expected, RSS over time",
