@@ -3,11 +3,14 @@
 - ``shared_dir`` / ``reference_dir`` / ``data_dir``: ../shared next to the project; tests that
   need them are skipped when absent (CI has it; a user's clone may not).
 - ``gpu`` marker: skipped unless torch sees a CUDA device.
+- ``spawn_serve``: a real ``g2h-edge serve`` subprocess, returned once it has started.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,24 @@ def pylsl():
     if not ok:
         pytest.skip("LSL stream discovery does not work on this machine (multicast blocked?)")
     return pylsl
+
+
+@pytest.fixture
+def spawn_serve():
+    """``spawn_serve(engine, listen, publish, *extra)``: start ``g2h-edge serve`` (synthetic
+    models allowed, one thread, unbuffered stderr) as a subprocess and return it after its
+    start-up line; the test kills or stops it."""
+
+    def spawn(engine, listen: str, publish: str, *extra: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "g2h_edge.cli", "serve", "--engine", str(engine)]
+        cmd += ["--allow-synthetic", "--listen", listen, "--publish", publish, "--threads", "1"]
+        proc = subprocess.Popen(
+            [*cmd, *extra], stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        line = proc.stderr.readline()
+        if "g2h-edge serve:" not in line:
+            proc.kill()
+            raise AssertionError(line + proc.stderr.read())
+        return proc
+
+    return spawn

@@ -3,10 +3,7 @@ and the reader reads past torn bytes."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import warnings
 
@@ -38,34 +35,11 @@ def _streams(contents) -> dict:
 
 
 @pytest.mark.slow
-def test_restart_after_a_killed_writer_keeps_both_sessions(jm_bundle_path, run_server, tmp_path):
+def test_restart_after_a_killed_writer_keeps_both_sessions(jm_bundle_path, run_server, spawn_serve, tmp_path):
     rec = tmp_path / "run.g2hrec"
     addr_in, addr_out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "g2h_edge.cli",
-            "serve",
-            "--engine",
-            str(jm_bundle_path),
-            "--allow-synthetic",
-            "--listen",
-            addr_in,
-            "--publish",
-            addr_out,
-            "--record",
-            str(rec),
-            "--threads",
-            "1",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = spawn_serve(jm_bundle_path, addr_in, addr_out, "--record", str(rec))
     try:
-        line = proc.stderr.readline()
-        assert "g2h-edge serve:" in line, line + proc.stderr.read()
         replay(
             make_stream(4.0, 100.0, seed=41),
             ReplayConfig(address=addr_in, stream="one", max_rate=True, with_events=True),

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -66,36 +63,11 @@ def test_record_refuses_foreign_file(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, tmp_path, sig):
+def test_signal_finishes_cycles_flushes_record_and_exits_0(jm_bundle_path, spawn_serve, tmp_path, sig):
     rec = tmp_path / "sig.g2hrec"
     addr_in, addr_out = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "g2h_edge.cli",
-            "serve",
-            "--engine",
-            str(jm_bundle_path),
-            "--allow-synthetic",
-            "--listen",
-            addr_in,
-            "--publish",
-            addr_out,
-            "--record",
-            str(rec),
-            "--threads",
-            "1",
-            "--log-interval",
-            "0.2",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = spawn_serve(jm_bundle_path, addr_in, addr_out, "--record", str(rec), "--log-interval", "0.2")
     try:
-        line = proc.stderr.readline()
-        assert "g2h-edge serve:" in line, line + proc.stderr.read()
         trial = make_stream(5.0, 100.0, seed=22)
         cfg = ReplayConfig(address=addr_in, stream="sig", max_rate=True, with_events=True, send_end=False)
         replay(trial, cfg)

@@ -268,37 +268,13 @@ def test_replay_without_a_server_output_exits_4(jm_engine, tmp_path):
 
 
 @pytest.mark.slow
-def test_replay_exits_4_when_the_server_is_killed(random_bundle, tmp_path):
-    import os
+def test_replay_exits_4_when_the_server_is_killed(random_bundle, spawn_serve, tmp_path):
     import signal
-    import subprocess
-    import sys
 
     csv, _ = _trial_file(tmp_path, seconds=6.0)
     listen, publish = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "g2h_edge.cli",
-            "serve",
-            "--engine",
-            str(random_bundle("transformer", "jm", seed=0, name="test-jm")),
-            "--allow-synthetic",
-            "--listen",
-            listen,
-            "--publish",
-            publish,
-            "--threads",
-            "1",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = spawn_serve(random_bundle("transformer", "jm", seed=0, name="test-jm"), listen, publish)
     try:
-        line = proc.stderr.readline()
-        assert "g2h-edge serve:" in line, line + proc.stderr.read()
         killer = threading.Timer(1.5, proc.send_signal, args=(signal.SIGKILL,))
         killer.start()  # mid-replay: 6 s paced at 2x
         from click.testing import CliRunner
