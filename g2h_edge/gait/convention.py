@@ -26,6 +26,7 @@ counts, O(frames x 10) per update.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from g2h_edge.schema import IN_COLS, N_IN
 
 __all__ = [
     "check_convention",
+    "check_cycle_convention",
     "assess_convention",
     "convert_gait2354",
     "ConventionMonitor",
@@ -183,6 +185,29 @@ def check_convention(q, *, rate_hz: float | None = None) -> None:
     """
     del rate_hz
     verdict, msg = assess_convention(q)
+    if verdict not in ("ok", "undecided"):
+        raise ConventionError(msg, reason=verdict)
+
+
+def check_cycle_convention(x: np.ndarray) -> None:
+    """:func:`check_convention` for one all-finite checked cycle ``x`` (n, 10) (float32 or
+    float64): the same statistics, verdict and error, from the per-channel extremes of the
+    transposed cycle (the runtime calls this once per cycle; a few times cheaper)."""
+    xt = np.asarray(x).T.copy()  # (10, n): reductions along the last axis are cheap
+    lo, hi = xt.min(axis=1), xt.max(axis=1)
+    if not math.isfinite(float(lo.sum(dtype=np.float64) + hi.sum(dtype=np.float64))):  # not a checked cycle
+        check_convention(x)
+        return
+    st = _Stats()
+    st.n = xt.shape[1]
+    # the same values as _add_finite on the float64 copy: min/max and the sign test are exact
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    st.max_abs = max(0.0, float(-lo.min()), float(hi.max()))
+    st.q_min, st.q_max = lo, hi
+    k_r, k_l = xt[KNEE_INDEX[0]], xt[KNEE_INDEX[1]]  # (n,) rows: no fancy-index copy
+    st.knee_neg = int(np.count_nonzero(k_r < 0)) + int(np.count_nonzero(k_l < 0))
+    st.knee_count = 2 * xt.shape[1]
+    verdict, msg = st.verdict()
     if verdict not in ("ok", "undecided"):
         raise ConventionError(msg, reason=verdict)
 

@@ -43,6 +43,7 @@ maximum (sub-frame, rate independent) plus ``ic_offset_s``.
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 
 import numpy as np
@@ -208,20 +209,18 @@ class OnlineICDetector:
 
     def _update_small(self, tl: list, ql: list) -> list[tuple[float, str]]:
         """Per-sample path (chunks up to ``_SCALAR_MAX_FRAMES`` frames): scalar maths, no
-        numpy calls per sample. Same float64 operations and decisions as
-        :meth:`_update_large`."""
-        sin, d = math.sin, _D2R
-        rows = []
-        increasing, t_prev = True, -math.inf
-        for ti, (hr, hl, kr, kl) in zip(tl, ql):
-            increasing = increasing and ti > t_prev
-            t_prev = ti
-            if math.isfinite(hr + hl + kr + kl):  # skip frames with NaN/inf angles
-                hr, hl = hr * d, hl * d
-                rows.append((ti, sin(hr) + sin(hr - kr * d), sin(hl) + sin(hl - kl * d), kr, kl))
-        if not rows:
+        numpy calls per sample, one pass that computes each row's reach and runs both state
+        machines on it. Same float64 operations and decisions as :meth:`_update_large`."""
+        isfinite = math.isfinite
+        k0 = 0  # first row with finite angles (frames with NaN/inf angles are skipped)
+        while k0 < len(ql) and not isfinite(sum(ql[k0])):
+            k0 += 1
+        if k0 == len(ql):
             return []
-        self._check_times(rows[0][0], increasing, tl)
+        increasing = tl[0] > -math.inf and all(map(operator.lt, tl, tl[1:]))  # NaN: False
+        self._check_times(tl[k0], increasing, tl)  # may reset the state
+        sin, d = math.sin, _D2R
+        rows: list = []
         out: list[tuple[float, str]] = []
         # the state lists are mutated in place here and by _switch (same objects)
         extreme, t_extreme, mode = self.extreme_, self.t_extreme_, self.mode_
@@ -229,7 +228,12 @@ class OnlineICDetector:
         lowest, lowest_at_ext = self.lowest_, self.lowest_at_extreme_
         # both sides in sample order, side 0 then side 1 (the loop over the sides written
         # out: same operations, less interpreter work per sample)
-        for k, (ti, reach_r, reach_l, _, _) in enumerate(rows):
+        for ti, (hr, hl, kr, kl) in zip(tl[k0:], ql[k0:]):
+            if not isfinite(hr + hl + kr + kl):
+                continue
+            hr, hl = hr * d, hl * d
+            reach_r, reach_l = sin(hr) + sin(hr - kr * d), sin(hl) + sin(hl - kl * d)
+            rows.append((ti, reach_r, reach_l, kr, kl))
             if reach_r < lowest[0]:
                 lowest[0] = reach_r
             tracked = mode[0] * reach_r
@@ -238,7 +242,7 @@ class OnlineICDetector:
             else:
                 age = ti - t_extreme[0]
                 if (tracked <= extreme[0] - drop[0] and age >= min_age[0]) or age >= max_age[0]:
-                    ic = self._switch(0, ti, reach_r, rows[: k + 1])
+                    ic = self._switch(0, ti, reach_r, rows)
                     if ic is not None:
                         out.append(ic)
             if reach_l < lowest[1]:
@@ -249,7 +253,7 @@ class OnlineICDetector:
             else:
                 age = ti - t_extreme[1]
                 if (tracked <= extreme[1] - drop[1] and age >= min_age[1]) or age >= max_age[1]:
-                    ic = self._switch(1, ti, reach_l, rows[: k + 1])
+                    ic = self._switch(1, ti, reach_l, rows)
                     if ic is not None:
                         out.append(ic)
         self.history_.extend(rows)

@@ -121,7 +121,10 @@ def _cycle(x) -> np.ndarray:
 
 def _bin_means(x: np.ndarray, n_bins: int) -> np.ndarray:
     """(..., T, C) -> (..., n_bins, C): mean over equal phase bins."""
-    edges = np.linspace(0, x.shape[-2], n_bins + 1).round().astype(int)
+    T = x.shape[-2]
+    if T % n_bins == 0:  # equal bins (180 frames, 18 bins): one reduction, same sums
+        return x.reshape(x.shape[:-2] + (n_bins, T // n_bins, x.shape[-1])).mean(-2)
+    edges = np.linspace(0, T, n_bins + 1).round().astype(int)
     return np.stack([x[..., a:b, :].mean(-2) for a, b in zip(edges[:-1], edges[1:])], -2)
 
 
@@ -143,6 +146,23 @@ def input_summary(X, n_bins: int = N_BINS) -> dict:
     }
 
 
+#: the last summaries validated (id -> (summary, checked)): the runtime asks for the same
+#: engine's summary at every cycle; the object is kept, so its id cannot be reused
+_CHECKED: dict[int, tuple] = {}
+
+
+def _checked_summary(summary) -> dict:
+    """:func:`check_summary`, remembered for the same summary object."""
+    hit = _CHECKED.get(id(summary))
+    if hit is not None and hit[0] is summary:
+        return hit[1]
+    checked = check_summary(summary)
+    if len(_CHECKED) >= 16:
+        _CHECKED.clear()
+    _CHECKED[id(summary)] = (summary, checked)
+    return checked
+
+
 def check_summary(summary) -> dict:
     """Validate an input summary (as stored in a bundle); returns it with numpy arrays."""
     try:
@@ -160,17 +180,18 @@ def check_summary(summary) -> dict:
     return {"n_bins": n, "mean": mean, "sd": sd, "n_cycles": int(summary.get("n_cycles", 0))}
 
 
-def ood_z(x, mean, std) -> tuple[float, str]:
-    """Largest over channels of |cycle mean - mean| / std, and that channel's name."""
-    x = _cycle(x)
-    z = np.abs(x.mean(0) - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
+def ood_z(x, mean, std, *, cycle_mean=None) -> tuple[float, str]:
+    """Largest over channels of |cycle mean - mean| / std, and that channel's name
+    (``cycle_mean``: ``x.mean(0)`` when the caller has it)."""
+    m = _cycle(x).mean(0) if cycle_mean is None else cycle_mean
+    z = np.abs(m - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
     i = int(np.argmax(z))
     return float(z[i]), IN_COLS[i]
 
 
 def ood_phase_z(x, summary) -> tuple[float, str]:
     """Largest over channels of the RMS over phase bins of the bin-mean z-scores."""
-    s = check_summary(summary)
+    s = _checked_summary(summary)
     b = _bin_means(_cycle(x), s["n_bins"])  # (bins, 10)
     z = np.sqrt((((b - s["mean"]) / s["sd"]) ** 2).mean(0))  # (10,)
     i = int(np.argmax(z))
@@ -186,7 +207,8 @@ def _window(T: int, lo: float, hi: float, shift: int) -> np.ndarray:
 
 
 def _phase_mean(v: np.ndarray, lo: float, hi: float, shift: int = 0) -> float:
-    return float(v[_window(v.size, lo, hi, shift)].mean())
+    w = _window(v.size, lo, hi, shift)
+    return float(np.add.reduce(v.take(w)) / w.size)  # == v[w].mean(), without its dispatch
 
 
 def _corr(u: np.ndarray, v: np.ndarray) -> float:
@@ -207,13 +229,16 @@ def _sign_flags(x: np.ndarray, cfg: QualityConfig) -> list[str]:
     return flags
 
 
-def _offset_flags(x: np.ndarray, ref_mean, cfg: QualityConfig) -> list[str]:
-    m = x.mean(0)
+def _offset_flags(x: np.ndarray, ref_mean, cfg: QualityConfig, m=None) -> list[str]:
+    m = x.mean(0) if m is None else m  # (10,) cycle means
     flags = []
     if ref_mean is not None:
         ref_mean = np.asarray(ref_mean, np.float64)
         d = np.abs(m - ref_mean)
         flags += [f"offset:{IN_COLS[i]}" for i in np.flatnonzero(d > cfg.offset_deg)]
+    m = m.tolist()  # plain floats: the same float64 arithmetic, no numpy scalars
+    if ref_mean is not None:
+        ref_mean = ref_mean.tolist()
     for joint, thr in _PAIRS:
         r, lf = _CH[joint + "_r"], _CH[joint + "_l"]
         d = [abs(m[r] - m[lf])]
@@ -253,12 +278,18 @@ def quality_flags(
     """Heuristic flags of one cycle (see the module doc); ``ref_mean`` is the model's input
     mean (10,) for the ``offset`` flags, ``neighbour_durations_s`` the stream's previous
     cycle durations of the same side."""
-    cfg = config or QualityConfig()
-    x = _cycle(x)
+    return _flags(_cycle(x), duration_s, neighbour_durations_s, ref_mean, config)
+
+
+_DEFAULT_CONFIG = QualityConfig()
+
+
+def _flags(x, duration_s, neighbours, ref_mean, config, cycle_mean=None) -> list[str]:
+    cfg = config or _DEFAULT_CONFIG
     return (
         _sign_flags(x, cfg)
-        + _offset_flags(x, ref_mean, cfg)
-        + _timing_flags(x, duration_s, neighbour_durations_s, cfg)
+        + _offset_flags(x, ref_mean, cfg, cycle_mean)
+        + _timing_flags(x, duration_s, neighbours, cfg)
     )
 
 
@@ -277,17 +308,11 @@ def assess_cycle(
     ``flags`` (list of str), ``ood_z``/``ood_channel`` (with mean/std),
     ``ood_phase_z``/``ood_phase_channel`` (with an input summary), ``y_sd_mean`` and
     ``y_sd_max`` (with an ensemble's per-frame spread ``y_sd`` (T, K))."""
-    out: dict = {
-        "flags": quality_flags(
-            x,
-            duration_s=duration_s,
-            ref_mean=mean,
-            neighbour_durations_s=neighbour_durations_s,
-            config=config,
-        )
-    }
+    x = _cycle(x)
+    m = x.mean(0)  # (10,) cycle means, shared by the offset flags and ood_z
+    out: dict = {"flags": _flags(x, duration_s, neighbour_durations_s, mean, config, m)}
     if mean is not None and std is not None:
-        z, ch = ood_z(x, mean, std)
+        z, ch = ood_z(x, mean, std, cycle_mean=m)
         out["ood_z"], out["ood_channel"] = round(z, 4), ch
     if summary is not None:
         z, ch = ood_phase_z(x, summary)

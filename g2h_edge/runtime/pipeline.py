@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 
 from g2h_edge.errors import ConfigError, ConventionError, WireError
-from g2h_edge.gait.convention import ConventionMonitor, check_convention
+from g2h_edge.gait.convention import ConventionMonitor, check_convention, check_cycle_convention
 from g2h_edge.runtime.config import ServerConfig
 from g2h_edge.runtime.stream import ReadyCycle, Reject, StreamState
 from g2h_edge.wire import MAX_SOURCES_PER_STREAM, End, Frames, Meta, SourceStatus, check_stream_id
@@ -116,7 +116,7 @@ class ConventionGate:
         if not self.enabled:
             return None
         try:
-            check_convention(x)
+            check_cycle_convention(x)
         except ConventionError as exc:
             return exc
         return None
