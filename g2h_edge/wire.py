@@ -267,7 +267,7 @@ def _check_times(t: np.ndarray) -> None:
 def _check_q(q: np.ndarray) -> None:
     # NaN/inf make the sum non-finite; a huge but finite float32 sum can overflow too, so
     # confirm element-wise on that (rare) path only
-    if not math.isfinite(q.sum()) and not np.isfinite(q).all():
+    if not math.isfinite(np.add.reduce(q, axis=None)) and not np.isfinite(q).all():  # == q.sum()
         raise _err("non_finite", "field 'q' contains NaN or infinity")
 
 

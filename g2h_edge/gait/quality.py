@@ -223,7 +223,9 @@ def _sign_flags(x: np.ndarray, cfg: QualityConfig) -> list[str]:
         a = x[:, _CH[ch]]  # that leg's own cycle starts ``shift`` frames in
         if _phase_mean(a, 30, 50, shift) - _phase_mean(a, 55, 70, shift) < -cfg.ankle_flip_margin_deg:
             flags.append(f"ankle_flip_{side}")
-    rot = _corr(x[:, _CH["hip_rotation_r"]], np.roll(x[:, _CH["hip_rotation_l"]], half))
+    rot_l = x[:, _CH["hip_rotation_l"]]
+    rot_l = np.concatenate((rot_l[-half:], rot_l[:-half])) if half else rot_l  # == np.roll(rot_l, half)
+    rot = _corr(x[:, _CH["hip_rotation_r"]], rot_l)
     if rot < cfg.hip_rotation_min_corr:
         flags.append("hip_rotation_mismatch")
     return flags

@@ -398,3 +398,18 @@ def test_external_ic_backlog_is_bounded(run_server):
             10,
         )
         pub.close()
+
+
+@pytest.mark.parametrize("cpu_timing", [False, True])
+def test_cpu_timing_adds_cpu_ms_only_when_asked(run_server, cpu_timing):
+    trial = make_stream(5.0, 200.0, seed=6, noise_deg=0.2)
+    with run_server(cpu_timing=cpu_timing) as (srv, col):
+        replay(trial, ReplayConfig(address=srv.endpoints["listen"], stream="cpu", max_rate=True))
+        assert col.wait_ended("cpu", 60)
+    cycles = col.of_type("cycle", "cpu")
+    assert len(cycles) >= 4
+    for c in cycles:
+        if cpu_timing:  # the thread's CPU time from the drain's start to the batch's inference
+            assert 0.0 <= c["cpu_ms"] < 10_000.0 and np.isfinite(c["cpu_ms"])
+        else:
+            assert "cpu_ms" not in c
