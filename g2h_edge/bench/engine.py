@@ -153,9 +153,23 @@ def _batches(text: str) -> list[int]:
     help="Bundle whose weights the torch baseline uses.",
 )
 @click.option("--no-reference", is_flag=True, help="Skip the torch-eager baseline.")
+@click.option(
+    "--trust-native",
+    is_flag=True,
+    help="Load a .pt2/.plan that your own `g2h-edge export` did not build (native code).",
+)
 @torch_engine_options
 def bench_engine_cmd(
-    engine_path, batch, iters, warmup, threads, bundle_path, no_reference, torch_precision, torch_compile
+    engine_path,
+    batch,
+    iters,
+    warmup,
+    threads,
+    bundle_path,
+    no_reference,
+    trust_native,
+    torch_precision,
+    torch_compile,
 ):
     """Engine latency p50/p99 and cycles/s, with the torch-eager reference as baseline."""
     from g2h_edge.engines import load_engine
@@ -164,7 +178,10 @@ def bench_engine_cmd(
     if iters < 5 or warmup < 0:
         raise click.BadParameter("--iters must be >= 5 and --warmup >= 0")
     engine = load_engine(
-        engine_path, threads=threads, **torch_flags(engine_path, torch_precision, torch_compile)
+        engine_path,
+        threads=threads,
+        trust_native=trust_native,
+        **torch_flags(engine_path, torch_precision, torch_compile),
     )
     engine.warmup(batch_sizes=tuple(_batches(batch)))  # compiled engines compile here
     label = engine.metadata.get("precision", "fp32")

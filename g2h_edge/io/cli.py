@@ -62,6 +62,12 @@ __all__ = ["predict_cmd", "synth_cmd", "label_cmd"]
     type=click.IntRange(min=1),
     help="CPU threads for the engine (default: the backend's choice).",
 )
+@click.option(
+    "--trust-native",
+    is_flag=True,
+    help="Load .pt2/.plan files that your own `g2h-edge export` did not build (they are "
+    "native code: only files you trust; docs/export.md).",
+)
 @trial_input_options(kwarg="mapping")
 def predict_cmd(
     model_path,
@@ -73,6 +79,7 @@ def predict_cmd(
     convert_gait2354,
     batch_size,
     threads,
+    trust_native,
     mapping,
 ):
     """Offline prediction for time-normalised cycles (right IC to right IC, 180 frames),
@@ -93,6 +100,7 @@ def predict_cmd(
         convert_gait2354=convert_gait2354,
         batch_size=batch_size,
         threads=threads,
+        trust_native=trust_native,
         mapping=mapping,
         ensemble=members,
     )

@@ -43,6 +43,7 @@ class PredictConfig:
     convert_gait2354: bool = False
     batch_size: int = 256
     threads: int | None = None
+    trust_native: bool = False  # load .pt2/.plan files this user did not build (native code)
     #: column mapping for trial-file inputs (None: the command's current mapping)
     mapping: object = None
     #: member files served as one ensemble (then ``model_path`` is only a label)
@@ -134,10 +135,9 @@ def predict_file(config: PredictConfig, engine=None) -> PredictResult:
     if own:
         from g2h_edge.engines.ensemble import load_any, load_ensemble  # heavy: lazily
 
+        kw = dict(threads=config.threads, trust_native=config.trust_native)
         engine = (
-            load_ensemble(config.ensemble, threads=config.threads)
-            if config.ensemble
-            else load_any(config.model_path, threads=config.threads)
+            load_ensemble(config.ensemble, **kw) if config.ensemble else load_any(config.model_path, **kw)
         )
     try:
         warnings = []

@@ -373,3 +373,35 @@ def test_loader_folders_are_removed(bf16_package, tmp_path):
     assert len(_temp_leftovers() - before) == 1  # its own folder while open
     eng.close()
     assert _temp_leftovers() == before
+
+
+def _cli(capsys, args) -> tuple[int, str]:
+    from g2h_edge.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_predict_and_bench_engine_take_trust_native(bf16_package, tmp_path, monkeypatch, capsys):
+    from g2h_edge.io.npz import write_gait2hip_npz
+    from g2h_edge.io.synth import make_cohort
+
+    _, rep = bf16_package
+    path = _package_like(rep, tmp_path, "f.pt2", resign_with=tmp_path / "other", monkeypatch=monkeypatch)
+    cohort = tmp_path / "in.npz"
+    write_gait2hip_npz(cohort, make_cohort("jm", 1, seed=2, trials_per_condition=1))
+    out = tmp_path / "p.npz"
+    predict = ["predict", "--model", str(path), "--input", str(cohort), "-o", str(out), "--allow-synthetic"]
+    bench = ["bench", "engine", "--engine", str(path), "--batch", "1", "--iters", "5", "--no-reference"]
+    for args in (predict, bench):
+        code, text = _cli(capsys, args)
+        assert code != 0 and "another user" in text and "--trust-native" in text, text
+        code, text = _cli(capsys, args + ["--trust-native"])
+        assert code == 0, text
+    with np.load(out) as z:
+        assert z["y"].shape[1:] == (180, 3)
