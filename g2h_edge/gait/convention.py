@@ -193,7 +193,11 @@ def check_cycle_convention(x: np.ndarray) -> None:
     """:func:`check_convention` for one all-finite checked cycle ``x`` (n, 10) (float32 or
     float64): the same statistics, verdict and error, from the per-channel extremes of the
     transposed cycle (the runtime calls this once per cycle; a few times cheaper)."""
-    xt = np.asarray(x).T.copy()  # (10, n): reductions along the last axis are cheap
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != N_IN or x.shape[0] == 0:
+        check_convention(x)  # its errors and its verdict for an empty window
+        return
+    xt = x.T.copy()  # (10, n): reductions along the last axis are cheap
     lo, hi = xt.min(axis=1), xt.max(axis=1)
     if not math.isfinite(float(lo.sum(dtype=np.float64) + hi.sum(dtype=np.float64))):  # not a checked cycle
         check_convention(x)

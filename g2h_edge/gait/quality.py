@@ -152,7 +152,9 @@ _CHECKED: dict[int, tuple] = {}
 
 
 def _checked_summary(summary) -> dict:
-    """:func:`check_summary`, remembered for the same summary object."""
+    """:func:`check_summary`, remembered for the same summary object (bundle and ONNX
+    metadata never change after loading; a summary edited in place is not checked again:
+    pass a new object)."""
     hit = _CHECKED.get(id(summary))
     if hit is not None and hit[0] is summary:
         return hit[1]

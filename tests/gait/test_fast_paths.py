@@ -76,6 +76,14 @@ def test_cycle_convention_check_agrees_with_the_reference(cycles, dtype):
     assert refused >= 3 * len(cycles)  # the wrong conventions were really refused
 
 
+def test_cycle_convention_check_of_empty_or_misshapen_input_is_the_reference():
+    assert _outcome(check_cycle_convention, np.zeros((0, 10))) is None
+    for bad in (np.zeros((5, 9)), np.zeros(10)):
+        with pytest.raises(ConventionError) as info:
+            check_cycle_convention(bad)
+        assert info.value.reason == "bad_shape"
+
+
 def test_cycle_convention_check_with_non_finite_values_falls_back(cycles):
     x = np.deg2rad(cycles[0]).astype(np.float32)
     x[5, 2] = np.nan
