@@ -133,3 +133,21 @@ def spawn_serve():
         return proc
 
     return spawn
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(args) -> (exit code, stdout + stderr)``: the real ``g2h-edge`` entry point run
+    in-process (a G2HError exits 2), with what a user sees."""
+    from g2h_edge.cli import main
+
+    def _run(args) -> tuple[int, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    return _run

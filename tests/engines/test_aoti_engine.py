@@ -375,19 +375,7 @@ def test_loader_folders_are_removed(bf16_package, tmp_path):
     assert _temp_leftovers() == before
 
 
-def _cli(capsys, args) -> tuple[int, str]:
-    from g2h_edge.cli import main
-
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def test_predict_and_bench_engine_take_trust_native(bf16_package, tmp_path, monkeypatch, capsys):
+def test_predict_and_bench_engine_take_trust_native(bf16_package, tmp_path, monkeypatch, cli):
     from g2h_edge.io.npz import write_gait2hip_npz
     from g2h_edge.io.synth import make_cohort
 
@@ -399,9 +387,9 @@ def test_predict_and_bench_engine_take_trust_native(bf16_package, tmp_path, monk
     predict = ["predict", "--model", str(path), "--input", str(cohort), "-o", str(out), "--allow-synthetic"]
     bench = ["bench", "engine", "--engine", str(path), "--batch", "1", "--iters", "5", "--no-reference"]
     for args in (predict, bench):
-        code, text = _cli(capsys, args)
+        code, text = cli(args)
         assert code != 0 and "another user" in text and "--trust-native" in text, text
-        code, text = _cli(capsys, args + ["--trust-native"])
+        code, text = cli(args + ["--trust-native"])
         assert code == 0, text
     with np.load(out) as z:
         assert z["y"].shape[1:] == (180, 3)

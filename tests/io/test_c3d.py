@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from g2h_edge.cli import main
 from g2h_edge.errors import DataError, MissingExtraError
 from g2h_edge.io.c3d import ic_side_of_event, read_c3d_events
 from g2h_edge.io.cycles import cut_cycles
@@ -180,17 +179,7 @@ def test_pig_table_matches_the_docs():
     assert {r[0]: (r[1], float(r[2]), float(r[3])) for r in rows} == PIG_TO_RAJAGOPAL
 
 
-def _invoke(capsys, args):
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
-def test_c3d_through_predict_and_replay(tmp_path, capsys, walk, random_bundle):
+def test_c3d_through_predict_and_replay(tmp_path, cli, walk, random_bundle):
     import torch
 
     from g2h_edge.engines import load_engine
@@ -201,8 +190,8 @@ def test_c3d_through_predict_and_replay(tmp_path, capsys, walk, random_bundle):
     p = _write_c3d(tmp_path / "trial.c3d", walk, _pig_points(walk), _vicon_events(walk), mass=64.0)
     model = random_bundle("lstm", "jm", seed=0, name="c3d-lstm-jm")
     out = tmp_path / "pred.npz"
-    code, text = _invoke(
-        capsys, ["predict", "--model", str(model), "--input", str(p), "-o", str(out), "--allow-synthetic"]
+    code, text = cli(
+        ["predict", "--model", str(model), "--input", str(p), "-o", str(out), "--allow-synthetic"]
     )
     assert code in (0, None), text
     cut = cut_cycles(read_trial(p))
@@ -221,8 +210,7 @@ def test_c3d_through_predict_and_replay(tmp_path, capsys, walk, random_bundle):
     )
     with LocalServer(cfg, engines=[eng]) as srv, OutputCollector(srv.endpoints["publish"]) as col:
         assert col.wait_ready(30)
-        code, text = _invoke(
-            capsys,
+        code, text = cli(
             [
                 "replay",
                 str(p),

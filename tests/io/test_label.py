@@ -9,22 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from g2h_edge.cli import main
 from g2h_edge.io.label import RAJAGOPAL_TO_MF, target_columns
 from g2h_edge.io.mapping import MappingConfig
 from g2h_edge.io.npz import read_gait2hip_npz
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS, JM_COLS, MF_COLS, mirror_sides
-
-
-def _invoke(capsys, args):
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def _sto(path, t, cols: dict, in_degrees=None, title="Inverse Dynamics Generalized Forces"):
@@ -55,7 +44,7 @@ def test_mf_table_covers_the_outputs():
     assert target_columns("jm", "L")["hip_rotation_r_moment"] == ("hip_rotation_l_moment",)
 
 
-def test_label_real_trials_jm(tmp_path, capsys, data_dir):
+def test_label_real_trials_jm(tmp_path, cli, data_dir):
     from g2h_edge.export.cycles import real_cycles
 
     folder = data_dir / "schreiber2019"
@@ -76,8 +65,7 @@ def test_label_real_trials_jm(tmp_path, capsys, data_dir):
         per_kg = k == 1  # the second trial's file holds Nm/kg
         scale = 1.0 if per_kg else ev["body_mass_kg"]
         sto = _sto(tmp_path / f"{stem}_id.sto", m[:, 0], {c: m[:, mh.index(c)] * scale for c in mh[1:7]})
-        code, text = _invoke(
-            capsys,
+        code, text = cli(
             [
                 "label",
                 "--ik",
@@ -108,7 +96,7 @@ def test_label_real_trials_jm(tmp_path, capsys, data_dir):
         np.testing.assert_allclose(d.Y[i] / d.weight_kg[i], ref.y[j], atol=2e-3)
 
 
-def test_label_mf_from_static_optimisation(tmp_path, capsys):
+def test_label_mf_from_static_optimisation(tmp_path, cli):
     walk = make_stream(4.0, 100.0, seed=21, body_mass_kg=60.0)
     mot = _sto(
         tmp_path / "w_ik.mot",
@@ -135,8 +123,7 @@ def test_label_mf_from_static_optimisation(tmp_path, capsys):
     evp = tmp_path / "ev.json"
     evp.write_text(json.dumps(ev))
     out = tmp_path / "mf.npz"
-    code, text = _invoke(
-        capsys,
+    code, text = cli(
         [
             "label",
             "--ik",
@@ -185,7 +172,7 @@ def test_label_mf_from_static_optimisation(tmp_path, capsys):
         (["--id", "ID", "--body-mass", "0"], "Invalid value for '--body-mass'"),
     ],
 )
-def test_label_refusals(tmp_path, capsys, extra, match):
+def test_label_refusals(tmp_path, cli, extra, match):
     walk = make_stream(3.0, 100.0, seed=2)
     mot = _sto(
         tmp_path / "w_ik.mot",
@@ -218,5 +205,5 @@ def test_label_refusals(tmp_path, capsys, extra, match):
     ] + [str(paths.get(a, a)) for a in extra]
     if "--speed" not in extra:
         args += ["--speed", "med"]
-    code, text = _invoke(capsys, args)
+    code, text = cli(args)
     assert code == 2 and re.search(match, text), text

@@ -11,7 +11,6 @@ import re
 import numpy as np
 import pytest
 
-from g2h_edge.cli import main
 from g2h_edge.io.npz import read_gait2hip_npz
 from g2h_edge.io.synth import make_stream
 from g2h_edge.schema import IN_COLS, mirror_sides
@@ -115,16 +114,6 @@ def write_trc(path, model, walk):
     return path
 
 
-def _invoke(capsys, args):
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 @pytest.fixture(scope="module")
 def walk():
     return make_stream(3.0, 100.0, seed=3)
@@ -142,11 +131,10 @@ def _files(tmp_path, walk, actuators=False):
     return osim_path, trc, ev
 
 
-def test_label_runs_opensim_ik_and_id(tmp_path, capsys, walk):
+def test_label_runs_opensim_ik_and_id(tmp_path, cli, walk):
     osim_path, trc, ev = _files(tmp_path, walk)
     out = tmp_path / "jm.npz"
-    code, text = _invoke(
-        capsys,
+    code, text = cli(
         [
             "label",
             "--model",
@@ -198,12 +186,11 @@ def test_label_runs_opensim_ik_and_id(tmp_path, capsys, walk):
     assert 5.0 < np.abs(d.Y[:, :, 0]).max() < 500.0
 
 
-def test_label_runs_static_optimisation(tmp_path, capsys, walk):
+def test_label_runs_static_optimisation(tmp_path, cli, walk):
     """SO runs (coordinate actuators, no muscles): its force file then lacks the Rajagopal
     muscles, which label reports by name."""
     osim_path, trc, ev = _files(tmp_path, walk, actuators=True)
-    code, text = _invoke(
-        capsys,
+    code, text = cli(
         [
             "label",
             "--model",

@@ -9,7 +9,6 @@ import re
 import numpy as np
 import pytest
 
-from g2h_edge.cli import main
 from g2h_edge.errors import ConfigError, DataError
 from g2h_edge.io.cycles import cut_cycles
 from g2h_edge.io.mapping import PIG_TO_RAJAGOPAL, MappingConfig, fill_gaps, parse_map_items, resolve_channels
@@ -216,17 +215,9 @@ def test_visual3d_export_needs_a_rate(tmp_path, walk):
 
 
 # ----------------------------------------------------------------------------- through CLIs
-def _invoke(capsys, args):
-    capsys.readouterr()
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
-def test_predict_nexus_csv_with_events(tmp_path, capsys, walk, random_bundle):
+def test_predict_nexus_csv_with_events(tmp_path, cli, walk, random_bundle):
     p = tmp_path / "nexus.csv"
     p.write_text("\n".join(_nexus_lines(walk)) + "\n")
     ev = tmp_path / "ev.json"
@@ -241,8 +232,7 @@ def test_predict_nexus_csv_with_events(tmp_path, capsys, walk, random_bundle):
     )
     model = random_bundle("lstm", "jm", seed=0, name="map-lstm-jm")
     out = tmp_path / "pred.npz"
-    code, text = _invoke(
-        capsys,
+    code, text = cli(
         [
             "predict",
             "--model",
@@ -263,8 +253,7 @@ def test_predict_nexus_csv_with_events(tmp_path, capsys, walk, random_bundle):
     with np.load(out) as z:
         assert z["y"].shape == (int(m.group(3)), 180, 3) and set(z["side"]) == {"R", "L"}
         np.testing.assert_allclose(z["y_raw"], z["y"] * 70.0, rtol=1e-5)
-    code, text = _invoke(
-        capsys,
+    code, text = cli(
         [
             "predict",
             "--model",
@@ -281,7 +270,7 @@ def test_predict_nexus_csv_with_events(tmp_path, capsys, walk, random_bundle):
     assert code == 2 and "not input channels" in text
 
 
-def test_replay_cli_with_map_into_a_real_server(tmp_path, capsys, walk, random_bundle):
+def test_replay_cli_with_map_into_a_real_server(tmp_path, cli, walk, random_bundle):
     from g2h_edge.engines import load_engine
     from g2h_edge.runtime.config import ServerConfig
     from g2h_edge.runtime.local import LocalServer, OutputCollector
@@ -310,8 +299,7 @@ def test_replay_cli_with_map_into_a_real_server(tmp_path, capsys, walk, random_b
     # a millisecond clock is not a time column in s: map it as frames at 100 Hz instead
     with LocalServer(cfg, engines=[eng]) as srv, OutputCollector(srv.endpoints["publish"]) as col:
         assert col.wait_ready(30)
-        code, text = _invoke(
-            capsys,
+        code, text = cli(
             [
                 "replay",
                 str(p),
