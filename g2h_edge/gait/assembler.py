@@ -22,6 +22,7 @@ import numpy as np
 
 from g2h_edge.errors import GaitError
 from g2h_edge.gait.config import CycleConfig
+from g2h_edge.gait.convention import channel_extremes
 from g2h_edge.gait.resample import interp_cycle, resample_cycle
 from g2h_edge.schema import IN_COLS, N_IN, SIDES
 
@@ -282,15 +283,8 @@ class CycleAssembler:
             )
         i1 = min(i1, t.shape[0] - 1)
         ts, qs = t[i0 : i1 + 1], q[i0 : i1 + 1]
-        # per-channel extremes from the transposed copy (three times cheaper than reducing
-        # along axis 0); NaN and inf show in them, so the full finiteness scan runs only
-        # when they are not finite
-        qt = qs.T.copy()  # (10, m)
-        lo, hi = qt.min(axis=1), qt.max(axis=1)
-        if (
-            not math.isfinite(float(lo.sum(dtype=np.float64) + hi.sum(dtype=np.float64)))
-            and not np.isfinite(qs).all()
-        ):
+        _, lo, hi, finite = channel_extremes(qs)  # also serve the plausibility check
+        if not finite:
             bad = np.argwhere(~np.isfinite(qs))[0]
             raise _reject(
                 f"{side} cycle holds non-finite angles ({IN_COLS[bad[1]]} at {ts[bad[0]]:.4f} s)",

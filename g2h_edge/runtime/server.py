@@ -272,7 +272,7 @@ class Server:
                     self._cycle_reject(r, "engine_error", f"{eng.name}: {exc}")
                 continue
             # thread CPU time (bench only), read once per batch after its inference
-            cpu_now = time.thread_time() if self.drain_cpu_ is not None else None
+            cpu_now = time.thread_time() if self.config.cpu_timing else None
             for j, (r, yi) in enumerate(zip(batch, y)):
                 sd = None if y_sd is None else y_sd[j]
                 lat = (time.perf_counter() - r.arrival) * 1e3
